@@ -1,0 +1,47 @@
+"""Build the one extension module, ``picows.picows``.
+
+Compiler directives live here, once, so every build of the module is the same.
+Set ``PICOWS_SANITIZE=1`` to build with AddressSanitizer and
+UndefinedBehaviorSanitizer (see docs/security.md).
+"""
+import os
+import sys
+
+from Cython.Build import cythonize
+from setuptools import Extension, setup
+
+extra_compile_args = ["-O3"]
+extra_link_args = []
+if os.environ.get("PICOWS_SANITIZE"):
+    san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-O1", "-g"]
+    extra_compile_args = san
+    extra_link_args = ["-fsanitize=address,undefined"]
+if sys.platform == "win32":
+    extra_compile_args = ["/O2"]
+    extra_link_args = []
+
+print(f"picows: building with {' '.join(extra_compile_args)}")
+
+extensions = [
+    Extension(
+        "picows.picows",
+        ["picows/picows.pyx"],
+        extra_compile_args=extra_compile_args,
+        extra_link_args=extra_link_args,
+    ),
+]
+
+setup(
+    ext_modules=cythonize(
+        extensions,
+        compiler_directives={
+            "language_level": 3,
+            "boundscheck": False,
+            "wraparound": False,
+            "initializedcheck": False,
+            "cdivision": True,
+            "embedsignature": True,
+        },
+        annotate=bool(os.environ.get("PICOWS_ANNOTATE")),
+    ),
+)
