@@ -304,21 +304,20 @@ async def aiohttp_client(host, port, ssl_context, message, window):
     scheme = "wss" if ssl_context else "ws"
     size = len(message)
     extra = {"ssl": ssl_context} if ssl_context else {}
-    async with aiohttp.ClientSession() as session:
-        async with session.ws_connect(f"{scheme}://{host}:{port}/", compress=0,
-                                      max_msg_size=0, **extra) as ws:
-            send, recv = ws.send_bytes, ws.receive
-            while True:
-                await send(message)
-                received = 0
-                while received < size:
-                    msg = await recv()
-                    if msg.type != aiohttp.WSMsgType.BINARY:
-                        raise RuntimeError(f"aiohttp client got {msg.type}")
-                    received += len(msg.data)
-                window.count += 1
-                if window.stop:
-                    break
+    async with aiohttp.ClientSession() as session, session.ws_connect(
+            f"{scheme}://{host}:{port}/", compress=0, max_msg_size=0, **extra) as ws:
+        send, recv = ws.send_bytes, ws.receive
+        while True:
+            await send(message)
+            received = 0
+            while received < size:
+                msg = await recv()
+                if msg.type != aiohttp.WSMsgType.BINARY:
+                    raise RuntimeError(f"aiohttp client got {msg.type}")
+                received += len(msg.data)
+            window.count += 1
+            if window.stop:
+                break
     window.finish()
 
 

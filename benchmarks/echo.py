@@ -145,8 +145,7 @@ def make_cert(certdir: str) -> str:
         leaf = ca.issue_cert("127.0.0.1", "localhost")
         leaf.private_key_pem.write_to_path(key)
         with open(cert, "wb") as f:
-            for blob in leaf.cert_chain_pems:
-                f.write(blob.bytes())
+            f.writelines(blob.bytes() for blob in leaf.cert_chain_pems)
             f.write(ca.cert_pem.bytes())
         return "trustme"
     if shutil.which("openssl") is None:
@@ -166,7 +165,7 @@ def role_server(args) -> None:
     import contenders
 
     async def main():
-        server, port = await contenders.start_server(
+        _server, port = await contenders.start_server(
             args.lib, HOST, 0, server_ssl_context(args.certdir))
         print(f"PORT {port} {contenders.library_version(args.lib)}", flush=True)
         # Serve until the parent closes our stdin (or kills us).
@@ -774,8 +773,8 @@ def main(argv=None) -> int:
     info = machine_info()
     cmd = "python benchmarks/echo.py " + " ".join(sys.argv[1:] if argv is None else argv)
     header = [f"Command: `{cmd}`",
-              f"Machine: {info['nproc']} CPUs, {info['cpu']}, Python {info['python']}, "
-              f"{info['platform']}"]
+              (f"Machine: {info['nproc']} CPUs, {info['cpu']}, Python {info['python']}, "
+               f"{info['platform']}")]
     doc: dict = {"command": cmd, "machine": info, "pin": args.pin}
     if args.memory is not None:
         text, results = memory_benchmark(args, info)
