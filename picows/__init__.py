@@ -1,0 +1,28 @@
+"""picows: fast and strict WebSocket client and server for Python asyncio."""
+
+__version__ = "1.0.0"
+
+from .types import WSError, WSHandshakeError, WSUpgradeRequest, WSUpgradeResponse  # noqa: E402
+from .picows import (  # noqa: E402
+    WSCloseCode,
+    WSFrame,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+)
+from .api import ws_connect, ws_create_server  # noqa: E402
+
+__all__ = [
+    "__version__",
+    "ws_connect",
+    "ws_create_server",
+    "WSListener",
+    "WSTransport",
+    "WSFrame",
+    "WSUpgradeRequest",
+    "WSUpgradeResponse",
+    "WSMsgType",
+    "WSCloseCode",
+    "WSError",
+    "WSHandshakeError",
+]

@@ -1,0 +1,226 @@
+"""ws_connect and ws_create_server: argument checks, URLs and the loop calls.
+
+Plain Python: this runs once per connection. The protocol itself is
+``picows.picows.WSProtocol``.
+"""
+from __future__ import annotations
+
+import asyncio
+import ssl
+import urllib.parse
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Tuple, Union
+
+from .handshake import build_upgrade_request, new_client_key
+from .picows import WSListener, WSProtocol, WSTransport
+from .types import WSError, WSUpgradeRequest
+
+__all__ = ["ws_connect", "ws_create_server"]
+
+DEFAULT_MAX_FRAME_SIZE = 10 * 1024 * 1024
+
+ExtraHeaders = Union[Mapping[str, str], Iterable[Tuple[str, str]], None]
+
+
+def _check_common(websocket_handshake_timeout: Optional[float], max_frame_size: int,
+                  close_timeout: float, auto_ping_idle_timeout: float,
+                  auto_ping_reply_timeout: float) -> None:
+    if websocket_handshake_timeout is not None and websocket_handshake_timeout <= 0:
+        raise ValueError("websocket_handshake_timeout must be positive or None")
+    if not isinstance(max_frame_size, int) or not 0 <= max_frame_size < 2 ** 63:
+        raise ValueError("max_frame_size must be an int between 0 and 2**63 - 1")
+    if close_timeout <= 0:
+        raise ValueError("close_timeout must be positive")
+    if auto_ping_idle_timeout <= 0 or auto_ping_reply_timeout <= 0:
+        raise ValueError("auto_ping timeouts must be positive")
+
+
+def _parse_url(url: str) -> Tuple[bool, str, int, str, str]:
+    """Return (secure, host, port, host header, request target)."""
+    if not isinstance(url, str):
+        raise ValueError(f"url must be a str, not {type(url).__name__}")
+    try:
+        parts = urllib.parse.urlsplit(url)
+        port = parts.port
+    except ValueError as exc:
+        raise ValueError(f"invalid websocket URL {url!r}: {exc}") from None
+    if parts.scheme not in ("ws", "wss"):
+        raise ValueError(f"invalid websocket URL {url!r}: the scheme must be ws or wss")
+    if not parts.hostname:
+        raise ValueError(f"invalid websocket URL {url!r}: no host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError(f"invalid websocket URL {url!r}: credentials are not supported")
+    secure = parts.scheme == "wss"
+    default_port = 443 if secure else 80
+    if port is None:
+        port = default_port
+    host = parts.hostname
+    host_header = f"[{host}]" if ":" in host else host
+    if port != default_port:
+        host_header = f"{host_header}:{port}"
+    target = parts.path or "/"
+    if parts.query:
+        target = f"{target}?{parts.query}"
+    if any(c in target for c in " \r\n"):
+        raise ValueError(f"invalid websocket URL {url!r}: whitespace in the path")
+    return secure, host, port, host_header, target
+
+
+async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
+                     ssl_context: Union[bool, ssl.SSLContext, None] = None,
+                     disconnect_on_exception: bool = True,
+                     logger_name: str = "client",
+                     websocket_handshake_timeout: Optional[float] = 5,
+                     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+                     enable_auto_pong: bool = True,
+                     enable_auto_close: bool = True,
+                     enable_utf8_validation: bool = True,
+                     close_timeout: float = 5.0,
+                     enable_auto_ping: bool = False,
+                     auto_ping_idle_timeout: float = 20.0,
+                     auto_ping_reply_timeout: float = 20.0,
+                     extra_headers: ExtraHeaders = None,
+                     **kwargs: Any) -> Tuple[WSTransport, WSListener]:
+    """Open a websocket connection to `url`.
+
+    Extra keyword arguments go to :any:`asyncio.loop.create_connection`.
+
+    :param ws_listener_factory: a parameterless factory returning the
+        :any:`WSListener` that handles the connection.
+    :param url: ``ws://host[:port]/path?query`` or ``wss://...``.
+    :param ssl_context: an SSLContext to use for ``wss://`` instead of the
+        default one (``ssl.create_default_context()``).
+    :param disconnect_on_exception: disconnect (CLOSE 1011) when
+        ``on_ws_frame`` raises; the exception is then raised again by
+        :any:`WSTransport.wait_disconnected`.
+    :param logger_name: picows logs on ``picows.<logger_name>``.
+    :param websocket_handshake_timeout: seconds to wait for the server's
+        upgrade response; :class:`asyncio.TimeoutError` after that.
+    :param max_frame_size: a frame declaring a larger payload gets CLOSE 1009.
+    :param enable_auto_pong: answer PINGs the listener did not answer itself.
+    :param enable_auto_close: answer the peer's CLOSE and close the connection.
+    :param enable_utf8_validation: fail TEXT messages that are not UTF-8 (1007).
+    :param close_timeout: seconds to wait for the server to finish the close
+        handshake and close TCP before disconnecting anyway.
+    :param enable_auto_ping: send a PING after ``auto_ping_idle_timeout``
+        seconds without incoming data; no PONG within
+        ``auto_ping_reply_timeout`` disconnects.
+    :param extra_headers: more headers for the upgrade request.
+    :return: the :any:`WSTransport` and the listener from the factory.
+    :raises ValueError: for a malformed URL or bad arguments.
+    :raises WSError: when the server refuses the upgrade or answers wrongly.
+    :raises asyncio.TimeoutError: when the handshake takes too long.
+    """
+    secure, host, port, host_header, target = _parse_url(url)
+    _check_common(websocket_handshake_timeout, max_frame_size, close_timeout,
+                  auto_ping_idle_timeout, auto_ping_reply_timeout)
+    if not callable(ws_listener_factory):
+        raise TypeError("ws_listener_factory must be callable")
+
+    if secure:
+        if ssl_context is None or ssl_context is True:
+            ssl_context = ssl.create_default_context()
+        elif ssl_context is False:
+            raise ValueError("ssl_context=False with a wss:// URL")
+        kwargs.setdefault("server_hostname", host)
+        kwargs["ssl"] = ssl_context
+    elif ssl_context not in (None, False):
+        raise ValueError("ssl_context given with a ws:// URL; use wss://")
+
+    key = new_client_key()
+    request = build_upgrade_request(host_header, target, key, extra_headers)
+
+    def protocol_factory() -> WSProtocol:
+        return WSProtocol(
+            is_client=True, listener_factory=ws_listener_factory,
+            logger_name=logger_name, disconnect_on_exception=disconnect_on_exception,
+            websocket_handshake_timeout=websocket_handshake_timeout,
+            max_frame_size=max_frame_size, enable_auto_pong=enable_auto_pong,
+            enable_auto_close=enable_auto_close,
+            enable_utf8_validation=enable_utf8_validation, close_timeout=close_timeout,
+            enable_auto_ping=enable_auto_ping,
+            auto_ping_idle_timeout=auto_ping_idle_timeout,
+            auto_ping_reply_timeout=auto_ping_reply_timeout,
+            upgrade_request=request, client_key=key)
+
+    loop = asyncio.get_running_loop()
+    kwargs.setdefault("host", host)
+    kwargs.setdefault("port", port)
+    if "sock" in kwargs:
+        kwargs.pop("host")
+        kwargs.pop("port")
+    transport, protocol = await loop.create_connection(protocol_factory, **kwargs)
+    try:
+        result: Tuple[WSTransport, WSListener] = await protocol.handshake_future
+    except BaseException:
+        transport.abort()
+        raise
+    return result
+
+
+async def ws_create_server(
+        ws_listener_factory: Callable[[WSUpgradeRequest], Optional[WSListener]],
+        host: Union[str, Sequence[str], None] = None,
+        port: Optional[int] = None, *,
+        disconnect_on_exception: bool = True,
+        websocket_handshake_timeout: Optional[float] = 5,
+        logger_name: str = "server",
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        enable_auto_pong: bool = True,
+        enable_auto_close: bool = True,
+        enable_utf8_validation: bool = True,
+        close_timeout: float = 5.0,
+        enable_auto_ping: bool = False,
+        auto_ping_idle_timeout: float = 20.0,
+        auto_ping_reply_timeout: float = 20.0,
+        allowed_origins: Optional[Iterable[str]] = None,
+        **kwargs: Any) -> asyncio.Server:
+    """Create a websocket server listening on `port` of `host`.
+
+    Extra keyword arguments go to :any:`asyncio.loop.create_server`.
+
+    :param ws_listener_factory: called with the :any:`WSUpgradeRequest` of
+        every connection; returns the :any:`WSListener` for it, or None to
+        answer 404 Not Found and disconnect. It works as a router. If it
+        raises, the client gets 500 and the traceback is logged.
+    :param host: a str, a sequence of str, or None/"" for all interfaces.
+    :param port: the port; 0 or None picks a free one.
+    :param disconnect_on_exception: disconnect (CLOSE 1011) when
+        ``on_ws_frame`` raises.
+    :param websocket_handshake_timeout: seconds a client has to send a
+        complete upgrade request before it is dropped.
+    :param logger_name: picows logs on ``picows.<logger_name>``.
+    :param max_frame_size: a frame declaring a larger payload gets CLOSE 1009.
+    :param enable_auto_pong: answer PINGs the listener did not answer itself.
+    :param enable_auto_close: answer the peer's CLOSE and close the connection.
+    :param enable_utf8_validation: fail TEXT messages that are not UTF-8 (1007).
+    :param close_timeout: seconds to wait for the close handshake to finish.
+    :param enable_auto_ping: keepalive PINGs, see :any:`ws_connect`.
+    :param allowed_origins: when given, only upgrade requests whose Origin
+        header is exactly one of these strings are accepted (others get 403).
+    :return: the :any:`asyncio.Server`.
+    """
+    _check_common(websocket_handshake_timeout, max_frame_size, close_timeout,
+                  auto_ping_idle_timeout, auto_ping_reply_timeout)
+    if not callable(ws_listener_factory):
+        raise TypeError("ws_listener_factory must be callable")
+    origins = None if allowed_origins is None else frozenset(allowed_origins)
+    if port is None:
+        port = 0
+
+    def protocol_factory() -> WSProtocol:
+        return WSProtocol(
+            is_client=False, listener_factory=ws_listener_factory,
+            logger_name=logger_name, disconnect_on_exception=disconnect_on_exception,
+            websocket_handshake_timeout=websocket_handshake_timeout,
+            max_frame_size=max_frame_size, enable_auto_pong=enable_auto_pong,
+            enable_auto_close=enable_auto_close,
+            enable_utf8_validation=enable_utf8_validation, close_timeout=close_timeout,
+            enable_auto_ping=enable_auto_ping,
+            auto_ping_idle_timeout=auto_ping_idle_timeout,
+            auto_ping_reply_timeout=auto_ping_reply_timeout,
+            allowed_origins=origins)
+
+    loop = asyncio.get_running_loop()
+    if host == "":
+        host = None
+    return await loop.create_server(protocol_factory, host, port, **kwargs)

@@ -1,0 +1,204 @@
+"""The HTTP/1.1 upgrade handshake of RFC 6455 section 4, both sides.
+
+Plain Python: it runs once per connection, so clarity beats speed here. The
+protocol in ``picows.pyx`` collects the head (everything up to and including
+the blank line), enforces the size limit while it does, and hands the head to
+these functions.
+"""
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import os
+import re
+from http import HTTPStatus
+from typing import Any, Dict, Iterable, List, Mapping, Optional, Tuple, Union
+
+from .types import WSHandshakeError, WSUpgradeRequest, WSUpgradeResponse
+
+__all__ = [
+    "MAX_HEAD_SIZE",
+    "MAX_HEADERS",
+    "accept_key",
+    "new_client_key",
+    "parse_upgrade_request",
+    "build_upgrade_response",
+    "build_error_response",
+    "build_upgrade_request",
+    "parse_upgrade_response",
+]
+
+#: The largest upgrade request or response head accepted, in bytes.
+MAX_HEAD_SIZE = 16 * 1024
+#: The most header lines accepted in an upgrade request or response.
+MAX_HEADERS = 128
+
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+# RFC 7230 token characters, for header names and methods.
+_TOKEN = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+\Z")
+_STATUS_LINE = re.compile(rb"(HTTP/\d\.\d) (\d{3})(?: (.*))?\Z")
+
+ExtraHeaders = Union[Mapping[str, str], Iterable[Tuple[str, str]], None]
+
+
+def accept_key(key: str) -> str:
+    """Return the Sec-WebSocket-Accept value for a Sec-WebSocket-Key."""
+    digest = hashlib.sha1(key.encode("ascii") + _GUID).digest()
+    return base64.b64encode(digest).decode("ascii")
+
+
+def new_client_key() -> str:
+    """Return a fresh random Sec-WebSocket-Key (16 random bytes, base64)."""
+    return base64.b64encode(os.urandom(16)).decode("ascii")
+
+
+def _tokens(value: str) -> List[str]:
+    return [t.strip().lower() for t in value.split(",") if t.strip()]
+
+
+def _parse_head(raw: bytes, status: int) -> Tuple[List[bytes], Dict[str, str]]:
+    """Split a head into its start line parts and a header dict.
+
+    Raises WSHandshakeError with ``status`` (400 on the server) on syntax errors.
+    """
+    if not raw.endswith(b"\r\n\r\n"):
+        raise WSHandshakeError(status, "incomplete HTTP head")
+    lines = raw[:-4].split(b"\r\n")
+    start = lines[0]
+    if len(lines) - 1 > MAX_HEADERS:
+        raise WSHandshakeError(431, f"more than {MAX_HEADERS} header lines")
+    headers: Dict[str, str] = {}
+    for line in lines[1:]:
+        name, sep, value = line.partition(b":")
+        # RFC 7230 3.2.4: no whitespace before the colon, no obsolete folding.
+        if not sep or not _TOKEN.match(name):
+            raise WSHandshakeError(status, "malformed header line")
+        if b"\r" in value or b"\n" in value or b"\0" in value:
+            raise WSHandshakeError(status, "invalid character in header value")
+        key = name.decode("ascii").lower()
+        text = value.strip(b" \t").decode("latin-1")
+        headers[key] = f"{headers[key]}, {text}" if key in headers else text
+    return [start], headers
+
+
+def parse_upgrade_request(raw: bytes,
+                          allowed_origins: Optional[Iterable[str]] = None) -> WSUpgradeRequest:
+    """Parse and validate a client's upgrade request head.
+
+    :param raw: the whole head, ending with the blank line ``\\r\\n\\r\\n``.
+    :param allowed_origins: when given, the exact Origin values accepted.
+    :return: the request, with lowercase header names.
+    :raises WSHandshakeError: with the HTTP status to answer: 400 malformed,
+        426 wrong Sec-WebSocket-Version, 431 too many headers, 403 Origin
+        not allowed.
+    """
+    (start,), headers = _parse_head(raw, 400)
+    parts = start.split(b" ")
+    if len(parts) != 3 or not _TOKEN.match(parts[0]) or not parts[1]:
+        raise WSHandshakeError(400, "malformed request line")
+    method, path, version = parts
+    if method != b"GET":
+        raise WSHandshakeError(400, "the upgrade request method must be GET")
+    if version != b"HTTP/1.1":
+        raise WSHandshakeError(400, "the upgrade request must be HTTP/1.1")
+    if not headers.get("host"):
+        raise WSHandshakeError(400, "missing Host header")
+    if "websocket" not in _tokens(headers.get("upgrade", "")):
+        raise WSHandshakeError(400, "missing or invalid Upgrade: websocket header")
+    if "upgrade" not in _tokens(headers.get("connection", "")):
+        raise WSHandshakeError(400, "missing or invalid Connection: Upgrade header")
+    version_value = headers.get("sec-websocket-version")
+    if version_value is None:
+        raise WSHandshakeError(400, "missing Sec-WebSocket-Version header")
+    if version_value.strip() != "13":
+        raise WSHandshakeError(426, "unsupported Sec-WebSocket-Version",
+                               [("Sec-WebSocket-Version", "13")])
+    key = headers.get("sec-websocket-key", "")
+    try:
+        decoded = base64.b64decode(key.encode("ascii"), validate=True)
+    except (binascii.Error, UnicodeEncodeError):
+        decoded = b""
+    if len(decoded) != 16:
+        raise WSHandshakeError(400, "Sec-WebSocket-Key must be base64 of 16 bytes")
+    if allowed_origins is not None:
+        origin = headers.get("origin")
+        if origin is None or origin not in set(allowed_origins):
+            raise WSHandshakeError(403, "Origin not allowed")
+    return WSUpgradeRequest(method, path, version, headers)
+
+
+def _format_headers(extra: ExtraHeaders) -> bytes:
+    if not extra:
+        return b""
+    items: Iterable[Tuple[str, Any]] = extra.items() if isinstance(extra, Mapping) else extra
+    out = []
+    for name, value in items:
+        line = f"{name}: {value}"
+        if "\r" in line or "\n" in line:
+            raise ValueError(f"invalid header {name!r}")
+        out.append(line.encode("latin-1") + b"\r\n")
+    return b"".join(out)
+
+
+def build_upgrade_response(request: WSUpgradeRequest,
+                           extra_headers: ExtraHeaders = None) -> bytes:
+    """Return the ``101 Switching Protocols`` response to a valid request."""
+    accept = accept_key(request.headers["sec-websocket-key"])
+    return (b"HTTP/1.1 101 Switching Protocols\r\n"
+            b"Upgrade: websocket\r\n"
+            b"Connection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept.encode("ascii") + b"\r\n"
+            + _format_headers(extra_headers) + b"\r\n")
+
+
+def build_error_response(status: int, reason: str,
+                         headers: ExtraHeaders = ()) -> bytes:
+    """Return a complete HTTP error response with a short plain-text body."""
+    try:
+        phrase = HTTPStatus(status).phrase
+    except ValueError:
+        phrase = "Error"
+    body = f"{status} {phrase}: {reason}\n".encode("utf-8", "replace")
+    return (f"HTTP/1.1 {status} {phrase}\r\n"
+            f"Content-Type: text/plain; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\n"
+            f"Connection: close\r\n").encode("latin-1") + _format_headers(headers) + b"\r\n" + body
+
+
+def build_upgrade_request(host_header: str, path: str, key: str,
+                          extra_headers: ExtraHeaders = None) -> bytes:
+    """Return the client's upgrade request head."""
+    return (f"GET {path} HTTP/1.1\r\n"
+            f"Host: {host_header}\r\n"
+            f"Upgrade: websocket\r\n"
+            f"Connection: Upgrade\r\n"
+            f"Sec-WebSocket-Key: {key}\r\n"
+            f"Sec-WebSocket-Version: 13\r\n").encode("latin-1") \
+        + _format_headers(extra_headers) + b"\r\n"
+
+
+def parse_upgrade_response(raw: bytes, key: str) -> WSUpgradeResponse:
+    """Parse and validate the server's answer to our upgrade request.
+
+    :raises WSHandshakeError: naming the status and reason when the server
+        refused the upgrade or answered something that is not a valid 101.
+    """
+    (start,), headers = _parse_head(raw, 0)
+    m = _STATUS_LINE.match(start)
+    if m is None:
+        raise WSHandshakeError(0, f"malformed status line {start[:100]!r}")
+    version, status_b, reason = m.group(1), int(m.group(2)), m.group(3) or b""
+    reason_text = reason.decode("latin-1")
+    if status_b != 101:
+        raise WSHandshakeError(
+            status_b, f"{reason_text or 'error'}: the server did not switch protocols")
+    if "websocket" not in _tokens(headers.get("upgrade", "")):
+        raise WSHandshakeError(101, "response has no Upgrade: websocket header")
+    if "upgrade" not in _tokens(headers.get("connection", "")):
+        raise WSHandshakeError(101, "response has no Connection: Upgrade header")
+    if headers.get("sec-websocket-accept", "").strip() != accept_key(key):
+        raise WSHandshakeError(101, "wrong Sec-WebSocket-Accept in response")
+    if headers.get("sec-websocket-extensions"):
+        raise WSHandshakeError(101, "server chose an extension that was not offered")
+    return WSUpgradeResponse(version, status_b, reason, headers)

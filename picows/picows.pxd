@@ -1,0 +1,170 @@
+# The public C interface of picows: user Cython code can
+#     from picows.picows cimport WSListener, WSTransport, WSFrame, WSMsgType
+# and read frames and send without going through Python calls.
+
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
+
+
+cpdef enum WSMsgType:
+    CONTINUATION = 0x0
+    TEXT = 0x1
+    BINARY = 0x2
+    CLOSE = 0x8
+    PING = 0x9
+    PONG = 0xA
+
+
+cpdef enum WSCloseCode:
+    NO_INFO = 0
+    OK = 1000
+    GOING_AWAY = 1001
+    PROTOCOL_ERROR = 1002
+    UNSUPPORTED_DATA = 1003
+    ABNORMAL_CLOSURE = 1006
+    INVALID_TEXT = 1007
+    POLICY_VIOLATION = 1008
+    MESSAGE_TOO_BIG = 1009
+    MANDATORY_EXTENSION = 1010
+    INTERNAL_ERROR = 1011
+    SERVICE_RESTART = 1012
+    TRY_AGAIN_LATER = 1013
+    BAD_GATEWAY = 1014
+
+
+cdef class WSFrame:
+    # Points into the protocol's read buffer: valid only during on_ws_frame.
+    cdef char* payload_ptr
+    cdef readonly size_t payload_size
+    cdef readonly size_t tail_size
+    cdef readonly WSMsgType msg_type
+    cdef readonly bint fin
+    cdef readonly bint rsv1
+    cdef readonly bint last_in_buffer
+
+    cpdef bytes get_payload_as_bytes(self)
+    cpdef str get_payload_as_utf8_text(self)
+    cpdef str get_payload_as_ascii_text(self)
+    cpdef object get_payload_as_memoryview(self)
+    cpdef object get_close_code(self)
+    cpdef object get_close_message(self)
+
+
+cdef class WSListener:
+    cpdef on_ws_connected(self, WSTransport transport)
+    cpdef on_ws_frame(self, WSTransport transport, WSFrame frame)
+    cpdef on_ws_disconnected(self, WSTransport transport)
+    cpdef pause_writing(self)
+    cpdef resume_writing(self)
+
+
+cdef class WSTransport:
+    cdef readonly object underlying_transport
+    cdef readonly bint is_client
+    cdef readonly object request
+    cdef readonly object response
+    cdef readonly bint is_close_frame_sent
+    cdef readonly object close_frame_received
+
+    cdef WSProtocolCore _protocol
+    cdef object _disconnected_future
+    cdef object _logger
+    cdef int _fd
+    cdef bint _closed
+    cdef uint8_t* _wbuf
+    cdef size_t _wbuf_size
+    cdef uint32_t _pongs_sent
+    cdef object _pending_pings
+    cdef object _listener_exc
+
+    cdef send_reuse_external_buffer(self, WSMsgType msg_type,
+                                    char* message, size_t message_size)
+    cdef int send_frame(self, WSMsgType msg_type, const uint8_t* payload,
+                        size_t size, bint fin, bint rsv1) except -1
+    cdef int _send_close_frame(self, int code, const uint8_t* reason,
+                               size_t reason_size) except -1
+    cdef int _write(self, const uint8_t* data, size_t size) except -1
+    cdef int _mark_disconnected(self) except -1
+    cdef uint8_t* _reserve(self, size_t size) except NULL
+
+
+cdef class WSProtocolCore:
+    # Configuration
+    cdef readonly bint is_client
+    cdef object _listener_factory
+    cdef object _logger
+    cdef bint _disconnect_on_exception
+    cdef object _handshake_timeout
+    cdef uint64_t _max_frame_size
+    cdef bint _auto_pong
+    cdef bint _auto_close
+    cdef bint _utf8_validation
+    cdef double _close_timeout
+    cdef bint _auto_ping
+    cdef double _auto_ping_idle_timeout
+    cdef double _auto_ping_reply_timeout
+    cdef object _allowed_origins
+    cdef bytes _upgrade_request
+    cdef str _client_key
+
+    # Connection
+    cdef object _loop
+    cdef object _transport
+    cdef readonly WSTransport transport
+    cdef readonly WSListener listener
+    cdef readonly object handshake_future
+    cdef object _handshake_timer
+    cdef object _close_timer
+    cdef object _ping_timer
+    cdef double _last_activity
+    cdef bint _ping_outstanding
+    cdef int _state
+    cdef bint _connected_called
+    cdef bint _closing
+    cdef bint _disconnected_called
+    cdef object _listener_exc
+
+    # Read buffer: unread bytes are [_rstart, _rend) of _rbuf.
+    cdef uint8_t* _rbuf
+    cdef size_t _rcap
+    cdef size_t _rstart
+    cdef size_t _rend
+    cdef size_t _recent_max_frame
+    cdef object _view
+
+    # The frame being parsed (offsets relative to _rstart).
+    cdef int _fstate
+    cdef uint8_t _fopcode
+    cdef bint _ffin
+    cdef bint _frsv1
+    cdef bint _fmasked
+    cdef uint8_t _fmask[4]
+    cdef size_t _fhdr_len
+    cdef uint64_t _fpayload_len
+    cdef uint64_t _fprocessed
+    cdef bint _ftext
+
+    # The message being received (fragmentation and UTF-8 state).
+    cdef uint8_t _msg_opcode
+    cdef uint32_t _utf8_state
+
+    cdef WSFrame _frame
+
+    cdef bytes _take_head(self)
+    cdef _process_server_handshake(self)
+    cdef _process_client_handshake(self)
+    cdef _open(self, WSTransport ws, WSListener listener)
+    cdef _reject(self, int status, str reason, headers=*)
+    cdef _cancel_handshake_timer(self)
+    cdef _cancel_timers(self)
+    cdef int _parse_header(self) except -1
+    cdef bint _next_frame_complete(self, size_t offset) noexcept
+    cdef int _process_frames(self) except -1
+    cdef WSFrame _make_frame(self)
+    cdef int _deliver_frame(self) except -1
+    cdef int _call_on_frame(self, WSFrame frame) except -1
+    cdef int _on_close_frame(self, WSFrame frame) except -1
+    cdef _on_close_sent(self)
+    cdef _start_close_timer(self)
+    cdef _fail(self, int code, str reason)
+    cdef _disconnect(self)
+    cdef _schedule_auto_ping(self, double delay)

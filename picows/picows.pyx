@@ -1,0 +1,1325 @@
+# picows core: read buffer, frame parser, WSFrame, WSTransport, WSListener and
+# the asyncio protocol. Everything per frame lives here, in C-level code;
+# everything per connection that needs no speed (handshake parsing, URLs,
+# argument checks) is plain Python in handshake.py and api.py.
+
+import asyncio
+import logging
+import os
+import time
+
+cimport cython
+from cpython.buffer cimport (PyBUF_SIMPLE, PyBuffer_FillInfo, PyBuffer_Release,
+                             PyObject_GetBuffer)
+from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_FromStringAndSize,
+                            PyBytes_GET_SIZE)
+from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.ref cimport Py_REFCNT
+from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
+from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.string cimport memcpy, memmove
+
+from .handshake import (MAX_HEAD_SIZE, build_error_response,
+                        build_upgrade_response, parse_upgrade_request,
+                        parse_upgrade_response)
+from .types import WSError, WSHandshakeError, WSUpgradeRequest
+
+
+cdef extern from "Python.h":
+    object PyMemoryView_FromMemory(char* mem, Py_ssize_t size, int flags)
+    int PyBUF_READ
+
+
+cdef extern from * nogil:
+    """
+    #include <string.h>
+    #include <stdint.h>
+    #ifndef _WIN32
+    #include <sys/types.h>
+    #include <sys/socket.h>
+    #define PICOWS_HAVE_SEND 1
+    #ifndef MSG_NOSIGNAL
+    #define MSG_NOSIGNAL 0
+    #endif
+    static inline Py_ssize_t picows_send(int fd, const void* buf, size_t n) {
+        return (Py_ssize_t)send(fd, buf, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    #else
+    #define PICOWS_HAVE_SEND 0
+    static inline Py_ssize_t picows_send(int fd, const void* buf, size_t n) {
+        return -1;
+    }
+    #endif
+
+    /* XOR `n` bytes at `p` with the 4-byte `mask`, as if the first byte were
+       at position `offset` of the payload (RFC 6455 5.3). 32, then 8 bytes
+       at a time; GCC and clang turn the 32-byte vectors into SIMD. */
+    #if defined(__GNUC__)
+    typedef uint8_t picows_v32 __attribute__((vector_size(32)));
+    #endif
+    static inline void picows_mask_copy(uint8_t* dst, const uint8_t* src,
+                                        size_t n, const uint8_t* mask,
+                                        size_t offset) {
+        uint8_t m[32];
+        size_t i = 0, j;
+        for (j = 0; j < 32; j++) m[j] = mask[(offset + j) & 3];
+    #if defined(__GNUC__)
+        picows_v32 mv, v;
+        memcpy(&mv, m, 32);
+        for (; i + 32 <= n; i += 32) {
+            memcpy(&v, src + i, 32);
+            v ^= mv;
+            memcpy(dst + i, &v, 32);
+        }
+    #endif
+        uint64_t m64, w;
+        memcpy(&m64, m, 8);
+        for (; i + 8 <= n; i += 8) {
+            memcpy(&w, src + i, 8);
+            w ^= m64;
+            memcpy(dst + i, &w, 8);
+        }
+        for (; i < n; i++) dst[i] = src[i] ^ m[i & 7];
+    }
+
+    /* Incremental UTF-8 validation (RFC 3629, no surrogates, no overlongs,
+       nothing above U+10FFFF). State 0: at a code point boundary; 1: invalid
+       (final); 2-8: inside a sequence, encoding what the next byte must be. */
+    static inline uint32_t picows_utf8_validate(uint32_t s, const uint8_t* p,
+                                                size_t n) {
+        size_t i = 0;
+        uint64_t w;
+        uint8_t c;
+        while (i < n) {
+            if (s == 0) {
+                while (i + 8 <= n) {
+                    memcpy(&w, p + i, 8);
+                    if (w & 0x8080808080808080ULL) break;
+                    i += 8;
+                }
+                if (i >= n) break;
+                c = p[i++];
+                if (c < 0x80) continue;
+                else if (c < 0xC2) return 1;
+                else if (c < 0xE0) s = 2;
+                else if (c == 0xE0) s = 5;
+                else if (c == 0xED) s = 6;
+                else if (c < 0xF0) s = 3;
+                else if (c == 0xF0) s = 7;
+                else if (c < 0xF4) s = 4;
+                else if (c == 0xF4) s = 8;
+                else return 1;
+            } else {
+                c = p[i++];
+                switch (s) {
+                case 2: if ((c & 0xC0) != 0x80) return 1; s = 0; break;
+                case 3: if ((c & 0xC0) != 0x80) return 1; s = 2; break;
+                case 4: if ((c & 0xC0) != 0x80) return 1; s = 3; break;
+                case 5: if (c < 0xA0 || c > 0xBF) return 1; s = 2; break;
+                case 6: if (c < 0x80 || c > 0x9F) return 1; s = 2; break;
+                case 7: if (c < 0x90 || c > 0xBF) return 1; s = 3; break;
+                case 8: if (c < 0x80 || c > 0x8F) return 1; s = 3; break;
+                default: return 1;
+                }
+            }
+        }
+        return s;
+    }
+
+    /* Offset of "\\r\\n\\r\\n" in p[0:n], or -1. */
+    static inline Py_ssize_t picows_find_head_end(const uint8_t* p, size_t n) {
+        size_t i;
+        for (i = 0; i + 4 <= n; i++) {
+            if (p[i] == '\\r' && p[i + 1] == '\\n' && p[i + 2] == '\\r'
+                    && p[i + 3] == '\\n')
+                return (Py_ssize_t)i;
+        }
+        return -1;
+    }
+    """
+    int PICOWS_HAVE_SEND
+    Py_ssize_t picows_send(int fd, const void* buf, size_t n)
+    void picows_mask_copy(uint8_t* dst, const uint8_t* src, size_t n,
+                          const uint8_t* mask, size_t offset)
+    uint32_t picows_utf8_validate(uint32_t s, const uint8_t* p, size_t n)
+    Py_ssize_t picows_find_head_end(const uint8_t* p, size_t n)
+
+
+# ---------------------------------------------------------------------------
+# Constants and small helpers
+
+DEF _INITIAL_READ_BUFFER = 16 * 1024
+DEF _MIN_FREE_SPACE = 4 * 1024
+DEF _SHRINK_ABOVE = 256 * 1024
+DEF _MASK_POOL_SIZE = 4096
+DEF _MAX_CONTROL_PAYLOAD = 125
+
+# Connection states
+cdef enum _State:
+    HANDSHAKE = 0     # waiting for the upgrade request / response
+    OPEN = 1          # frames flow both ways
+    CLOSE_SENT = 2    # we sent CLOSE (user or auto); still reading
+    FAILED = 3        # we failed the connection; reading only to find CLOSE
+    CLOSE_RECEIVED = 4  # the peer's CLOSE arrived; nothing more is parsed
+    DISCONNECTED = 5
+
+# Frame parser states
+cdef enum _FrameState:
+    FS_HEADER = 0
+    FS_PAYLOAD = 1
+
+cdef enum _Utf8:
+    UTF8_ACCEPT = 0
+    UTF8_REJECT = 1
+
+
+class _WSProtocolError(Exception):
+    """A protocol violation by the peer: fail the connection with `code`."""
+
+    def __init__(self, int code, str message):
+        super().__init__(message)
+        self.code = code
+
+
+# Masks for client frames come from os.urandom, taken 4 bytes at a time from
+# a pool that is refilled once every 1024 frames.
+cdef uint8_t _mask_pool[_MASK_POOL_SIZE]
+cdef size_t _mask_pos = _MASK_POOL_SIZE
+
+
+cdef inline void _next_mask(uint8_t* out) except *:
+    global _mask_pos
+    if _mask_pos + 4 > _MASK_POOL_SIZE:
+        fresh = os.urandom(_MASK_POOL_SIZE)
+        memcpy(_mask_pool, PyBytes_AS_STRING(fresh), _MASK_POOL_SIZE)
+        _mask_pos = 0
+    memcpy(out, _mask_pool + _mask_pos, 4)
+    _mask_pos += 4
+
+
+cdef inline size_t _header_size(size_t n, bint masked) noexcept nogil:
+    cdef size_t size = 2 if n < 126 else (4 if n < 65536 else 10)
+    return size + 4 if masked else size
+
+
+cdef inline size_t _write_header(uint8_t* dst, uint8_t opcode, size_t n, bint fin,
+                                 bint rsv1, const uint8_t* mask) noexcept nogil:
+    cdef size_t i
+    cdef uint64_t n64 = n
+    dst[0] = (0x80 if fin else 0) | (0x40 if rsv1 else 0) | opcode
+    if n < 126:
+        dst[1] = <uint8_t>n
+        i = 2
+    elif n < 65536:
+        dst[1] = 126
+        dst[2] = <uint8_t>(n >> 8)
+        dst[3] = <uint8_t>n
+        i = 4
+    else:
+        dst[1] = 127
+        for i in range(8):
+            dst[2 + i] = <uint8_t>(n64 >> (56 - 8 * i))
+        i = 10
+    if mask != NULL:
+        dst[1] |= 0x80
+        memcpy(dst + i, mask, 4)
+        i += 4
+    return i
+
+
+cdef inline bint _is_valid_close_code(uint32_t code) noexcept nogil:
+    # RFC 6455 7.4.1 and the IANA registry: 1004-1006 and 1015 are reserved
+    # and must never appear in a CLOSE frame; 3000-4999 are for applications.
+    return ((1000 <= code <= 1003) or (1007 <= code <= 1014)
+            or (3000 <= code <= 4999))
+
+
+cdef inline uint64_t _read_be(const uint8_t* p, int n) noexcept nogil:
+    cdef uint64_t v = 0
+    cdef int i
+    for i in range(n):
+        v = (v << 8) | p[i]
+    return v
+
+
+cdef class _ReadBufferView:
+    """The writable window of the read buffer handed to the event loop.
+
+    One per connection, reused for every read, so reading allocates nothing.
+    """
+    cdef char* ptr
+    cdef Py_ssize_t size
+
+    def __getbuffer__(self, Py_buffer* buffer, int flags):
+        PyBuffer_FillInfo(buffer, self, self.ptr, self.size, 0, flags)
+
+    def __releasebuffer__(self, Py_buffer* buffer):
+        pass
+
+    def __len__(self):
+        return self.size
+
+
+# ---------------------------------------------------------------------------
+# WSFrame
+
+@cython.freelist(64)
+@cython.final
+cdef class WSFrame:
+    """Received websocket frame.
+
+    WSFrame points to a chunk of the receiving buffer without copying or
+    owning it.
+
+    .. warning::
+        Only use a WSFrame during :any:`WSListener.on_ws_frame`. After the
+        callback returns, the buffer is reused for new incoming data: copy
+        what you need with one of the ``get_*`` methods.
+    """
+
+    cpdef bytes get_payload_as_bytes(self):
+        """:return: a new bytes object with a copy of the payload."""
+        return PyBytes_FromStringAndSize(self.payload_ptr, self.payload_size)
+
+    cpdef str get_payload_as_utf8_text(self):
+        """:return: a new str decoded from the payload.
+
+        :raises UnicodeDecodeError: if the payload is not valid UTF-8.
+        """
+        return PyUnicode_DecodeUTF8(self.payload_ptr, self.payload_size, NULL)
+
+    cpdef str get_payload_as_ascii_text(self):
+        """:return: a new str decoded from the payload.
+
+        :raises UnicodeDecodeError: if the payload is not 7-bit ASCII.
+        """
+        return PyUnicode_DecodeASCII(self.payload_ptr, self.payload_size, NULL)
+
+    cpdef object get_payload_as_memoryview(self):
+        """:return: a read-only memoryview of the payload in the parser buffer.
+
+        .. warning::
+            The memoryview does NOT own the memory. Its content is
+            invalidated after :any:`WSListener.on_ws_frame` returns.
+        """
+        return PyMemoryView_FromMemory(self.payload_ptr, self.payload_size, PyBUF_READ)
+
+    cpdef object get_close_code(self):
+        """:return: the :any:`WSCloseCode` of a CLOSE frame
+            (``WSCloseCode.NO_INFO`` when the frame carries none).
+
+        Only valid for ``WSMsgType.CLOSE`` frames.
+        """
+        if self.payload_size < 2:
+            return WSCloseCode.NO_INFO
+        return WSCloseCode(_read_be(<uint8_t*>self.payload_ptr, 2))
+
+    cpdef object get_close_message(self):
+        """:return: a new bytes object with the close reason, or None.
+
+        Only valid for ``WSMsgType.CLOSE`` frames.
+        """
+        if self.payload_size <= 2:
+            return None
+        return PyBytes_FromStringAndSize(self.payload_ptr + 2, self.payload_size - 2)
+
+    def __repr__(self):
+        return (f"WSFrame({WSMsgType(self.msg_type).name}, fin={self.fin}, "
+                f"rsv1={self.rsv1}, payload_size={self.payload_size}, "
+                f"last_in_buffer={self.last_in_buffer}, tail_size={self.tail_size})")
+
+
+# ---------------------------------------------------------------------------
+# WSListener
+
+cdef class WSListener:
+    """Base class for user handlers.
+
+    All ``on_ws_*`` methods receive the transport first, for convenience; it
+    is always the same object for the same connection. Subclass it in Python
+    or in Cython (``cdef class MyListener(WSListener)``).
+    """
+
+    cpdef on_ws_connected(self, WSTransport transport):
+        """Called after the handshake, when frames can be sent and received.
+
+        An exception raised here disconnects.
+
+        :param transport: :any:`WSTransport`
+        """
+
+    cpdef on_ws_frame(self, WSTransport transport, WSFrame frame):
+        """Called for every received frame.
+
+        An exception raised here disconnects (CLOSE 1011) when
+        ``disconnect_on_exception`` is True, and is logged otherwise.
+
+        .. warning::
+            ``frame`` points into the receiving buffer and is only valid
+            during this call: do not keep it, copy what you need.
+
+        :param transport: :any:`WSTransport`
+        :param frame: :any:`WSFrame`
+        """
+
+    cpdef on_ws_disconnected(self, WSTransport transport):
+        """Called once when the websocket has been disconnected.
+
+        :param transport: :any:`WSTransport`
+        """
+
+    cpdef pause_writing(self):
+        """Called when the transport's write buffer goes over the high watermark."""
+
+    cpdef resume_writing(self):
+        """Called when the transport's write buffer drains below the low watermark."""
+
+
+# ---------------------------------------------------------------------------
+# WSTransport
+
+cdef class WSTransport:
+    """The sending side of a websocket connection.
+
+    :ivar underlying_transport: the asyncio TCP or SSL transport. Use it for
+        buffer limits and connection state; send only with ``send_*``.
+    :ivar is_client: True on the client side.
+    :ivar request: the :any:`WSUpgradeRequest` (both sides).
+    :ivar response: the upgrade response (client side), else None.
+    """
+
+    def __cinit__(self):
+        self._fd = -1
+        self._wbuf = NULL
+        self._wbuf_size = 0
+
+    def __init__(self, bint is_client, underlying_transport, logger, loop,
+                 request=None, response=None):
+        self.is_client = is_client
+        self.underlying_transport = underlying_transport
+        self.request = request
+        self.response = response
+        self._logger = logger
+        self._disconnected_future = loop.create_future()
+        self._pending_pings = None
+        # Writing straight to the socket when the transport's buffer is empty
+        # skips the event loop's pure-Python write path. Only for plain TCP
+        # sockets: TLS transports encrypt, so they always get transport.write.
+        if (PICOWS_HAVE_SEND and not os.environ.get("PICOWS_NO_DIRECT_SEND")
+                and underlying_transport.get_extra_info("sslcontext") is None
+                and underlying_transport.get_extra_info("ssl_object") is None):
+            sock = underlying_transport.get_extra_info("socket")
+            if sock is not None:
+                try:
+                    self._fd = sock.fileno()
+                except Exception:
+                    self._fd = -1
+
+    def __dealloc__(self):
+        if self._wbuf != NULL:
+            PyMem_Free(self._wbuf)
+            self._wbuf = NULL
+
+    # -- low level -----------------------------------------------------------
+
+    cdef uint8_t* _reserve(self, size_t size) except NULL:
+        cdef uint8_t* p
+        cdef size_t new_size
+        if size > self._wbuf_size:
+            new_size = max(size, 2 * self._wbuf_size, <size_t>4096)
+            p = <uint8_t*>PyMem_Realloc(self._wbuf, new_size)
+            if p == NULL:
+                raise MemoryError()
+            self._wbuf = p
+            self._wbuf_size = new_size
+        return self._wbuf
+
+    cdef int _write(self, const uint8_t* data, size_t size) except -1:
+        """Write `data`: straight to the socket when nothing is queued, the
+        rest (or all of it) through the transport. One write per frame."""
+        cdef Py_ssize_t sent = 0
+        t = self.underlying_transport
+        if (self._fd >= 0 and not t.is_closing()
+                and t.get_write_buffer_size() == 0):
+            sent = picows_send(self._fd, data, size)
+            if sent == <Py_ssize_t>size:
+                return 0
+            if sent < 0:
+                # EAGAIN: the kernel buffer is full, let the transport queue it.
+                # Anything else: the transport will meet the same error on its
+                # own write and close the connection through connection_lost.
+                sent = 0
+        t.write(PyBytes_FromStringAndSize(<char*>data + sent, size - sent))
+        return 0
+
+    cdef int send_frame(self, WSMsgType msg_type, const uint8_t* payload,
+                        size_t size, bint fin, bint rsv1) except -1:
+        """Send one frame: header and payload assembled, written once."""
+        cdef uint8_t mask[4]
+        cdef uint8_t* dst
+        cdef size_t hlen
+        cdef bytes out = None
+        if self._closed:
+            return 0
+        cdef size_t total = _header_size(size, self.is_client) + size
+        if self._fd >= 0:
+            dst = self._reserve(total)
+        else:
+            out = PyBytes_FromStringAndSize(NULL, total)
+            dst = <uint8_t*>PyBytes_AS_STRING(out)
+        if self.is_client:
+            _next_mask(mask)
+            hlen = _write_header(dst, <uint8_t>msg_type, size, fin, rsv1, mask)
+            picows_mask_copy(dst + hlen, payload, size, mask, 0)
+        else:
+            hlen = _write_header(dst, <uint8_t>msg_type, size, fin, rsv1, NULL)
+            if size:
+                memcpy(dst + hlen, payload, size)
+        if msg_type == WSMsgType.PONG:
+            self._pongs_sent += 1
+        if out is not None:
+            self.underlying_transport.write(out)
+            return 0
+        return self._write(dst, total)
+
+    cdef send_reuse_external_buffer(self, WSMsgType msg_type,
+                                    char* message, size_t message_size):
+        """Send a frame with `message` as its payload, writing the header into
+        the memory just before `message` instead of copying the payload.
+
+        The buffer must have at least 10 writable bytes before `message`. On
+        the client side the payload must be masked, so it is copied (masked)
+        into the transport's own buffer instead and `message` is left intact.
+
+        Available only from Cython.
+        """
+        cdef size_t hlen
+        cdef uint8_t* start
+        if self._closed:
+            return
+        if self.is_client or self._fd < 0:
+            self.send_frame(msg_type, <uint8_t*>message, message_size, True, False)
+            return
+        hlen = _header_size(message_size, False)
+        start = <uint8_t*>message - hlen
+        _write_header(start, <uint8_t>msg_type, message_size, True, False, NULL)
+        if msg_type == WSMsgType.PONG:
+            self._pongs_sent += 1
+        self._write(start, hlen + message_size)
+
+    cdef int _send_close_frame(self, int code, const uint8_t* reason,
+                               size_t reason_size) except -1:
+        cdef uint8_t payload[_MAX_CONTROL_PAYLOAD]
+        if self._closed or self.is_close_frame_sent:
+            return 0
+        self.is_close_frame_sent = True
+        if code == 0:
+            self.send_frame(WSMsgType.CLOSE, NULL, 0, True, False)
+            if self._protocol is not None:
+                self._protocol._on_close_sent()
+            return 0
+        if reason_size > _MAX_CONTROL_PAYLOAD - 2:
+            reason_size = _MAX_CONTROL_PAYLOAD - 2
+        payload[0] = <uint8_t>(code >> 8)
+        payload[1] = <uint8_t>code
+        if reason_size:
+            memcpy(payload + 2, reason, reason_size)
+        self.send_frame(WSMsgType.CLOSE, payload, reason_size + 2, True, False)
+        if self._protocol is not None:
+            self._protocol._on_close_sent()
+        return 0
+
+    cdef int _mark_disconnected(self) except -1:
+        self._closed = True
+        self._fd = -1
+        self._protocol = None
+        if self._wbuf != NULL:
+            PyMem_Free(self._wbuf)
+            self._wbuf = NULL
+            self._wbuf_size = 0
+        if not self._disconnected_future.done():
+            self._disconnected_future.set_result(None)
+        return 0
+
+    # -- public API ----------------------------------------------------------
+
+    def send(self, msg_type, message=None, rsv1=False, *, fin=True):
+        """Send a frame with `message` as its payload.
+
+        :param msg_type: :any:`WSMsgType`
+        :param message: an optional bytes-like object (any contiguous
+            buffer); a str is sent UTF-8 encoded.
+        :param rsv1: first reserved bit; extensions such as
+            permessage-deflate use it.
+        :param fin: False to send a fragment of a message; continue it with
+            ``WSMsgType.CONTINUATION`` frames, the last with ``fin=True``.
+        """
+        cdef Py_buffer view
+        cdef int opcode = msg_type
+        if opcode not in (0, 1, 2, 8, 9, 10):
+            raise ValueError(f"invalid msg_type {msg_type!r}")
+        if message is None:
+            self.send_frame(<WSMsgType>opcode, NULL, 0, fin, rsv1)
+            return
+        if isinstance(message, str):
+            message = (<str>message).encode("utf-8")
+        if type(message) is bytes:
+            if opcode >= 8 and PyBytes_GET_SIZE(message) > _MAX_CONTROL_PAYLOAD:
+                raise ValueError("control frame payload must be at most 125 bytes")
+            self.send_frame(<WSMsgType>opcode, <uint8_t*>PyBytes_AS_STRING(message),
+                            PyBytes_GET_SIZE(message), fin, rsv1)
+            return
+        PyObject_GetBuffer(message, &view, PyBUF_SIMPLE)
+        try:
+            if opcode >= 8 and view.len > _MAX_CONTROL_PAYLOAD:
+                raise ValueError("control frame payload must be at most 125 bytes")
+            self.send_frame(<WSMsgType>opcode, <uint8_t*>view.buf, view.len, fin, rsv1)
+        finally:
+            PyBuffer_Release(&view)
+
+    def send_ping(self, message=None):
+        """Send a PING control frame.
+
+        :param message: an optional bytes-like object, at most 125 bytes.
+        """
+        self.send(WSMsgType.PING, message)
+
+    def send_pong(self, message=None):
+        """Send a PONG control frame.
+
+        :param message: an optional bytes-like object, at most 125 bytes.
+        """
+        self.send(WSMsgType.PONG, message)
+
+    def send_close(self, close_code=WSCloseCode.NO_INFO, close_message=None):
+        """Send a CLOSE control frame; the transport stays open.
+
+        Does nothing if the transport is disconnected or a CLOSE was sent
+        already.
+
+        :param close_code: :any:`WSCloseCode` or an int in 3000-4999.
+            ``NO_INFO`` sends a CLOSE with an empty payload.
+        :param close_message: an optional bytes-like object (or str), at most
+            123 bytes; ignored with ``NO_INFO``.
+        """
+        cdef int code = close_code
+        cdef Py_buffer view
+        if code != 0 and not (0 < code < 65536):
+            raise ValueError(f"invalid close code {close_code!r}")
+        if code == 0 or close_message is None:
+            self._send_close_frame(code, NULL, 0)
+            return
+        if isinstance(close_message, str):
+            close_message = (<str>close_message).encode("utf-8")
+        PyObject_GetBuffer(close_message, &view, PyBUF_SIMPLE)
+        try:
+            if view.len > _MAX_CONTROL_PAYLOAD - 2:
+                raise ValueError("close message must be at most 123 bytes")
+            self._send_close_frame(code, <uint8_t*>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+
+    def disconnect(self):
+        """Close the underlying transport.
+
+        Buffered outgoing data is flushed asynchronously; nothing more is
+        received. Safe to call many times; does nothing once disconnected.
+        """
+        if self._closed:
+            return
+        if self._protocol is not None:
+            self._protocol._disconnect()
+        else:
+            self.underlying_transport.close()
+
+    async def wait_disconnected(self):
+        """Wait until the websocket is completely disconnected (the transport
+        is closed and ``on_ws_disconnected`` has been called).
+
+        On the client side, if a listener callback raised and so caused the
+        disconnect, that exception is raised here.
+        """
+        await asyncio.shield(self._disconnected_future)
+        if self._listener_exc is not None:
+            exc, self._listener_exc = self._listener_exc, None
+            raise exc
+
+    async def measure_roundtrip_time(self, int rounds=1):
+        """Send `rounds` PINGs one after another and return the list of
+        round-trip times in seconds, measured when each PONG arrives.
+
+        The PONGs are still delivered to ``on_ws_frame``.
+        """
+        loop = asyncio.get_running_loop()
+        results = []
+        for _ in range(rounds):
+            if self._closed:
+                raise WSError("websocket is disconnected")
+            fut = loop.create_future()
+            if self._pending_pings is None:
+                self._pending_pings = []
+            self._pending_pings.append(fut)
+            started = time.perf_counter()
+            self.send_ping(b"picows-rtt")
+            await fut
+            results.append(time.perf_counter() - started)
+        return results
+
+    def __repr__(self):
+        side = "client" if self.is_client else "server"
+        state = "disconnected" if self._closed else "connected"
+        return f"<WSTransport {side} {state}>"
+
+
+# ---------------------------------------------------------------------------
+# The protocol
+#
+# Theory of operation
+# -------------------
+# One WSProtocol per connection, for both roles. The event loop reads into
+# the window handed out by get_buffer(); buffer_updated() then parses.
+#
+# Read buffer: _rbuf[0:_rcap]; unread bytes are [_rstart, _rend). When all
+# bytes are consumed both offsets go back to 0. get_buffer() moves the unread
+# bytes to the front or grows the buffer (geometrically) when the free space
+# is smaller than what the current frame still needs, so a complete frame is
+# always contiguous and WSFrame can point into it. After a spike the buffer
+# shrinks back once it is empty.
+#
+# Connection states: HANDSHAKE -> OPEN -> (CLOSE_SENT | FAILED |
+# CLOSE_RECEIVED) -> DISCONNECTED. In HANDSHAKE the head is collected until
+# the blank line (at most 16 KiB) and handed to handshake.py.
+#
+# Frame states: FS_HEADER waits for the whole header (2 to 14 bytes). The
+# header is validated as early as its bytes allow: RSV bits, opcode, mask bit
+# and control-frame rules on the first two bytes, the length (top bit,
+# max_frame_size) before any payload is buffered. FS_PAYLOAD then unmasks the
+# payload in place as it arrives (_fprocessed bytes done so far, offsets are
+# relative to _rstart) and, for TEXT messages, runs the incremental UTF-8
+# validator over the new bytes, so an invalid byte fails the connection before
+# the rest of the frame arrives. When the whole payload is there the frame is
+# delivered, _rstart moves past it, and the state returns to FS_HEADER.
+#
+# Message state: _msg_opcode is the opcode of the open fragmented message
+# (0: none) and _utf8_state the validator state across its fragments.
+#
+# Errors: a violation raises _WSProtocolError(code, reason); _fail() sends
+# CLOSE with the code, logs, and enters FAILED, where frames are still parsed
+# (not delivered) until the peer's CLOSE or EOF, so the peer sees our CLOSE
+# instead of a reset. Everything ends in _disconnect(), and connection_lost()
+# calls on_ws_disconnected exactly once.
+
+cdef class WSProtocolCore:
+
+    def __cinit__(self):
+        self._rbuf = NULL
+        self._rcap = 0
+        self._rstart = 0
+        self._rend = 0
+
+    def __init__(self, *, bint is_client, listener_factory, str logger_name="test",
+                 bint disconnect_on_exception=True, websocket_handshake_timeout=5,
+                 max_frame_size=10 * 1024 * 1024, bint enable_auto_pong=True,
+                 bint enable_auto_close=True, bint enable_utf8_validation=True,
+                 double close_timeout=5.0, bint enable_auto_ping=False,
+                 double auto_ping_idle_timeout=20.0,
+                 double auto_ping_reply_timeout=20.0, allowed_origins=None,
+                 bytes upgrade_request=None, str client_key=None):
+        if max_frame_size < 0 or max_frame_size >= 2 ** 63:
+            raise ValueError("max_frame_size must be between 0 and 2**63 - 1")
+        self.is_client = is_client
+        self._listener_factory = listener_factory
+        self._logger = logging.getLogger(f"picows.{logger_name}")
+        self._disconnect_on_exception = disconnect_on_exception
+        self._handshake_timeout = websocket_handshake_timeout
+        self._max_frame_size = max_frame_size
+        self._auto_pong = enable_auto_pong
+        self._auto_close = enable_auto_close
+        self._utf8_validation = enable_utf8_validation
+        self._close_timeout = close_timeout
+        self._auto_ping = enable_auto_ping
+        self._auto_ping_idle_timeout = auto_ping_idle_timeout
+        self._auto_ping_reply_timeout = auto_ping_reply_timeout
+        self._allowed_origins = (None if allowed_origins is None
+                                 else frozenset(allowed_origins))
+        self._upgrade_request = upgrade_request
+        self._client_key = client_key
+        self._state = HANDSHAKE
+        self._fstate = FS_HEADER
+        self._view = _ReadBufferView()
+        self.handshake_future = None
+
+    def __dealloc__(self):
+        if self._rbuf != NULL:
+            PyMem_Free(self._rbuf)
+            self._rbuf = NULL
+
+    # -- asyncio.BufferedProtocol ---------------------------------------------
+
+    def connection_made(self, transport):
+        self._loop = asyncio.get_running_loop()
+        self._transport = transport
+        self._last_activity = self._loop.time()
+        if self.is_client:
+            self.handshake_future = self._loop.create_future()
+            transport.write(self._upgrade_request)
+        if self._handshake_timeout is not None:
+            self._handshake_timer = self._loop.call_later(
+                self._handshake_timeout, self._on_handshake_timeout)
+
+    def get_buffer(self, Py_ssize_t sizehint):
+        cdef size_t need = _MIN_FREE_SPACE
+        cdef size_t missing, unread, new_cap
+        cdef uint8_t* p
+        if self._rbuf == NULL:
+            self._rbuf = <uint8_t*>PyMem_Malloc(_INITIAL_READ_BUFFER)
+            if self._rbuf == NULL:
+                raise MemoryError()
+            self._rcap = _INITIAL_READ_BUFFER
+        unread = self._rend - self._rstart
+        if unread == 0:
+            self._rstart = self._rend = 0
+            if self._rcap > _SHRINK_ABOVE and self._recent_max_frame * 4 < self._rcap:
+                new_cap = max(<size_t>_INITIAL_READ_BUFFER, self._recent_max_frame * 2)
+                p = <uint8_t*>PyMem_Realloc(self._rbuf, new_cap)
+                if p != NULL:
+                    self._rbuf = p
+                    self._rcap = new_cap
+                self._recent_max_frame = 0
+        if self._fstate == FS_PAYLOAD:
+            missing = <size_t>(self._fhdr_len + self._fpayload_len) - unread
+            if missing > need:
+                need = missing
+        if self._rcap - self._rend < need:
+            if self._rstart > 0:
+                memmove(self._rbuf, self._rbuf + self._rstart, unread)
+                self._rstart = 0
+                self._rend = unread
+            if self._rcap - self._rend < need:
+                new_cap = max(self._rcap * 2, self._rend + need)
+                p = <uint8_t*>PyMem_Realloc(self._rbuf, new_cap)
+                if p == NULL:
+                    raise MemoryError()
+                self._rbuf = p
+                self._rcap = new_cap
+        cdef _ReadBufferView view = <_ReadBufferView>self._view
+        view.ptr = <char*>self._rbuf + self._rend
+        view.size = self._rcap - self._rend
+        return view
+
+    def buffer_updated(self, Py_ssize_t nbytes):
+        if nbytes <= 0 or self._closing:
+            return
+        self._rend += nbytes
+        if self._state == HANDSHAKE:
+            if self.is_client:
+                self._process_client_handshake()
+            else:
+                self._process_server_handshake()
+            if self._state == HANDSHAKE or self._closing:
+                return
+        if self._auto_ping:
+            self._last_activity = self._loop.time()
+        self._process_frames()
+
+    def eof_received(self):
+        # Returning a false value lets the transport close itself.
+        self._logger.debug("peer closed its side (EOF)")
+        return False
+
+    def connection_lost(self, exc):
+        cdef WSTransport ws = self.transport
+        if self._state == DISCONNECTED:
+            return
+        self._state = DISCONNECTED
+        self._cancel_timers()
+        if exc is not None:
+            self._logger.debug("connection lost: %r", exc)
+        if self.handshake_future is not None and not self.handshake_future.done():
+            self.handshake_future.set_exception(
+                WSError(f"connection lost during the handshake: {exc!r}"))
+        if ws is not None:
+            if ws._pending_pings:
+                for fut in ws._pending_pings:
+                    if not fut.done():
+                        fut.set_exception(WSError("websocket disconnected"))
+                ws._pending_pings = None
+            if self._listener_exc is not None and self.is_client:
+                ws._listener_exc = self._listener_exc
+            if self._connected_called and not self._disconnected_called:
+                self._disconnected_called = True
+                try:
+                    self.listener.on_ws_disconnected(ws)
+                except Exception:
+                    self._logger.exception("on_ws_disconnected raised")
+            ws._mark_disconnected()
+
+    def pause_writing(self):
+        if self.listener is not None:
+            try:
+                self.listener.pause_writing()
+            except Exception:
+                self._logger.exception("pause_writing raised")
+
+    def resume_writing(self):
+        if self.listener is not None:
+            try:
+                self.listener.resume_writing()
+            except Exception:
+                self._logger.exception("resume_writing raised")
+
+    # -- handshake -------------------------------------------------------------
+
+    cdef bytes _take_head(self):
+        """Return the head once its blank line arrived, else None."""
+        cdef size_t unread = self._rend - self._rstart
+        cdef Py_ssize_t end = picows_find_head_end(self._rbuf + self._rstart, unread)
+        cdef bytes head
+        if end < 0:
+            if unread > MAX_HEAD_SIZE:
+                raise WSHandshakeError(431, f"HTTP head larger than {MAX_HEAD_SIZE} bytes")
+            return None
+        if end + 4 > MAX_HEAD_SIZE:
+            raise WSHandshakeError(431, f"HTTP head larger than {MAX_HEAD_SIZE} bytes")
+        head = PyBytes_FromStringAndSize(<char*>self._rbuf + self._rstart, end + 4)
+        self._rstart += end + 4
+        return head
+
+    cdef _process_server_handshake(self):
+        cdef WSTransport ws
+        try:
+            head = self._take_head()
+            if head is None:
+                return
+            request = parse_upgrade_request(head, self._allowed_origins)
+        except WSHandshakeError as exc:
+            self._logger.info("rejected upgrade request: %s", exc)
+            self._reject(exc.status, exc.reason, exc.headers)
+            return
+        self._cancel_handshake_timer()
+        try:
+            listener = self._listener_factory(request)
+        except Exception:
+            self._logger.exception("ws_listener_factory raised for %r", request)
+            self._reject(500, "internal server error")
+            return
+        if listener is None:
+            self._logger.info("no listener for %r: 404", request.path)
+            self._reject(404, "not found")
+            return
+        if not isinstance(listener, WSListener):
+            self._logger.error("ws_listener_factory returned %r, not a WSListener",
+                               listener)
+            self._reject(500, "internal server error")
+            return
+        self._transport.write(build_upgrade_response(request))
+        ws = WSTransport(False, self._transport, self._logger, self._loop, request)
+        self._open(ws, listener)
+
+    cdef _process_client_handshake(self):
+        cdef WSTransport ws
+        try:
+            head = self._take_head()
+            if head is None:
+                return
+            response = parse_upgrade_response(head, self._client_key)
+        except WSHandshakeError as exc:
+            self._cancel_handshake_timer()
+            if not self.handshake_future.done():
+                self.handshake_future.set_exception(exc)
+            self._closing = True
+            self._transport.close()
+            return
+        self._cancel_handshake_timer()
+        try:
+            listener = self._listener_factory()
+            if not isinstance(listener, WSListener):
+                raise TypeError(f"ws_listener_factory returned {listener!r}, "
+                                f"not a WSListener")
+        except Exception as exc:
+            if not self.handshake_future.done():
+                self.handshake_future.set_exception(exc)
+            self._closing = True
+            self._transport.close()
+            return
+        ws = WSTransport(True, self._transport, self._logger, self._loop, None, response)
+        self._open(ws, listener)
+        if not self.handshake_future.done():
+            self.handshake_future.set_result((ws, listener))
+
+    cdef _open(self, WSTransport ws, WSListener listener):
+        self.transport = ws
+        self.listener = listener
+        ws._protocol = self
+        self._state = OPEN
+        self._connected_called = True
+        try:
+            listener.on_ws_connected(ws)
+        except Exception as exc:
+            self._logger.exception("on_ws_connected raised, disconnecting")
+            self._listener_exc = exc
+            self._fail(WSCloseCode.INTERNAL_ERROR, "listener error")
+            return
+        if self._auto_ping:
+            self._schedule_auto_ping(self._auto_ping_idle_timeout)
+
+    cdef _reject(self, int status, str reason, headers=()):
+        self._cancel_handshake_timer()
+        self._closing = True
+        try:
+            self._transport.write(build_error_response(status, reason, headers))
+        finally:
+            self._transport.close()
+
+    def _on_handshake_timeout(self):
+        self._handshake_timer = None
+        if self._state != HANDSHAKE:
+            return
+        self._logger.info("handshake not completed within %s seconds, disconnecting",
+                          self._handshake_timeout)
+        if self.handshake_future is not None and not self.handshake_future.done():
+            self.handshake_future.set_exception(asyncio.TimeoutError(
+                f"websocket handshake not completed within "
+                f"{self._handshake_timeout} seconds"))
+        self._closing = True
+        self._transport.abort()
+
+    cdef _cancel_handshake_timer(self):
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+
+    cdef _cancel_timers(self):
+        self._cancel_handshake_timer()
+        if self._close_timer is not None:
+            self._close_timer.cancel()
+            self._close_timer = None
+        if self._ping_timer is not None:
+            self._ping_timer.cancel()
+            self._ping_timer = None
+
+    # -- frames ----------------------------------------------------------------
+
+    cdef int _parse_header(self) except -1:
+        """Parse the header at _rstart. 1: done (FS_PAYLOAD), 0: need more
+        bytes. Raises _WSProtocolError on a violation."""
+        cdef size_t avail = self._rend - self._rstart
+        cdef const uint8_t* p = self._rbuf + self._rstart
+        cdef uint8_t b0, b1, opcode, len7
+        cdef size_t hlen = 2
+        cdef uint64_t length
+        if avail < 2:
+            return 0
+        b0 = p[0]
+        b1 = p[1]
+        opcode = b0 & 0x0F
+        len7 = b1 & 0x7F
+        if b0 & 0x70:
+            raise _WSProtocolError(1002, "RSV bits set but no extension was "
+                                   "negotiated (RFC 6455 5.2)")
+        if opcode >= 8:
+            if opcode > 10:
+                raise _WSProtocolError(1002, f"reserved opcode {opcode} (RFC 6455 5.2)")
+            if not (b0 & 0x80):
+                raise _WSProtocolError(1002, "fragmented control frame (RFC 6455 5.5)")
+            if len7 > _MAX_CONTROL_PAYLOAD:
+                raise _WSProtocolError(1002, "control frame payload over 125 bytes "
+                                       "(RFC 6455 5.5)")
+        elif opcode > 2:
+            raise _WSProtocolError(1002, f"reserved opcode {opcode} (RFC 6455 5.2)")
+        elif opcode == 0:
+            if self._msg_opcode == 0:
+                raise _WSProtocolError(1002, "CONTINUATION frame without a message "
+                                       "to continue (RFC 6455 5.4)")
+        elif self._msg_opcode != 0:
+            raise _WSProtocolError(1002, "new data frame while a fragmented message "
+                                   "is open (RFC 6455 5.4)")
+        if self.is_client:
+            if b1 & 0x80:
+                raise _WSProtocolError(1002, "masked frame from the server "
+                                       "(RFC 6455 5.1)")
+        elif not (b1 & 0x80):
+            raise _WSProtocolError(1002, "unmasked frame from the client (RFC 6455 5.1)")
+        if len7 == 126:
+            if avail < 4:
+                return 0
+            length = _read_be(p + 2, 2)
+            hlen = 4
+        elif len7 == 127:
+            if avail < 10:
+                return 0
+            length = _read_be(p + 2, 8)
+            if length >> 63:
+                raise _WSProtocolError(1002, "64-bit payload length with the most "
+                                       "significant bit set (RFC 6455 5.2)")
+            hlen = 10
+        else:
+            length = len7
+        if length > self._max_frame_size:
+            raise _WSProtocolError(1009, f"frame of {length} bytes is larger than "
+                                   f"max_frame_size {self._max_frame_size}")
+        if b1 & 0x80:
+            if avail < hlen + 4:
+                return 0
+            memcpy(self._fmask, p + hlen, 4)
+            hlen += 4
+        self._fopcode = opcode
+        self._ffin = (b0 & 0x80) != 0
+        self._frsv1 = (b0 & 0x40) != 0
+        self._fmasked = (b1 & 0x80) != 0
+        self._fhdr_len = hlen
+        self._fpayload_len = length
+        self._fprocessed = 0
+        self._ftext = self._utf8_validation and self._state != FAILED and (
+            opcode == WSMsgType.TEXT
+            or (opcode == 0 and self._msg_opcode == WSMsgType.TEXT))
+        if opcode == WSMsgType.TEXT or opcode == WSMsgType.BINARY:
+            self._utf8_state = UTF8_ACCEPT
+        self._fstate = FS_PAYLOAD
+        return 1
+
+    cdef bint _next_frame_complete(self, size_t offset) noexcept:
+        """Whether a whole frame starts at _rstart + offset (for last_in_buffer)."""
+        cdef size_t avail = self._rend - self._rstart - offset
+        cdef const uint8_t* p = self._rbuf + self._rstart + offset
+        cdef size_t hlen = 2
+        cdef uint64_t length
+        if avail < 2:
+            return False
+        length = p[1] & 0x7F
+        if length == 126:
+            if avail < 4:
+                return False
+            length = _read_be(p + 2, 2)
+            hlen = 4
+        elif length == 127:
+            if avail < 10:
+                return False
+            length = _read_be(p + 2, 8)
+            hlen = 10
+        if p[1] & 0x80:
+            hlen += 4
+        return length <= avail - hlen
+
+    cdef int _process_frames(self) except -1:
+        cdef size_t avail, n
+        cdef uint8_t* payload
+        while not self._closing and (self._state == OPEN or self._state == CLOSE_SENT
+                                     or self._state == FAILED):
+            try:
+                if self._fstate == FS_HEADER:
+                    if self._parse_header() == 0:
+                        break
+                avail = self._rend - self._rstart - self._fhdr_len
+                if avail > self._fpayload_len:
+                    avail = <size_t>self._fpayload_len
+                if avail > self._fprocessed:
+                    payload = self._rbuf + self._rstart + self._fhdr_len
+                    n = avail - <size_t>self._fprocessed
+                    if self._fmasked:
+                        picows_mask_copy(payload + self._fprocessed,
+                                         payload + self._fprocessed, n,
+                                         self._fmask, <size_t>self._fprocessed)
+                    if self._ftext:
+                        self._utf8_state = picows_utf8_validate(
+                            self._utf8_state, payload + self._fprocessed, n)
+                        if self._utf8_state == UTF8_REJECT:
+                            raise _WSProtocolError(1007, "invalid UTF-8 in a TEXT "
+                                                   "message (RFC 6455 8.1)")
+                    self._fprocessed = avail
+                if self._fprocessed < self._fpayload_len:
+                    break
+                self._deliver_frame()
+            except _WSProtocolError as exc:
+                self._fail(exc.code, str(exc))
+                break
+        if self._rstart == self._rend:
+            self._rstart = self._rend = 0
+        return 0
+
+    cdef WSFrame _make_frame(self):
+        # Reuse the frame unless the listener kept a reference to the last one.
+        if self._frame is None or Py_REFCNT(self._frame) > 1:
+            self._frame = WSFrame.__new__(WSFrame)
+        return self._frame
+
+    cdef int _deliver_frame(self) except -1:
+        cdef uint8_t opcode = self._fopcode
+        cdef size_t total = self._fhdr_len + <size_t>self._fpayload_len
+        cdef size_t tail = self._rend - self._rstart - total
+        cdef WSFrame frame
+        cdef uint32_t code
+        cdef uint32_t pongs_before
+        cdef const uint8_t* payload = self._rbuf + self._rstart + self._fhdr_len
+        cdef size_t size = <size_t>self._fpayload_len
+
+        # The frame is consumed now, whatever happens in the callback.
+        self._rstart += total
+        self._fstate = FS_HEADER
+        if size > self._recent_max_frame:
+            self._recent_max_frame = size
+
+        if opcode <= 2:
+            if opcode != 0:
+                self._msg_opcode = 0 if self._ffin else opcode
+            elif self._ffin:
+                self._msg_opcode = 0
+            if self._ftext and self._ffin and self._utf8_state != UTF8_ACCEPT:
+                raise _WSProtocolError(1007, "TEXT message ends inside a UTF-8 "
+                                       "sequence (RFC 6455 8.1)")
+            if self._state == FAILED:
+                return 0
+        elif opcode == WSMsgType.CLOSE:
+            if size == 1:
+                raise _WSProtocolError(1002, "CLOSE frame with a 1-byte payload "
+                                       "(RFC 6455 5.5.1)")
+            if size >= 2:
+                code = <uint32_t>_read_be(payload, 2)
+                if not _is_valid_close_code(code):
+                    raise _WSProtocolError(1002, f"invalid close code {code} "
+                                           f"(RFC 6455 7.4)")
+                if picows_utf8_validate(UTF8_ACCEPT, payload + 2, size - 2) != UTF8_ACCEPT:
+                    raise _WSProtocolError(1007, "close reason is not valid UTF-8 "
+                                           "(RFC 6455 5.5.1)")
+        elif self._state == FAILED:
+            return 0
+
+        frame = self._make_frame()
+        frame.payload_ptr = <char*>payload
+        frame.payload_size = size
+        frame.msg_type = <WSMsgType>opcode
+        frame.fin = self._ffin
+        frame.rsv1 = self._frsv1
+        frame.tail_size = tail
+        frame.last_in_buffer = tail < 2 or not self._next_frame_complete(0)
+
+        if opcode == WSMsgType.CLOSE:
+            return self._on_close_frame(frame)
+
+        pongs_before = self.transport._pongs_sent
+        if self._state != FAILED:
+            self._call_on_frame(frame)
+        if opcode == WSMsgType.PING:
+            if (self._auto_pong and self.transport._pongs_sent == pongs_before
+                    and (self._state == OPEN or self._state == CLOSE_SENT)):
+                self.transport.send_frame(WSMsgType.PONG, payload, size, True, False)
+        elif opcode == WSMsgType.PONG:
+            self._ping_outstanding = False
+            if self.transport._pending_pings:
+                fut = self.transport._pending_pings.pop(0)
+                if not fut.done():
+                    fut.set_result(None)
+        return 0
+
+    cdef int _call_on_frame(self, WSFrame frame) except -1:
+        try:
+            self.listener.on_ws_frame(self.transport, frame)
+        except Exception as exc:
+            if self._disconnect_on_exception:
+                self._logger.exception("on_ws_frame raised, disconnecting")
+                self._listener_exc = exc
+                self._fail(WSCloseCode.INTERNAL_ERROR, "listener error")
+            else:
+                self._logger.exception("on_ws_frame raised")
+        return 0
+
+    cdef int _on_close_frame(self, WSFrame frame) except -1:
+        cdef int prev_state = self._state
+        cdef WSTransport ws = self.transport
+        ws.close_frame_received = frame.get_close_code()
+        self._state = CLOSE_RECEIVED
+        if prev_state != FAILED:
+            self._call_on_frame(frame)
+        if self._closing:
+            return 0
+        if self._auto_close and not ws.is_close_frame_sent:
+            if frame.payload_size >= 2:
+                # Echo the code only: the reason is the peer's, not ours.
+                ws._send_close_frame(<int>_read_be(<uint8_t*>frame.payload_ptr, 2),
+                                     NULL, 0)
+            else:
+                ws._send_close_frame(0, NULL, 0)
+        if not ws.is_close_frame_sent:
+            # Auto close is off and the listener did not answer: its call.
+            return 0
+        if not self.is_client:
+            # RFC 6455 7.1.1: the server closes the TCP connection first.
+            self._disconnect()
+        else:
+            self._start_close_timer()
+        return 0
+
+    cdef _on_close_sent(self):
+        if self._state == OPEN:
+            self._state = CLOSE_SENT
+        if self._state != CLOSE_RECEIVED:
+            self._start_close_timer()
+
+    cdef _start_close_timer(self):
+        if self._close_timer is None and self._state != DISCONNECTED:
+            self._close_timer = self._loop.call_later(self._close_timeout,
+                                                      self._on_close_timeout)
+
+    def _on_close_timeout(self):
+        self._close_timer = None
+        if self._state != DISCONNECTED:
+            self._logger.info("close handshake not finished within %s seconds, "
+                              "disconnecting", self._close_timeout)
+            self._disconnect()
+
+    cdef _fail(self, int code, str reason):
+        """Fail the connection (RFC 6455 7.1.7): CLOSE with `code`, then wait
+        for the peer's CLOSE or EOF for at most close_timeout."""
+        cdef WSTransport ws = self.transport
+        if self._state == DISCONNECTED:
+            return
+        if self._state == FAILED or self._state == CLOSE_RECEIVED or ws is None:
+            self._logger.info("disconnecting: %s", reason)
+            self._disconnect()
+            return
+        self._logger.info("failing the connection with %d: %s", code, reason)
+        reason_bytes = reason.encode("utf-8")[:_MAX_CONTROL_PAYLOAD - 2]
+        ws._send_close_frame(code, <uint8_t*>PyBytes_AS_STRING(reason_bytes),
+                             PyBytes_GET_SIZE(reason_bytes))
+        self._state = FAILED
+        self._start_close_timer()
+
+    cdef _disconnect(self):
+        if self._closing or self._transport is None:
+            return
+        self._closing = True
+        self._transport.close()
+
+    # -- keepalive -------------------------------------------------------------
+
+    cdef _schedule_auto_ping(self, double delay):
+        if self._state == DISCONNECTED:
+            return
+        self._ping_timer = self._loop.call_later(delay, self._on_ping_timer)
+
+    def _on_ping_timer(self):
+        cdef double idle
+        self._ping_timer = None
+        if self._state != OPEN:
+            return
+        if self._ping_outstanding:
+            self._logger.info("no PONG within %s seconds, disconnecting",
+                              self._auto_ping_reply_timeout)
+            self._disconnect()
+            return
+        idle = self._loop.time() - self._last_activity
+        if idle < self._auto_ping_idle_timeout:
+            self._schedule_auto_ping(self._auto_ping_idle_timeout - idle)
+            return
+        self._ping_outstanding = True
+        self.transport.send_frame(WSMsgType.PING, NULL, 0, True, False)
+        self._schedule_auto_ping(self._auto_ping_reply_timeout)
+
+
+class WSProtocol(WSProtocolCore, asyncio.BufferedProtocol):
+    """The asyncio protocol behind every picows connection (internal).
+
+    A Python subclass only so that the event loops see a BufferedProtocol;
+    every method is the C-level one of WSProtocolCore.
+    """
+    __slots__ = ()
