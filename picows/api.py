@@ -149,6 +149,7 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
         kwargs.pop("host")
         kwargs.pop("port")
     transport, protocol = await loop.create_connection(protocol_factory, **kwargs)
+    assert protocol.handshake_future is not None  # set by connection_made
     try:
         result: Tuple[WSTransport, WSListener] = await protocol.handshake_future
     except BaseException:
