@@ -334,10 +334,16 @@ _HEAD = (["cases", "category", "n"] + [_SHORT[b] for b in BEHAVIORS]
          + [_SHORT[b] for b in BEHAVIORS] + ["missing", "listed", "GATE FAIL"])
 
 
+def _short_name(name: str) -> str:
+    # 'WebSocket Compression (different payloads)' -> 'Compression (payloads)'
+    name = name.replace("WebSocket ", "").replace("different ", "")
+    return name if len(name) <= 24 else name[:23] + "~"
+
+
 def format_table(verdict: Verdict, names: Mapping[str, str] | None = None) -> str:
     """Plain-text table for the terminal, one row per category."""
     names = names or {}
-    rows = _rows(verdict, {k: v[:22] for k, v in names.items()})
+    rows = _rows(verdict, {k: _short_name(v) for k, v in names.items()})
     widths = [max(len(r[i]) for r in rows + [_HEAD]) for i in range(len(_HEAD))]
     nb = len(BEHAVIORS)
     lead = sum(widths[:3]) + 2 * 2

@@ -1,0 +1,435 @@
+"""``python -m conformance``: run Autobahn|Testsuite against picows and gate it.
+
+Two directions, each a wstest mode against a thin picows testee:
+
+- ``server``: wstest ``fuzzingclient`` connects to conformance/echo_server.py
+  (127.0.0.1:9002); reports in ``reports/servers``.
+- ``client``: conformance/echo_client.py connects to wstest ``fuzzingserver``
+  (127.0.0.1:9001); reports in ``reports/clients``.
+
+wstest comes from one of two backends: ``native`` (wstest under Python 2.7,
+installed by conformance/install_wstest.sh into ``PICOWS_WSTEST_PREFIX``,
+default ~/.cache/picows-wstest) or ``docker`` (the pinned
+crossbario/autobahn-testsuite image, driven with the Docker SDK; see
+docker_backend.py).  The testees always run here, with the picows that this
+Python imports.  The verdict is gate.py's; exit status 0 = pass, 1 = gate
+failed, 2 = could not run.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from conformance import gate
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+CONFIG_DIR = HERE / "autobahn-config"
+REPORTS_DIR = HERE / "reports"
+DOCS_BADGE = ROOT / "docs" / "autobahn-badge.svg"
+
+WSTEST_VERSION = "25.10.1"
+DEFAULT_PREFIX = Path.home() / ".cache" / "picows-wstest"
+DEFAULT_PYTHON2 = "/usr/bin/python2.7"
+AGENT = "picows"
+
+# Per direction: the committed wstest spec, the wstest mode, the report dir.
+SPECS = {
+    "server": ("fuzzingclient.json", "fuzzingclient", "servers"),
+    "client": ("fuzzingserver.json", "fuzzingserver", "clients"),
+}
+
+
+class SetupError(RuntimeError):
+    """The gate could not run (as opposed to: it ran and failed)."""
+
+
+def log(msg: str) -> None:
+    print(f"conformance: {msg}", flush=True)
+
+
+# ------------------------------------------------------------------ specs
+
+def load_spec(direction: str) -> dict[str, Any]:
+    return json.loads((CONFIG_DIR / SPECS[direction][0]).read_text())
+
+
+def spec_port(direction: str) -> int:
+    """The port the committed spec uses: the testee server's or wstest's."""
+    spec = load_spec(direction)
+    url = spec["servers"][0]["url"] if direction == "server" else spec["url"]
+    return int(url.rsplit(":", 1)[1].split("/")[0])
+
+
+def derive_spec(direction: str, cases: list[str], outdir: str) -> dict[str, Any]:
+    """The committed spec with this run's case selection and report dir."""
+    spec = load_spec(direction)
+    spec["cases"] = cases
+    spec["outdir"] = outdir
+    return spec
+
+
+# -------------------------------------------------------------- processes
+
+def port_open(port: int, host: str = "127.0.0.1") -> bool:
+    with contextlib.closing(socket.socket(socket.AF_INET, socket.SOCK_STREAM)) as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
+
+
+def wait_port(port: int, timeout: float, alive=lambda: True, what: str = "") -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_open(port):
+            return
+        if not alive():
+            raise SetupError(f"{what} exited before listening on port {port}")
+        time.sleep(0.1)
+    raise SetupError(f"{what} is not listening on port {port} after {timeout:.0f} s")
+
+
+def require_free(port: int) -> None:
+    if port_open(port):
+        raise SetupError(
+            f"something already listens on 127.0.0.1:{port}; stop it first "
+            "(the gate must not test some other server)")
+
+
+def stop_process(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+# ----------------------------------------------------------------- picows
+
+def testee_environment() -> tuple[dict[str, str], str]:
+    """Environment in which the testees import picows, and where it is.
+
+    An installed picows wins (the tox env); else the in-place build in the
+    source tree (``python setup.py build_ext --inplace``).  The testees run
+    as scripts, so the source tree is on their path only if we put it there.
+    """
+    probe = ("import picows, picows.picows; "
+             "print(getattr(picows, '__version__', '?'), picows.__file__)")
+    env = dict(os.environ)
+    neutral = tempfile.gettempdir()
+    tried = []
+    for extra in (None, str(ROOT)):
+        trial = dict(env)
+        if extra:
+            trial["PYTHONPATH"] = os.pathsep.join(
+                p for p in (extra, env.get("PYTHONPATH")) if p)
+        r = subprocess.run([sys.executable, "-c", probe], cwd=neutral, env=trial,
+                           capture_output=True, text=True, check=False)
+        if r.returncode == 0:
+            return trial, r.stdout.strip()
+        tried.append(r.stderr.strip().splitlines()[-1] if r.stderr.strip() else "?")
+    raise SetupError(
+        "picows is not importable by the testees ("
+        + "; ".join(tried) + "). Install it (pip install -e .) or build it in place "
+        "(python setup.py build_ext --inplace)")
+
+
+# ----------------------------------------------------------- native wstest
+
+class NativeBackend:
+    """wstest from autobahntestsuite under Python 2.7 (install_wstest.sh)."""
+
+    name = "native"
+
+    def __init__(self, prefix: Path | None = None, python2: str | None = None):
+        self.prefix = Path(prefix or os.environ.get("PICOWS_WSTEST_PREFIX") or DEFAULT_PREFIX)
+        self.python2 = python2 or os.environ.get("PICOWS_PYTHON2") or DEFAULT_PYTHON2
+        self.wstest = self.prefix / "bin" / "wstest"
+        self.env = dict(os.environ, PYTHONUSERBASE=str(self.prefix), PYTHONUNBUFFERED="1")
+        self.env.pop("PYTHONPATH", None)
+        self.env.pop("PYTHONHOME", None)
+
+    def check(self) -> str:
+        if not (Path(self.python2).exists() and self.wstest.exists()):
+            raise SetupError(
+                f"no wstest in {self.prefix} (or no {self.python2}): "
+                "run bash conformance/install_wstest.sh, or use --backend docker")
+        r = subprocess.run([self.python2, str(self.wstest), "--autobahnversion"],
+                           env=self.env, capture_output=True, text=True, check=False)
+        if r.returncode != 0:
+            raise SetupError(f"wstest does not run: {r.stderr.strip()[-500:]}")
+        return " ".join(r.stdout.split())
+
+    def host_path(self, path: Path) -> str:
+        return str(path)
+
+    def _cmd(self, mode: str, spec: Path) -> list[str]:
+        cmd = [self.python2, str(self.wstest), "-m", mode, "-s", str(spec)]
+        if mode == "fuzzingserver":
+            cmd += ["--webport", "0"]
+        return cmd
+
+    def run_fuzzingclient(self, spec: Path, logfile: Path, timeout: float) -> int:
+        with open(logfile, "wb") as out:
+            proc = subprocess.Popen(self._cmd("fuzzingclient", spec), cwd=spec.parent,
+                                    env=self.env, stdout=out, stderr=subprocess.STDOUT)
+            try:
+                return proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                log(f"wstest fuzzingclient still running after {timeout:.0f} s: stopping it")
+                stop_process(proc)
+                return -1
+
+    def start_fuzzingserver(self, spec: Path, logfile: Path) -> Any:
+        out = open(logfile, "wb")  # noqa: SIM115 - closed in stop_fuzzingserver
+        proc = subprocess.Popen(self._cmd("fuzzingserver", spec), cwd=spec.parent,
+                                env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        proc.logfile = out  # type: ignore[attr-defined]
+        return proc
+
+    def fuzzingserver_alive(self, handle: Any) -> bool:
+        return handle.poll() is None
+
+    def stop_fuzzingserver(self, handle: Any, logfile: Path) -> None:
+        stop_process(handle)
+        handle.logfile.close()
+
+    def case_list(self) -> tuple[list[str], dict[str, str]]:
+        code = ("import json\n"
+                "from autobahntestsuite.case import Cases, CaseCategories\n"
+                "from autobahntestsuite.caseset import CaseSet\n"
+                "cs = CaseSet('', 'Case', Cases, CaseCategories, {})\n"
+                "print(json.dumps([[cs.caseClasstoId(c) for c in Cases], CaseCategories]))\n")
+        r = subprocess.run([self.python2, "-c", code], env=self.env, capture_output=True,
+                           text=True, check=True)
+        cases, names = json.loads(r.stdout)
+        return cases, names
+
+
+def choose_backend(name: str, reports: Path) -> Any:
+    if name in ("docker", "auto"):
+        try:
+            from conformance import docker_backend
+            backend = docker_backend.DockerBackend.from_env(reports)
+        except Exception as exc:  # any failure means no usable engine
+            if name == "docker":
+                raise SetupError(f"docker backend: {exc}") from exc
+            log(f"no Docker engine ({type(exc).__name__}); using native wstest")
+        else:
+            return backend
+    return NativeBackend()
+
+
+# -------------------------------------------------------------- directions
+
+def run_direction(direction: str, backend: Any, cases: list[str], reports: Path,
+                  testee_env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
+    """Run one direction; return the parsed index.json ({} if none)."""
+    spec_name, mode, outname = SPECS[direction]
+    outdir = reports / outname
+    shutil.rmtree(outdir, ignore_errors=True)
+    (reports / "config").mkdir(parents=True, exist_ok=True)
+    (reports / "logs").mkdir(parents=True, exist_ok=True)
+    spec_path = reports / "config" / spec_name
+    spec = derive_spec(direction, cases, backend.host_path(outdir))
+    spec_path.write_text(json.dumps(spec, indent=2) + "\n")
+    wstest_log = reports / "logs" / f"wstest-{mode}.log"
+    testee_args = ["--loop", args.loop] + (["--verbose"] if args.verbose else [])
+    port = spec_port(direction)
+    require_free(port)
+
+    if direction == "server":
+        testee_log = reports / "logs" / "echo_server.log"
+        with open(testee_log, "wb") as out:
+            testee = subprocess.Popen(
+                [sys.executable, str(HERE / "echo_server.py"), "--host", "127.0.0.1",
+                 "--port", str(port)] + testee_args,
+                cwd=reports, env=testee_env, stdout=out, stderr=subprocess.STDOUT)
+            try:
+                wait_port(port, 30, lambda: testee.poll() is None, "echo_server.py")
+                log(f"server: wstest {mode}, {len(cases)} cases -> 127.0.0.1:{port}")
+                rc = backend.run_fuzzingclient(spec_path, wstest_log, args.timeout)
+                if rc != 0:
+                    log(f"wstest {mode} exited with {rc}; see {wstest_log}")
+                if testee.poll() is not None:
+                    log(f"echo_server.py died (exit {testee.returncode}):\n"
+                        + tail(testee_log))
+            finally:
+                stop_process(testee)
+    else:
+        testee_log = reports / "logs" / "echo_client.log"
+        handle = backend.start_fuzzingserver(spec_path, wstest_log)
+        try:
+            wait_port(port, 60, lambda: backend.fuzzingserver_alive(handle),
+                      f"wstest {mode}")
+            log(f"client: echo_client.py -> wstest {mode} 127.0.0.1:{port}, "
+                f"{len(cases)} cases")
+            with open(testee_log, "wb") as out:
+                testee = subprocess.Popen(
+                    [sys.executable, str(HERE / "echo_client.py"),
+                     "--url", f"ws://127.0.0.1:{port}", "--agent", AGENT] + testee_args,
+                    cwd=reports, env=testee_env, stdout=out, stderr=subprocess.STDOUT)
+                try:
+                    rc = testee.wait(args.timeout)
+                except subprocess.TimeoutExpired:
+                    log(f"echo_client.py still running after {args.timeout:.0f} s: "
+                        "stopping it")
+                    stop_process(testee)
+                    rc = -1
+            if rc != 0:
+                log(f"echo_client.py exited with {rc}:\n" + tail(testee_log))
+        finally:
+            backend.stop_fuzzingserver(handle, wstest_log)
+
+    index_path = outdir / "index.json"
+    if not index_path.exists():
+        log(f"no {index_path}: wstest wrote no report; see {wstest_log}")
+        return {}
+    return json.loads(index_path.read_text())
+
+
+# -------------------------------------------------------------------- main
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        prog="python -m conformance",
+        description="Run Autobahn|Testsuite against picows and gate the results "
+                    "(see conformance/README.md).")
+    p.add_argument("--direction", choices=("server", "client", "both"), default="both",
+                   help="which side of picows to test (default both)")
+    p.add_argument("--cases", default="*",
+                   help="comma-separated case IDs or wstest patterns, e.g. '1.*,2.*' "
+                        "(default all)")
+    p.add_argument("--backend", choices=("native", "docker", "auto"), default="auto",
+                   help="where wstest runs: native (Python 2.7), docker, or auto "
+                        "(docker if an engine answers, else native)")
+    p.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
+                   help="testee event loop (auto: uvloop if importable)")
+    p.add_argument("--timeout", type=float, default=1500.0,
+                   help="seconds allowed per direction (default 1500)")
+    p.add_argument("--reports", type=Path, default=REPORTS_DIR,
+                   help="report directory (default conformance/reports)")
+    p.add_argument("--update-badge", action="store_true",
+                   help="also refresh docs/autobahn-badge.svg (needs a full run, "
+                        "both directions)")
+    p.add_argument("--write-case-list", action="store_true",
+                   help="regenerate conformance/cases.json from the native wstest and exit")
+    p.add_argument("-v", "--verbose", action="store_true", help="testee debug logging")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        return _main(args)
+    except SetupError as exc:
+        log(f"error: {exc}")
+        return 2
+    except gate.ExpectedError as exc:
+        log(f"error: {exc}")
+        return 2
+
+
+def _main(args: argparse.Namespace) -> int:
+    if args.write_case_list:
+        return write_case_list()
+
+    all_cases, names = gate.load_case_list()
+    try:
+        cases = gate.resolve(args.cases.split(","), all_cases)
+    except ValueError as exc:
+        raise SetupError(f"--cases: {exc}") from exc
+    full = len(cases) == len(all_cases)
+    directions = ["server", "client"] if args.direction == "both" else [args.direction]
+    if args.update_badge and not (full and len(directions) == 2):
+        raise SetupError("--update-badge needs every case in both directions")
+    expected = gate.load_expected()
+
+    reports = args.reports.resolve()
+    reports.mkdir(parents=True, exist_ok=True)
+    backend = choose_backend(args.backend, reports)
+    wstest_version = backend.check()
+    testee_env, picows_where = testee_environment()
+    log(f"backend {backend.name} ({wstest_version}); picows {picows_where}; "
+        f"loop {args.loop}; {len(cases)} cases; reports in {reports}")
+
+    verdicts = []
+    started = time.monotonic()
+    for direction in directions:
+        t0 = time.monotonic()
+        index = run_direction(direction, backend, cases, reports, testee_env, args)
+        verdict = gate.evaluate(index, direction=direction, agent=AGENT, cases=cases,
+                                expected=expected[direction], all_cases=all_cases)
+        verdict.wall_time = time.monotonic() - t0
+        verdicts.append(verdict)
+        print()
+        print(gate.format_table(verdict, names), flush=True)
+        print()
+    total_time = time.monotonic() - started
+
+    passed, total = gate.pass_count(verdicts)
+    now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    header = (f"Run {now}: backend {backend.name} ({wstest_version}), picows "
+              f"{picows_where}, loop {args.loop}, cases {args.cases}, "
+              f"wall time {total_time:.1f} s.")
+    (reports / "summary.md").write_text(gate.summary_markdown(verdicts, names, header))
+    badge = gate.badge_svg(passed, total)
+    (reports / "badge.svg").write_text(badge)
+    ok = all(v.passed for v in verdicts)
+    if args.update_badge:
+        DOCS_BADGE.write_text(badge)
+        log(f"updated {DOCS_BADGE.relative_to(ROOT)}")
+    for v in verdicts:
+        log(f"{v.direction}: {'PASS' if v.passed else 'FAIL'} "
+            f"({len(v.passing)} OK, {len(v.accepted)} listed, {len(v.failures)} failing, "
+            f"{v.wall_time:.1f} s)")
+    log(f"{passed}/{total} cases OK in every direction run; wall time {total_time:.1f} s; "
+        f"gate {'PASS' if ok else 'FAIL'}; see {reports / 'summary.md'}")
+    return 0 if ok else 1
+
+
+def write_case_list() -> int:
+    backend = NativeBackend()
+    version = backend.check()
+    cases, names = backend.case_list()
+    cases.sort(key=gate.case_key)
+    doc = {"_comment": "All case IDs of Autobahn|Testsuite, in its order. "
+                       "Regenerate with: python -m conformance --write-case-list",
+           "autobahntestsuite": version.rsplit(" ", 1)[-1],
+           "categories": {k: v for k, v in sorted(names.items(), key=lambda kv: int(kv[0]))
+                          if any(gate.category(c) == k for c in cases)},
+           "cases": cases}
+    # Case IDs packed several to a line: 517 of them.
+    text = json.dumps({**doc, "cases": "@"}, indent=2)
+    lines, line = [], []
+    for c in cases:
+        if line and len(", ".join(line + [json.dumps(c)])) > 80:
+            lines.append(", ".join(line))
+            line = []
+        line.append(json.dumps(c))
+    lines.append(", ".join(line))
+    text = text.replace('"@"', "[\n    " + ",\n    ".join(lines) + "\n  ]")
+    gate.CASES_FILE.write_text(text + "\n")
+    log(f"wrote {gate.CASES_FILE.relative_to(ROOT)}: {len(cases)} cases")
+    return 0
