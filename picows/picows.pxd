@@ -165,6 +165,6 @@ cdef class WSProtocolCore:
     cdef int _on_close_frame(self, WSFrame frame) except -1
     cdef _on_close_sent(self)
     cdef _start_close_timer(self)
-    cdef _fail(self, int code, str reason)
+    cdef _fail(self, int code, str reason, bint peer_closed=*)
     cdef _disconnect(self)
     cdef _schedule_auto_ping(self, double delay)

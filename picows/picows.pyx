@@ -174,11 +174,16 @@ cdef enum _Utf8:
 
 
 class _WSProtocolError(Exception):
-    """A protocol violation by the peer: fail the connection with `code`."""
+    """A protocol violation by the peer: fail the connection with `code`.
 
-    def __init__(self, int code, str message):
+    `in_close_frame`: the violation is in the peer's CLOSE frame, so the peer
+    has started closing and will send nothing more.
+    """
+
+    def __init__(self, int code, str message, bint in_close_frame=False):
         super().__init__(message)
         self.code = code
+        self.in_close_frame = in_close_frame
 
 
 # Masks for client frames come from os.urandom, taken 4 bytes at a time from
@@ -1014,32 +1019,34 @@ cdef class WSProtocolCore:
         b1 = p[1]
         opcode = b0 & 0x0F
         len7 = b1 & 0x7F
+        # A broken CLOSE still means the peer is closing: it sends no more.
+        cdef bint is_close = opcode == WSMsgType.CLOSE
         if b0 & 0x70:
             raise _WSProtocolError(1002, "RSV bits set but no extension was "
-                                   "negotiated (RFC 6455 5.2)")
+                                   "negotiated (RFC 6455 5.2)", is_close)
         if opcode >= 8:
             if opcode > 10:
-                raise _WSProtocolError(1002, f"reserved opcode {opcode} (RFC 6455 5.2)")
+                raise _WSProtocolError(1002, f"reserved opcode {opcode} (RFC 6455 5.2)", is_close)
             if not (b0 & 0x80):
-                raise _WSProtocolError(1002, "fragmented control frame (RFC 6455 5.5)")
+                raise _WSProtocolError(1002, "fragmented control frame (RFC 6455 5.5)", is_close)
             if len7 > _MAX_CONTROL_PAYLOAD:
                 raise _WSProtocolError(1002, "control frame payload over 125 bytes "
-                                       "(RFC 6455 5.5)")
+                                       "(RFC 6455 5.5)", is_close)
         elif opcode > 2:
-            raise _WSProtocolError(1002, f"reserved opcode {opcode} (RFC 6455 5.2)")
+            raise _WSProtocolError(1002, f"reserved opcode {opcode} (RFC 6455 5.2)", is_close)
         elif opcode == 0:
             if self._msg_opcode == 0:
                 raise _WSProtocolError(1002, "CONTINUATION frame without a message "
-                                       "to continue (RFC 6455 5.4)")
+                                       "to continue (RFC 6455 5.4)", is_close)
         elif self._msg_opcode != 0:
             raise _WSProtocolError(1002, "new data frame while a fragmented message "
-                                   "is open (RFC 6455 5.4)")
+                                   "is open (RFC 6455 5.4)", is_close)
         if self.is_client:
             if b1 & 0x80:
                 raise _WSProtocolError(1002, "masked frame from the server "
-                                       "(RFC 6455 5.1)")
+                                       "(RFC 6455 5.1)", is_close)
         elif not (b1 & 0x80):
-            raise _WSProtocolError(1002, "unmasked frame from the client (RFC 6455 5.1)")
+            raise _WSProtocolError(1002, "unmasked frame from the client (RFC 6455 5.1)", is_close)
         if len7 == 126:
             if avail < 4:
                 return 0
@@ -1051,7 +1058,7 @@ cdef class WSProtocolCore:
             length = _read_be(p + 2, 8)
             if length >> 63:
                 raise _WSProtocolError(1002, "64-bit payload length with the most "
-                                       "significant bit set (RFC 6455 5.2)")
+                                       "significant bit set (RFC 6455 5.2)", is_close)
             hlen = 10
         else:
             length = len7
@@ -1131,7 +1138,7 @@ cdef class WSProtocolCore:
                     break
                 self._deliver_frame()
             except _WSProtocolError as exc:
-                self._fail(exc.code, str(exc))
+                self._fail(exc.code, str(exc), exc.in_close_frame)
                 break
         if self._rstart == self._rend:
             self._rstart = self._rend = 0
@@ -1172,15 +1179,15 @@ cdef class WSProtocolCore:
         elif opcode == WSMsgType.CLOSE:
             if size == 1:
                 raise _WSProtocolError(1002, "CLOSE frame with a 1-byte payload "
-                                       "(RFC 6455 5.5.1)")
+                                       "(RFC 6455 5.5.1)", True)
             if size >= 2:
                 code = <uint32_t>_read_be(payload, 2)
                 if not _is_valid_close_code(code):
                     raise _WSProtocolError(1002, f"invalid close code {code} "
-                                           f"(RFC 6455 7.4)")
+                                           f"(RFC 6455 7.4)", True)
                 if picows_utf8_validate(UTF8_ACCEPT, payload + 2, size - 2) != UTF8_ACCEPT:
                     raise _WSProtocolError(1007, "close reason is not valid UTF-8 "
-                                           "(RFC 6455 5.5.1)")
+                                           "(RFC 6455 5.5.1)", True)
         elif self._state == FAILED:
             return 0
 
@@ -1267,9 +1274,12 @@ cdef class WSProtocolCore:
                               "disconnecting", self._close_timeout)
             self._disconnect()
 
-    cdef _fail(self, int code, str reason):
+    cdef _fail(self, int code, str reason, bint peer_closed=False):
         """Fail the connection (RFC 6455 7.1.7): CLOSE with `code`, then wait
-        for the peer's CLOSE or EOF for at most close_timeout."""
+        for the peer's CLOSE or EOF for at most close_timeout. When the
+        violation was in the peer's CLOSE (`peer_closed`), nothing more will
+        come: the server closes TCP at once, the client waits for the server
+        to do so."""
         cdef WSTransport ws = self.transport
         if self._state == DISCONNECTED:
             return
@@ -1281,7 +1291,13 @@ cdef class WSProtocolCore:
         reason_bytes = reason.encode("utf-8")[:_MAX_CONTROL_PAYLOAD - 2]
         ws._send_close_frame(code, <uint8_t*>PyBytes_AS_STRING(reason_bytes),
                              PyBytes_GET_SIZE(reason_bytes))
-        self._state = FAILED
+        if peer_closed:
+            self._state = CLOSE_RECEIVED
+            if not self.is_client:
+                self._disconnect()
+                return
+        else:
+            self._state = FAILED
         self._start_close_timer()
 
     cdef _disconnect(self):
