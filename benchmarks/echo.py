@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import resource
+import shlex
 import shutil
 import statistics
 import subprocess
@@ -383,8 +384,9 @@ def measure(args, contender, loop, size, certdir) -> dict:
     base = contender_cmd(args, contender)
     env = child_env(contender)
     common = ["--loop", loop] + (["--certdir", certdir] if certdir else [])
-    server = Child(base + ["--role", "server"] + common + (["--cpu", scpu] if scpu else []),
-                   env)
+    wrapper = shlex.split(args.server_wrapper) if args.server_wrapper else []
+    server = Child(wrapper + base + ["--role", "server"] + common
+                   + (["--cpu", scpu] if scpu else []), env)
     try:
         port_line = server.expect("PORT", 60)
         port, _, version = port_line.partition(" ")
@@ -398,7 +400,7 @@ def measure(args, contender, loop, size, certdir) -> dict:
         result["version"] = version
         return result
     finally:
-        server.stop()
+        server.stop(60 if wrapper else 5)
 
 
 # ---------------------------------------------------------------------------
@@ -733,6 +735,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default N: 10000)")
     p.add_argument("--memory-libs", default="picows",
                    help="servers measured in memory mode (raw, picows, websockets, aiohttp)")
+    p.add_argument("--server-wrapper", metavar="CMD",
+                   help="prefix for the echo server command, for profiling, e.g. "
+                        "'perf record -g -o /tmp/perf.data --' or "
+                        "'py-spy record --native -o /tmp/spy.svg --'")
     p.add_argument("--concurrency", type=int, default=200,
                    help="memory mode: handshakes in flight at once")
     # Child roles.
