@@ -404,7 +404,7 @@ def pass_count(verdicts: Sequence[Verdict]) -> tuple[int, int]:
 def _text_width(text: str) -> int:
     # Verdana 11px, roughly: good enough for a two-part badge.
     wide = sum(1 for ch in text if ch in "mwMW@%")
-    narrow = sum(1 for ch in text if ch in "il.,:;|!' /1")
+    narrow = sum(1 for ch in text if ch in "il.,:;|!' ")
     return int(7 * (len(text) - wide - narrow) + 10 * wide + 4 * narrow) + 10
 
 
