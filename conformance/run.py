@@ -18,6 +18,7 @@ failed, 2 = could not run.
 from __future__ import annotations
 
 import argparse
+import base64
 import contextlib
 import json
 import os
@@ -116,6 +117,32 @@ def stop_process(proc: subprocess.Popen, grace: float = 5.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def request_reports(port: int, agent: str, timeout: float = 60.0) -> bool:
+    """Make the fuzzing server write its reports (``/updateReports``) without
+    picows, when the client testee died or hung before asking itself."""
+    key = base64.b64encode(os.urandom(16)).decode()
+    request = (f"GET /updateReports?agent={agent} HTTP/1.1\r\n"
+               f"Host: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
+    data = b""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout) as s:
+            s.sendall(request.encode())
+            # wstest writes the reports, then sends CLOSE: wait for a frame byte.
+            while True:
+                head_end = data.find(b"\r\n\r\n")
+                if head_end >= 0 and len(data) > head_end + 4:
+                    break
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                data += chunk
+    except OSError as exc:
+        log(f"/updateReports failed: {exc}")
+        return False
+    return data.startswith(b"HTTP/1.1 101")
 
 
 def tail(path: Path, lines: int = 15) -> str:
@@ -299,6 +326,9 @@ def run_direction(direction: str, backend: Any, cases: list[str], reports: Path,
                     rc = -1
             if rc != 0:
                 log(f"echo_client.py exited with {rc}:\n" + tail(testee_log))
+            if not (outdir / "index.json").exists():
+                log("no reports yet: asking the fuzzing server for them")
+                request_reports(port, AGENT)
         finally:
             backend.stop_fuzzingserver(handle, wstest_log)
 
