@@ -97,8 +97,10 @@ pip2() {
 # 4. Build tools (a source build of autobahn's dependencies needs them;
 #    autobahntestsuite then pins setuptools back to 44.0.0 itself).
 log "installing setuptools, wheel, autobahntestsuite $WSTEST_VERSION into $PREFIX"
-pip2 install -q --user --no-warn-script-location \
-    "setuptools==44.1.1" "wheel==0.37.1"
+if ! "$PY2" -c "import setuptools, wheel" >/dev/null 2>&1; then
+    pip2 install -q --user --no-warn-script-location \
+        "setuptools==44.1.1" "wheel==0.37.1"
+fi
 
 # 5. wstest.
 pip2 install -q --user --no-warn-script-location \
