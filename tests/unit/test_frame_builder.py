@@ -1,0 +1,167 @@
+"""The frame builder (WSTransport.send*), checked against the test's own encoder."""
+from __future__ import annotations
+
+import pytest
+from wsutil import (
+    BINARY,
+    CLOSE,
+    CONT,
+    PING,
+    PONG,
+    RSV1,
+    TEXT,
+    build_frame,
+    decode_frames,
+)
+
+from picows import WSCloseCode, WSMsgType
+
+LENGTHS = [0, 1, 125, 126, 127, 65535, 65536, 1 << 20]
+
+
+def one_write(conn, action):
+    """Run ``action()``; it must produce exactly one transport.write(); return the frame."""
+    before = len(conn.fake.writes)
+    action()
+    new = conn.fake.writes[before:]
+    assert len(new) == 1, f"{len(new)} writes for one frame"
+    assert conn.fake.writelines_calls == 0
+    (frame,) = decode_frames(new[0])
+    assert frame.masked == conn.is_client, "client frames masked, server frames not"
+    if conn.is_client:
+        assert len(frame.mask) == 4
+    return frame, new[0]
+
+
+def reference(conn, frame, opcode, payload, fin=True, rsv=0):
+    """The same frame from the independent encoder, with the mask the library chose."""
+    return build_frame(opcode, payload, fin=fin, rsv=rsv,
+                       mask=frame.mask if conn.is_client else None)
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+async def test_binary_every_length(conn, length):
+    payload = bytes((i * 31) & 0xFF for i in range(length))
+    frame, raw = one_write(conn, lambda: conn.ws.send(WSMsgType.BINARY, payload))
+    assert raw == reference(conn, frame, BINARY, payload)
+    assert (frame.fin, frame.rsv, frame.opcode, frame.payload) == (True, 0, BINARY, payload)
+    expected_form = 0 if length <= 125 else 126 if length <= 65535 else 127
+    assert frame.length_form == expected_form
+    assert frame.header_len == 2 + {0: 0, 126: 2, 127: 8}[expected_form] + \
+        (4 if conn.is_client else 0)
+
+
+@pytest.mark.parametrize("length", [0, 125, 126, 65535, 65536])
+async def test_text_every_length(conn, length):
+    payload = ("é" * (length // 2) + "a" * (length % 2)).encode()
+    assert len(payload) == length
+    frame, raw = one_write(conn, lambda: conn.ws.send(WSMsgType.TEXT, payload))
+    assert raw == reference(conn, frame, TEXT, payload)
+
+
+@pytest.mark.parametrize("kind", ["bytes", "bytearray", "memoryview", "memoryview-slice"])
+@pytest.mark.parametrize("length", [0, 7, 126, 65536])
+async def test_accepts_bytes_like(conn, kind, length):
+    payload = bytes((i * 13) & 0xFF for i in range(length))
+    if kind == "bytes":
+        message = payload
+    elif kind == "bytearray":
+        message = bytearray(payload)
+    elif kind == "memoryview":
+        message = memoryview(payload)
+    else:
+        message = memoryview(b"<<" + payload + b">>")[2:2 + length]
+    frame, raw = one_write(conn, lambda: conn.ws.send(WSMsgType.BINARY, message))
+    assert frame.payload == payload
+    assert raw == reference(conn, frame, BINARY, payload)
+
+
+async def test_none_is_empty_payload(conn):
+    frame, raw = one_write(conn, lambda: conn.ws.send(WSMsgType.BINARY, None))
+    assert frame.payload == b""
+    assert raw == reference(conn, frame, BINARY, b"")
+
+
+async def test_rsv1(conn):
+    frame, raw = one_write(conn, lambda: conn.ws.send(WSMsgType.BINARY, b"zz", True))
+    assert frame.rsv == RSV1
+    assert raw == reference(conn, frame, BINARY, b"zz", rsv=RSV1)
+    frame, raw = one_write(conn, lambda: conn.ws.send(WSMsgType.BINARY, b"zz", rsv1=False))
+    assert frame.rsv == 0
+
+
+async def test_fragmented_message(conn):
+    parts = [(WSMsgType.TEXT, b"frag", False), (WSMsgType.CONTINUATION, b"men", False),
+             (WSMsgType.CONTINUATION, b"ted", True)]
+    frames = []
+    for msg_type, payload, fin in parts:
+        frame, raw = one_write(
+            conn, lambda t=msg_type, p=payload, f=fin: conn.ws.send(t, p, fin=f))
+        assert raw == reference(conn, frame, int(msg_type), payload, fin=fin)
+        frames.append((frame.opcode, frame.fin, frame.payload))
+    assert frames == [(TEXT, False, b"frag"), (CONT, False, b"men"), (CONT, True, b"ted")]
+
+
+@pytest.mark.parametrize("method, opcode", [("send_ping", PING), ("send_pong", PONG)])
+@pytest.mark.parametrize("message", [None, b"", b"x", b"p" * 125, bytearray(b"ba")])
+async def test_ping_pong(conn, method, opcode, message):
+    if message is None:
+        frame, raw = one_write(conn, lambda: getattr(conn.ws, method)())
+    else:
+        frame, raw = one_write(conn, lambda: getattr(conn.ws, method)(message))
+    payload = bytes(message or b"")
+    assert (frame.opcode, frame.fin, frame.rsv, frame.payload) == (opcode, True, 0, payload)
+    assert raw == reference(conn, frame, opcode, payload)
+
+
+async def test_send_with_msg_type_ping(conn):
+    frame, raw = one_write(conn, lambda: conn.ws.send(WSMsgType.PING, b"via send"))
+    assert raw == reference(conn, frame, PING, b"via send")
+
+
+async def test_close_default_is_empty(conn):
+    frame, raw = one_write(conn, lambda: conn.ws.send_close())
+    assert frame.opcode == CLOSE and frame.payload == b""
+    assert raw == reference(conn, frame, CLOSE, b"")
+
+
+async def test_close_no_info_is_empty(conn):
+    frame, _ = one_write(conn, lambda: conn.ws.send_close(WSCloseCode.NO_INFO))
+    assert frame.payload == b"", "code 0 must never be on the wire"
+
+
+SENDABLE = [c for c in WSCloseCode if c not in (WSCloseCode.NO_INFO,
+                                                  WSCloseCode.ABNORMAL_CLOSURE)]
+
+
+@pytest.mark.parametrize("code", SENDABLE, ids=[c.name for c in SENDABLE])
+async def test_close_every_code(conn, code):
+    frame, raw = one_write(conn, lambda: conn.ws.send_close(code))
+    assert frame.payload == int(code).to_bytes(2, "big")
+    assert raw == reference(conn, frame, CLOSE, frame.payload)
+
+
+@pytest.mark.parametrize("message", [b"bye", "très bien".encode(), b"r" * 123,
+                                     bytearray(b"ba"), memoryview(b"mv")])
+async def test_close_code_and_message(conn, message):
+    frame, raw = one_write(conn, lambda: conn.ws.send_close(WSCloseCode.GOING_AWAY, message))
+    assert frame.payload == b"\x03\xe9" + bytes(message)
+    assert frame.close_code == 1001 and frame.close_reason == bytes(message)
+    assert raw == reference(conn, frame, CLOSE, frame.payload)
+
+
+async def test_close_keyword_arguments(conn):
+    frame, _ = one_write(conn, lambda: conn.ws.send_close(close_code=WSCloseCode.OK,
+                                                          close_message=b"done"))
+    assert frame.payload == b"\x03\xe8done"
+
+
+async def test_send_close_does_not_disconnect(conn):
+    conn.ws.send_close(WSCloseCode.OK)
+    assert not conn.fake.closing
+
+
+async def test_many_sends_one_write_each(conn):
+    for i in range(50):
+        one_write(conn, lambda i=i: conn.ws.send(WSMsgType.BINARY, bytes([i]) * i))
+    assert [f.payload for f in conn.sent()] == [bytes([i]) * i for i in range(50)]
