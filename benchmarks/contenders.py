@@ -40,23 +40,33 @@ class Window:
     measurement; ``stop`` tells the client not to send the next message.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, warmup: float, duration: float):
+    def __init__(self, loop: asyncio.AbstractEventLoop, warmup: float, duration: float,
+                 server_pid: int | None = None):
         self.loop = loop
         self.count = 0
         self.stop = False
         self.t0 = self.t1 = 0.0
         self.n0 = self.n1 = 0
+        self.server_pid = server_pid
+        self.cpu0 = self.cpu1 = (0, 0)
         self.done = loop.create_future()
         loop.call_later(warmup, self._begin)
         loop.call_later(warmup + duration, self._end)
 
+    def _cpu(self) -> tuple:
+        """(client ns, server ns) on CPU so far, user + kernel, main threads."""
+        return (_run_time_ns("self"),
+                _run_time_ns(self.server_pid) if self.server_pid else 0)
+
     def _begin(self) -> None:
         self.n0 = self.count
         self.t0 = time.perf_counter()
+        self.cpu0 = self._cpu()
 
     def _end(self) -> None:
         self.n1 = self.count
         self.t1 = time.perf_counter()
+        self.cpu1 = self._cpu()
         self.stop = True
 
     def finish(self) -> None:
@@ -73,7 +83,20 @@ class Window:
             "rps": rps,
             "mbps": rps * size / 1e6,
             "total_round_trips": self.count,
+            # CPU time per round trip in microseconds, from /proc/PID/schedstat.
+            "client_cpu_us": (self.cpu1[0] - self.cpu0[0]) / 1e3 / n if n else None,
+            "server_cpu_us": ((self.cpu1[1] - self.cpu0[1]) / 1e3 / n
+                              if n and self.server_pid else None),
         }
+
+
+def _run_time_ns(pid) -> int:
+    """Time the main thread of ``pid`` has run, in ns (0 when unknown)."""
+    try:
+        with open(f"/proc/{pid}/schedstat") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 # ---------------------------------------------------------------------------
@@ -363,7 +386,9 @@ def library_version(lib) -> str:
             return "asyncio"
         if lib in ("picows", "picows-pypi"):
             picows = import_picows(lib)
-            return getattr(picows, "__version__", "?")
+            where = os.path.dirname(os.path.dirname(os.path.abspath(picows.__file__)))
+            return f"{getattr(picows, '__version__', '?')} from {where}"
+
         mod = __import__(lib)
         return getattr(mod, "__version__", "?")
     except Exception as exc:  # noqa: BLE001 - only for the report

@@ -16,7 +16,8 @@ The benchmark reports; it never fails on a number.
   python benchmarks/echo.py --memory 10000       # server RSS per idle connection
   python benchmarks/echo.py --quick              # about a minute
 
-Roles used internally: ``--role server`` prints ``PORT <n>`` once listening;
+Roles used internally: ``--role server`` prints ``PORT <n> <pid> <version>`` once
+listening;
 ``--role client`` prints ``RESULT <json>``; ``--role memclient`` opens idle
 connections and prints ``READY <ok> <failed>``.
 """
@@ -168,7 +169,8 @@ def role_server(args) -> None:
     async def main():
         _server, port = await contenders.start_server(
             args.lib, HOST, 0, server_ssl_context(args.certdir))
-        print(f"PORT {port} {contenders.library_version(args.lib)}", flush=True)
+        print(f"PORT {port} {os.getpid()} {contenders.library_version(args.lib)}",
+              flush=True)
         # Serve until the parent closes our stdin (or kills us).
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, sys.stdin.read)
@@ -184,7 +186,7 @@ def role_client(args) -> None:
 
     async def main():
         loop = asyncio.get_running_loop()
-        window = contenders.Window(loop, args.warmup, args.duration)
+        window = contenders.Window(loop, args.warmup, args.duration, args.server_pid)
         await asyncio.wait_for(
             contenders.run_client(args.lib, HOST, args.port, client_ssl_context(args.certdir),
                                   message, window),
@@ -389,8 +391,11 @@ def measure(args, contender, loop, size, certdir) -> dict:
                    + (["--cpu", scpu] if scpu else []), env)
     try:
         port_line = server.expect("PORT", 60)
-        port, _, version = port_line.partition(" ")
-        client = Child(base + ["--role", "client", "--port", port, "--size", str(size),
+        port, server_pid, version = port_line.split(" ", 2)
+        if wrapper:
+            server_pid = "0"  # the wrapper's child; not worth finding
+        client = Child(base + ["--role", "client", "--port", port, "--server-pid", server_pid,
+                               "--size", str(size),
                                "--warmup", str(args.warmup), "--duration", str(args.duration)]
                        + common + (["--cpu", ccpu] if ccpu else []), env)
         try:
@@ -477,6 +482,7 @@ def echo_benchmark(args) -> dict:
     print(f"# {total} measurements of {args.warmup}+{args.duration}s "
           f"({', '.join(contenders)})", file=sys.stderr, flush=True)
     runs: dict = {}
+    cpu: dict = {}
     versions: dict = {}
     errors: list = []
     k = 0
@@ -491,10 +497,12 @@ def echo_benchmark(args) -> dict:
                         k += 1
                         key = (transport, loop, size, contender)
                         runs.setdefault(key, [None] * args.repeats)
+                        cpu.setdefault(key, [(None, None)] * args.repeats)
                         try:
                             r = measure(args, contender, loop, size,
                                         certdir if transport == "tls" else None)
                             runs[key][rep] = r["rps"]
+                            cpu[key][rep] = (r.get("server_cpu_us"), r.get("client_cpu_us"))
                             versions[contender] = r.get("version", "?")
                             msg = f"{fmt_rate(r['rps'])} rt/s"
                         except Exception as exc:  # noqa: BLE001 - report and go on
@@ -508,7 +516,7 @@ def echo_benchmark(args) -> dict:
     if tmp is not None:
         tmp.cleanup()
     return {"contenders": contenders, "sizes": sizes, "loops": loops,
-            "transports": transports, "runs": runs, "versions": versions,
+            "transports": transports, "runs": runs, "cpu": cpu, "versions": versions,
             "errors": errors}
 
 
@@ -554,6 +562,26 @@ def echo_report(args, res, info) -> tuple[str, list]:
                     if target is not None and med is not None:
                         checks.append((f"{transport} {loop} {size_name(size)} ours/{o}",
                                        med, target))
+                out.append("| " + " | ".join(row) + " |")
+            out.append("")
+            out.append("CPU time per round trip in microseconds, server + client "
+                       "(median; main threads, user + kernel, from /proc/PID/schedstat).")
+            out.append("")
+            out.append("| size | " + " | ".join(contenders) + " |")
+            out.append("|" + "|".join(["---"] + ["--:"] * len(contenders)) + "|")
+            for size in res["sizes"]:
+                row = [size_name(size)]
+                for c in contenders:
+                    pairs = res["cpu"].get((transport, loop, size, c), [])
+                    srv = summarize([p[0] for p in pairs])
+                    cli = summarize([p[1] for p in pairs])
+                    row.append(f"{srv['median']:.1f} + {cli['median']:.1f}" if srv and cli
+                               else "n/a")
+                    for rec in records:
+                        if (rec["transport"], rec["loop"], rec["size"], rec["contender"]) == (
+                                transport, loop, size, c):
+                            rec["server_cpu_us"] = srv and srv["median"]
+                            rec["client_cpu_us"] = cli and cli["median"]
                 out.append("| " + " | ".join(row) + " |")
             out.append("")
     if checks:
@@ -748,6 +776,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--loop", default="uvloop", help=argparse.SUPPRESS)
     p.add_argument("--port", type=int, help=argparse.SUPPRESS)
     p.add_argument("--size", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--server-pid", type=int, help=argparse.SUPPRESS)
     p.add_argument("--cpu", help=argparse.SUPPRESS)
     p.add_argument("--certdir", help=argparse.SUPPRESS)
     p.add_argument("--connections", type=int, help=argparse.SUPPRESS)
