@@ -70,6 +70,7 @@ cdef class WSTransport:
     cdef object _logger
     cdef int _fd
     cdef bint _closed
+    cdef bint _write_closed
     cdef uint8_t* _wbuf
     cdef size_t _wbuf_size
     cdef uint32_t _pongs_sent

@@ -464,7 +464,7 @@ cdef class WSTransport:
         cdef uint8_t* dst
         cdef size_t hlen
         cdef bytes out = None
-        if self._closed:
+        if self._closed or self._write_closed:
             return 0
         cdef size_t total = _header_size(size, self.is_client) + size
         if self._fd >= 0:
@@ -500,7 +500,7 @@ cdef class WSTransport:
         """
         cdef size_t hlen
         cdef uint8_t* start
-        if self._closed:
+        if self._closed or self._write_closed:
             return
         if self.is_client or self._fd < 0:
             self.send_frame(msg_type, <uint8_t*>message, message_size, True, False)
@@ -1278,8 +1278,7 @@ cdef class WSProtocolCore:
         """Fail the connection (RFC 6455 7.1.7): CLOSE with `code`, then wait
         for the peer's CLOSE or EOF for at most close_timeout. When the
         violation was in the peer's CLOSE (`peer_closed`), nothing more will
-        come: the server closes TCP at once, the client waits for the server
-        to do so."""
+        come, and TCP is closed at once."""
         cdef WSTransport ws = self.transport
         if self._state == DISCONNECTED:
             return
@@ -1292,13 +1291,21 @@ cdef class WSProtocolCore:
         ws._send_close_frame(code, <uint8_t*>PyBytes_AS_STRING(reason_bytes),
                              PyBytes_GET_SIZE(reason_bytes))
         if peer_closed:
+            # The peer sent its (broken) CLOSE: it sends nothing more.
             self._state = CLOSE_RECEIVED
-            if not self.is_client:
-                self._disconnect()
-                return
+            self._disconnect()
+            return
+        self._state = FAILED
+        # Close our side now. A half-close (FIN after our CLOSE) rather than a
+        # full close: closing with unread bytes in the socket would send a
+        # reset, and the peer could lose our CLOSE. We then read until the
+        # peer's CLOSE or EOF, for at most close_timeout.
+        if self._transport.can_write_eof():
+            ws._write_closed = True
+            self._transport.write_eof()
+            self._start_close_timer()
         else:
-            self._state = FAILED
-        self._start_close_timer()
+            self._disconnect()
 
     cdef _disconnect(self):
         if self._closing or self._transport is None:
