@@ -174,6 +174,14 @@ async def test_client_disconnected_when_server_closes_tcp(make_conn):
     assert len(client.listener.disconnected) == 1
 
 
+async def test_send_close_after_disconnect_does_nothing(conn):
+    conn.fake.peer_close()
+    await conn.wait_disconnected()
+    before = len(conn.fake.writes)
+    conn.ws.send_close(WSCloseCode.OK, b"late")  # documented: does nothing
+    assert len(conn.fake.writes) == before
+
+
 async def test_local_close_then_peer_close_reply_no_second_close(conn):
     """We initiated: the peer's CLOSE answers ours, we do not send another."""
     conn.ws.send_close(WSCloseCode.GOING_AWAY)

@@ -198,6 +198,36 @@ async def test_header_only_frame_waits_for_payload(conn):
     assert [f.payload for f in conn.frames] == [body]
 
 
+async def test_get_buffer_without_size_hint(conn):
+    """asyncio's selector loop calls get_buffer(-1); any hint must give a usable buffer."""
+    data = stream_bytes(conn.role)
+    pos = 0
+    hints = [-1, 0, 1, 5]
+    i = 0
+    while pos < len(data):
+        buf = memoryview(conn.proto.get_buffer(hints[i % len(hints)]))
+        i += 1
+        assert len(buf) > 0
+        n = min(len(buf), len(data) - pos, 3 + i % 11)
+        buf[:n] = data[pos:pos + n]
+        conn.proto.buffer_updated(n)
+        pos += n
+    assert [f.key() for f in conn.frames] == expected_keys()
+
+
+async def test_buffer_grows_and_shrinks(conn):
+    big = bytes(range(256)) * 4096  # 1 MiB
+    small = [b"s%d" % i for i in range(100)]
+    medium = b"M" * 300_000
+    conn.feed(conn.peer_frame(BINARY, big))
+    for p in small:
+        conn.feed(conn.peer_frame(TEXT, p))
+    data = conn.peer_frame(BINARY, medium) + conn.peer_frame(TEXT, b"last")
+    for i in range(0, len(data), 65536):
+        conn.feed(data[i:i + 65536])
+    assert [f.payload for f in conn.frames] == [big, *small, medium, b"last"]
+
+
 def test_build_header_helper_is_sane():
     # the test's own encoder, cross-checked with RFC 6455 section 5.7 examples
     assert build_frame(TEXT, b"Hello") == b"\x81\x05\x48\x65\x6c\x6c\x6f"

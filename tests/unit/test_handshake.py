@@ -20,7 +20,7 @@ from wsutil import (
     upgrade_request,
 )
 
-from picows import WSError, handshake
+from picows import WSError, WSMsgType, handshake
 from picows.picows import WSProtocol
 from picows.types import WSHandshakeError, WSUpgradeRequest
 
@@ -104,6 +104,27 @@ def test_request_accepted(raw):
     assert request.headers["sec-websocket-key"] == SERVER_KEY
 
 
+def test_repeated_connection_headers_are_joined():
+    raw = make_request(replace={b"Connection": b"keep-alive"},
+                       extra=[(b"Connection", b"Upgrade")])
+    request = handshake.parse_upgrade_request(raw)
+    assert "upgrade" in request.headers["connection"].lower()
+
+
+@pytest.mark.parametrize("origin, ok", [(b"https://good.example", True),
+                                        (b"https://evil.example", False), (None, False)])
+def test_allowed_origins(origin, ok):
+    extra = [(b"Origin", origin)] if origin is not None else []
+    raw = make_request(extra=extra)
+    allowed = ["https://good.example"]
+    if ok:
+        assert handshake.parse_upgrade_request(raw, allowed).headers["origin"] == origin.decode()
+    else:
+        with pytest.raises(WSHandshakeError) as info:
+            handshake.parse_upgrade_request(raw, allowed)
+        assert status_of(info.value) == 403
+
+
 def test_request_fields_types_and_lowercase_headers():
     raw = make_request(start=b"GET /chat?room=1 HTTP/1.1", extra=[(b"X-Custom-Header", b"Va lue")])
     request = handshake.parse_upgrade_request(raw)
@@ -139,6 +160,8 @@ REJECTED_400 = {
     "key-not-base64": make_request(replace={b"Sec-WebSocket-Key": b"!!!!!!!!!!!!!!!!!!!!!!=="}),
     "header-without-colon": make_request(extra=[(b"X-Broken", b"")]).replace(
         b"X-Broken: ", b"X-Broken"),
+    "space-before-colon": make_request().replace(b"Host:", b"Host :"),
+    "obsolete-line-folding": make_request(extra=[(b"X-Folded", b"a\r\n b")]),
     "not-http-at-all": b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n",
 }
 
@@ -325,6 +348,14 @@ async def test_server_bad_request_gets_error_and_close(raw, status):
     assert side.proto.transport is None or side.listener.connected == []
 
 
+async def test_server_origin_not_allowed_403():
+    side = ServerSide(allowed_origins=["https://good.example"])
+    feed(side.proto, upgrade_request(SERVER_KEY, extra=b"Origin: https://evil.example\r\n"))
+    assert side.status_line().startswith(b"HTTP/1.1 403 ")
+    await side.fake.wait_lost()
+    assert side.requests == []
+
+
 async def test_server_head_over_16k_without_end_gets_431():
     side = ServerSide()
     raw = make_request()[:-2]  # no terminating blank line
@@ -334,6 +365,40 @@ async def test_server_head_over_16k_without_end_gets_431():
     assert side.status_line().startswith(b"HTTP/1.1 431 "), side.fake.data()[:200]
     await side.fake.wait_lost()
     assert side.requests == []
+
+
+def padded_request(total: int) -> bytes:
+    """A valid request head of exactly ``total`` bytes (padding header)."""
+    base = make_request(extra=[(b"X-Pad", b"")])
+    raw = base.replace(b"X-Pad: ", b"X-Pad: " + b"p" * (total - len(base)))
+    assert len(raw) == total
+    return raw
+
+
+async def test_server_head_of_exactly_16k_accepted():
+    side = ServerSide()
+    feed(side.proto, padded_request(16 * 1024))
+    assert side.status_line().startswith(b"HTTP/1.1 101 ")
+    side.fake.peer_close()
+    await flush()
+
+
+async def test_server_complete_head_over_16k_gets_431():
+    side = ServerSide()
+    feed(side.proto, padded_request(16 * 1024 + 1))
+    assert side.status_line().startswith(b"HTTP/1.1 431 ")
+    await side.fake.wait_lost()
+
+
+async def test_server_frames_sent_in_on_ws_connected_follow_the_101():
+    side = ServerSide()
+    side.listener.on_connected = lambda ws: ws.send(WSMsgType.TEXT, b"greeting")
+    feed(side.proto, upgrade_request(SERVER_KEY))
+    head, sep, rest = side.fake.data().partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 ") and sep
+    assert rest == build_frame(TEXT, b"greeting")
+    side.fake.peer_close()
+    await flush()
 
 
 async def test_server_head_over_16k_one_byte_at_a_time_gets_431():
@@ -455,3 +520,30 @@ async def test_client_handshake_timeout():
     with pytest.raises((WSError, asyncio.TimeoutError)):
         await asyncio.wait_for(side.proto.handshake_future, WAIT)
     await side.fake.wait_lost()
+
+
+async def test_server_request_and_frames_split_at_every_offset():
+    frames = (build_frame(TEXT, b"first", mask=b"\x01\x02\x03\x04")
+              + build_frame(BINARY, b"x" * 130, mask=b"\x05\x06\x07\x08"))
+    data = upgrade_request(SERVER_KEY) + frames
+    for i in range(1, len(data)):
+        side = ServerSide()
+        feed(side.proto, data[:i])
+        feed(side.proto, data[i:])
+        assert side.status_line().startswith(b"HTTP/1.1 101 "), i
+        assert [f.payload for f in side.listener.frames] == [b"first", b"x" * 130], i
+        side.fake.peer_close()
+    await flush()
+
+
+async def test_client_response_and_frames_split_at_every_offset():
+    data = switching_response(CLIENT_KEY) + build_frame(TEXT, b"first") + \
+        build_frame(BINARY, b"y" * 130)
+    for i in range(1, len(data)):
+        side = ClientSide()
+        feed(side.proto, data[:i])
+        feed(side.proto, data[i:])
+        await asyncio.wait_for(side.proto.handshake_future, WAIT)
+        assert [f.payload for f in side.listener.frames] == [b"first", b"y" * 130], i
+        side.fake.peer_close()
+    await flush()

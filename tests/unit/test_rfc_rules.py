@@ -329,6 +329,46 @@ async def test_invalid_utf8_in_partial_continuation_closed_early(conn):
     await conn.expect_close(1007)
 
 
+async def test_control_frames_inside_text_do_not_disturb_validation(conn):
+    """A PING/PONG payload is not part of the TEXT message: bytes that are not
+    UTF-8 there must neither fail nor reset the message's validator state."""
+    data = "a✓b".encode()  # the check mark is 3 bytes: cut inside it
+    conn.feed_frame(TEXT, data[:2], fin=False)
+    conn.feed_frame(PING, b"\xff\xfe\x80")
+    conn.feed_frame(PONG, b"\xc3")
+    conn.feed_frame(CONT, data[2:], fin=True)
+    assert b"".join(f.payload for f in conn.frames if int(f.msg_type) in (TEXT, CONT)) == data
+    assert conn.sent_closes() == []
+    assert not conn.fake.closing
+
+
+async def test_control_frame_inside_text_keeps_pending_code_point(conn):
+    """The validator state survives the interleaved control frame: the
+    message still ends mid code point, so 1007."""
+    conn.feed_frame(TEXT, b"\xe2", fin=False)
+    conn.feed_frame(PING, b"ascii")
+    conn.feed_frame(CONT, b"\x9c", fin=True)
+    await conn.expect_close(1007)
+
+
+async def test_binary_message_does_not_leak_into_next_text(conn):
+    conn.feed_frame(BINARY, b"\xe2", fin=False)
+    conn.feed_frame(CONT, b"\xff\xc3", fin=True)
+    conn.feed_frame(TEXT, b"plain")
+    conn.feed_frame(TEXT, "é".encode())
+    assert [f.payload for f in conn.frames][-2:] == [b"plain", "é".encode()]
+    assert not conn.fake.closing
+
+
+async def test_validator_reset_between_text_messages(conn):
+    conn.feed_frame(TEXT, "€".encode())
+    conn.feed_frame(TEXT, "€".encode()[:2], fin=False)
+    conn.feed_frame(CONT, "€".encode()[2:], fin=True)
+    conn.feed_frame(TEXT, b"ascii")
+    assert len(conn.frames) == 4
+    assert not conn.fake.closing
+
+
 async def test_validation_off_delivers_invalid_text(make_conn, role):
     conn = await make_conn(role, enable_utf8_validation=False)
     conn.feed_frame(TEXT, b"bad\xff")

@@ -82,6 +82,15 @@ async def test_large_payloads(conn, size):
     assert results == [(size, payload, payload)]
 
 
+@pytest.mark.parametrize("size", [126, 65536, 1 << 20])
+async def test_large_text_payloads(conn, size):
+    text = "".join(chr(0x20 + i % 90) for i in range(size))
+    results = inspect(conn, lambda f: (f.msg_type, f.payload_size, f.get_payload_as_utf8_text(),
+                                       f.get_payload_as_ascii_text()))
+    conn.feed_frame(TEXT, text.encode())
+    assert results == [(WSMsgType.TEXT, size, text, text)]
+
+
 async def test_close_frame_fields(conn):
     results = inspect(conn, lambda f: (f.msg_type, f.fin, f.payload_size, f.get_close_code(),
                                        f.get_close_message(), f.get_payload_as_bytes()))
