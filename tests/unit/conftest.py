@@ -23,7 +23,10 @@ WAIT = 2.0
 
 @pytest.fixture
 async def make_conn():
-    """``await make_conn(role, listener=None, **WSProtocol kwargs)`` -> Conn.
+    """``await make_conn(role, listener=None, eof_capable=False, **WSProtocol kwargs)``.
+
+    Returns a ``wsutil.Conn``; ``eof_capable`` gives a fake transport that can
+    half-close (plain TCP) instead of one that cannot (TLS).
 
     At teardown every connection still open is closed by the "peer", and
     on_ws_disconnected must have run exactly once for each of them.

@@ -27,6 +27,16 @@ async def test_client_masks_are_random(client):
     assert {f.payload for f in frames} == {b"same payload"}
 
 
+async def test_client_masks_stay_random_over_many_sends(client):
+    """Enough sends to exhaust any pool of pre-generated masks several times."""
+    for _ in range(5000):
+        client.ws.send(WSMsgType.BINARY, b"")
+    masks = [f.mask for f in sent_frames(client)]
+    assert b"\x00\x00\x00\x00" not in masks
+    # 5000 random 32-bit keys: a few birthday collisions at most
+    assert len(set(masks)) >= 4990
+
+
 async def test_client_mask_bytes_are_not_constant(client):
     for _ in range(64):
         client.ws.send(WSMsgType.BINARY, b"")

@@ -413,12 +413,38 @@ VIOLATIONS = {"rsv1": 1002, "opcode-3": 1002, "mask-bit": 1002, "invalid-utf8": 
 
 
 @pytest.mark.parametrize("kind", VIOLATIONS)
-async def test_failure_closes_transport_without_peer_help(make_conn, role, kind):
-    conn = await make_conn(role)  # default close_timeout (5 s) is not what ends it
+async def test_failure_closes_transport_at_once_when_no_half_close(make_conn, role, kind):
+    """A transport that cannot half-close (TLS) is closed right after the CLOSE;
+    the default close_timeout (5 s) is not what ends it."""
+    conn = await make_conn(role)
     conn.feed(violation_bytes(conn, kind))
     assert [c.close_code for c in conn.sent_closes()] == [VIOLATIONS[kind]]
+    assert conn.fake.closing
     await conn.fake.wait_lost(timeout=1.0)
     await conn.wait_disconnected()
+
+
+@pytest.mark.parametrize("kind", VIOLATIONS)
+@pytest.mark.parametrize("peer", ["close-frame", "eof", "nothing"])
+async def test_failure_with_half_close(make_conn, role, kind, peer):
+    """On plain TCP the CLOSE is followed at once by a FIN (write_eof) or a
+    full close; the connection ends on the peer's CLOSE, its EOF, or after
+    close_timeout when the peer does nothing."""
+    conn = await make_conn(role, eof_capable=True, close_timeout=0.05 if peer == "nothing" else 30)
+    conn.feed(violation_bytes(conn, kind))
+    assert [c.close_code for c in conn.sent_closes()] == [VIOLATIONS[kind]]
+    assert conn.fake.eof_written or conn.fake.closing, "our side must be shut at once"
+    if not conn.fake.closing:
+        if peer == "close-frame":
+            conn.feed(conn.peer_frame(CLOSE, close_payload(VIOLATIONS[kind])))
+            if conn.is_client and not conn.fake.closing:
+                conn.fake.peer_close()  # the server closes TCP
+        elif peer == "eof":
+            conn.fake.peer_eof()
+    await conn.fake.wait_lost()
+    await conn.wait_disconnected()
+    assert len(conn.listener.disconnected) == 1
+    assert [c.close_code for c in conn.sent_closes()] == [VIOLATIONS[kind]]
 
 
 @pytest.mark.parametrize("kind", VIOLATIONS)
@@ -429,3 +455,16 @@ async def test_failure_ends_within_close_timeout(make_conn, role, kind):
     await conn.fake.wait_lost()
     await conn.wait_disconnected()
     assert len(conn.listener.disconnected) == 1
+
+
+@pytest.mark.parametrize("kind", ["rsv1", "invalid-utf8"])
+async def test_failed_connection_delivers_nothing_more(make_conn, role, kind):
+    """While waiting for the peer's CLOSE, frames are read but not delivered."""
+    conn = await make_conn(role, eof_capable=True, close_timeout=30)
+    conn.feed(conn.peer_frame(TEXT, b"before"))
+    conn.feed(violation_bytes(conn, kind))
+    conn.feed(conn.peer_frame(TEXT, b"after") + conn.peer_frame(PING, b"ping"))
+    assert [f.payload for f in conn.frames] == [b"before"]
+    assert [f.opcode for f in conn.sent()] == [CLOSE], "nothing may follow our CLOSE"
+    conn.fake.peer_close()
+    await conn.wait_disconnected()

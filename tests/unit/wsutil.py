@@ -175,9 +175,16 @@ def decode_frames(data: bytes) -> list[WireFrame]:
 
 
 class FakeTransport:
-    """Just enough of ``asyncio.Transport`` for WSProtocol (docs/internals.md)."""
+    """Just enough of ``asyncio.Transport`` for WSProtocol (docs/internals.md).
 
-    def __init__(self) -> None:
+    ``eof_capable=True`` makes it a plain TCP transport that can half-close
+    (``can_write_eof()`` True); by default it behaves like a TLS transport,
+    which cannot.
+    """
+
+    def __init__(self, eof_capable: bool = False) -> None:
+        self.eof_capable = eof_capable
+        self.eof_written = False
         self.proto: Any = None
         self.writes: list[bytes] = []   # one entry per write() call
         self.writelines_calls = 0
@@ -192,6 +199,7 @@ class FakeTransport:
     # -- asyncio.Transport API
     def write(self, data) -> None:
         assert not self.lost, "write after connection_lost"
+        assert not self.eof_written, "write after write_eof"
         self.writes.append(bytes(data))
 
     def writelines(self, chunks) -> None:
@@ -232,10 +240,11 @@ class FakeTransport:
         return not self.reading_paused
 
     def can_write_eof(self) -> bool:
-        return False
+        return self.eof_capable
 
     def write_eof(self) -> None:
-        raise NotImplementedError
+        assert self.eof_capable, "write_eof although can_write_eof() is False"
+        self.eof_written = True
 
     # -- test helpers
     def _lose(self, exc) -> None:
@@ -244,6 +253,11 @@ class FakeTransport:
             self.lost_exc = exc
             self.lost_event.set()
             self.proto.connection_lost(exc)
+
+    def peer_eof(self) -> None:
+        """The peer half-closed: eof_received(); a false result closes, as asyncio does."""
+        if not self.proto.eof_received():
+            self.close()
 
     def peer_close(self, exc=None) -> None:
         """The peer closed TCP (or it broke): connection_lost right now."""
@@ -437,10 +451,10 @@ class Conn:
 
 
 async def open_conn(role: str, listener: RecordingListener | None = None,
-                    **kwargs) -> Conn:
+                    eof_capable: bool = False, **kwargs) -> Conn:
     assert role in ("server", "client")
     listener = listener if listener is not None else RecordingListener()
-    fake = FakeTransport()
+    fake = FakeTransport(eof_capable)
     if role == "server":
         proto = WSProtocol(is_client=False, listener_factory=lambda request: listener,
                            **kwargs)
