@@ -1,0 +1,90 @@
+"""disconnect() and wait_disconnected() from both ends; on_ws_disconnected
+runs exactly once whoever ends the connection and however."""
+from __future__ import annotations
+
+import asyncio
+
+from picows import WSCloseCode, WSMsgType, ws_connect
+
+from .helpers import RecordingListener, close_writer, connect, raw_handshake, serve, wait_for
+
+
+async def test_client_disconnect(net):
+    async with serve(net) as server, connect(net, server.url()) as (transport, client):
+        server_listener = await server.next_listener()
+        await wait_for(server_listener.connected)
+        transport.disconnect()
+        transport.disconnect()  # idempotent
+        assert await wait_for(transport.wait_disconnected()) is None
+        await wait_for(server_listener.transport.wait_disconnected())
+        # Already disconnected: returns at once, and again.
+        assert await wait_for(transport.wait_disconnected(), 1) is None
+        assert await wait_for(server_listener.transport.wait_disconnected(), 1) is None
+        # Nothing happens on a closed transport.
+        transport.disconnect()
+        transport.send_close(WSCloseCode.OK)
+    assert client.disconnected_calls == 1
+    assert server_listener.disconnected_calls == 1
+    assert client.connected_calls == 1
+    assert server_listener.connected_calls == 1
+
+
+async def test_server_disconnect(net):
+    async with serve(net) as server, connect(net, server.url()) as (transport, client):
+        server_listener = await server.next_listener()
+        server_transport = await wait_for(server_listener.connected)
+        server_transport.disconnect()
+        await wait_for(server_transport.wait_disconnected())
+        await wait_for(transport.wait_disconnected())
+    assert client.disconnected_calls == 1
+    assert server_listener.disconnected_calls == 1
+
+
+async def test_wait_disconnected_from_many_waiters(net):
+    async with serve(net) as server, connect(net, server.url()) as (transport, _):
+        waiters = [asyncio.ensure_future(transport.wait_disconnected()) for _ in range(3)]
+        await asyncio.sleep(0)  # let them start waiting (ordering, not timing)
+        assert not any(w.done() for w in waiters)
+        transport.disconnect()
+        assert await wait_for(asyncio.gather(*waiters)) == [None, None, None]
+
+
+async def test_disconnect_flushes_pending_data(net):
+    """Data sent right before disconnect() still reaches the peer."""
+    payload = b"last words" * 10000
+    async with serve(net) as server, connect(net, server.url()) as (transport, client):
+        server_listener = await server.next_listener()
+        await wait_for(server_listener.connected)
+        server_listener.transport.send(WSMsgType.BINARY, payload)
+        server_listener.transport.send_close(WSCloseCode.GOING_AWAY, b"bye")
+        server_listener.transport.disconnect()
+        frame = await client.next_frame()
+        close = await client.next_of(WSMsgType.CLOSE)
+        await wait_for(transport.wait_disconnected())
+    assert frame.payload == payload
+    assert close.close_code == WSCloseCode.GOING_AWAY
+
+
+async def test_peer_vanishes(net):
+    """A raw peer closing its socket without a CLOSE frame."""
+    async with serve(net) as server:
+        _, writer = await raw_handshake(net, server.port)
+        server_listener = await server.next_listener()
+        await wait_for(server_listener.connected)
+        writer.transport.abort()
+        await close_writer(writer)
+        await wait_for(server_listener.transport.wait_disconnected())
+    assert server_listener.disconnected_calls == 1
+
+
+async def test_server_close_while_connected(net):
+    """Closing the asyncio.Server and disconnecting its connections ends the clients."""
+    async with serve(net) as server:
+        transport, client = await wait_for(ws_connect(RecordingListener, server.url(),
+                                                         **net.client_kwargs()))
+        server_listener = await server.next_listener()
+        await wait_for(server_listener.connected)
+    # serve() disconnected every server-side connection on exit.
+    await wait_for(transport.wait_disconnected())
+    assert client.disconnected_calls == 1
+
