@@ -147,6 +147,22 @@ async def test_listener_close_in_callback_not_duplicated(conn, own_code):
     await conn.wait_disconnected()
 
 
+async def test_listener_close_via_send_in_callback_not_duplicated(conn):
+    """A CLOSE the listener sends with the generic send() is its own CLOSE too."""
+    def hook(transport, frame):
+        if frame.msg_type == WSMsgType.CLOSE:
+            transport.send(WSMsgType.CLOSE, close_payload(1001, b"mine"))
+
+    conn.listener.on_frame = hook
+    conn.feed_frame(CLOSE, close_payload(1000, b"theirs"))
+    closes = conn.sent_closes()
+    assert [c.payload for c in closes] == [close_payload(1001, b"mine")], \
+        "auto close answered although the listener already sent a CLOSE"
+    if conn.is_client:
+        conn.fake.peer_close()
+    await conn.wait_disconnected()
+
+
 async def test_server_closes_transport_after_reply(server):
     server.feed_frame(CLOSE, close_payload(1001))
     assert [f.close_code for f in server.sent_closes()] == [1001]

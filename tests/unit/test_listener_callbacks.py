@@ -179,6 +179,12 @@ async def test_once_peer_closes_tcp(conn):
     await settle_and_count(conn)
 
 
+async def test_once_peer_eof(make_conn, role):
+    conn = await make_conn(role, eof_capable=True)
+    conn.fake.peer_eof()
+    await settle_and_count(conn)
+
+
 async def test_once_peer_reset(conn):
     conn.fake.peer_close(ConnectionResetError("reset by peer"))
     await settle_and_count(conn)

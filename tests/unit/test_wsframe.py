@@ -237,6 +237,22 @@ async def test_last_in_buffer_with_partial_frame_after(conn):
     assert results[2] == (b"three-is-incomplete", True, 0)
 
 
+@pytest.mark.parametrize("next_size", [5, 200, 70000], ids=["7bit", "16bit", "64bit"])
+async def test_last_in_buffer_with_partial_header_after(make_conn, role, next_size):
+    """Whatever prefix of the next frame follows (even part of its header or
+    masking key), the complete frame before it is the last in the buffer."""
+    for k in range(1, 20):
+        conn = await make_conn(role)
+        first = conn.peer_frame(BINARY, b"first")
+        following = conn.peer_frame(BINARY, b"n" * next_size)
+        if k >= len(following):
+            break
+        results = inspect(conn, lambda f: (f.get_payload_as_bytes(), f.last_in_buffer,
+                                           f.tail_size))
+        _single_shot(conn, first + following[:k])
+        assert results == [(b"first", True, k)], f"{k} bytes of the next frame follow"
+
+
 async def test_last_in_buffer_separate_feeds(conn):
     results = inspect(conn, lambda f: (f.last_in_buffer, f.tail_size))
     for i in range(3):
