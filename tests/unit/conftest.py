@@ -75,6 +75,18 @@ async def client(make_conn):
     return await make_conn("client")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _freeze_gc():
+    """Move everything alive before the first test (modules, collected items,
+    rewritten assertions) out of the collector's reach, so that the
+    gc.collect() after every test only walks what the tests allocated: about
+    0.2 ms instead of 20 ms, a third of the suite's run time."""
+    gc.collect()
+    gc.freeze()
+    yield
+    gc.unfreeze()
+
+
 @pytest.fixture(autouse=True)
 async def _no_loop_exceptions():
     """Fail a test when anything reaches the loop's exception handler."""
