@@ -275,7 +275,7 @@ async def test_fragmented_fields(conn):
     (BINARY, "BINARY", b"b" * 4321),
     (PING, "PING", b"p" * 123),
     (CLOSE, "CLOSE", b"\x03\xe8" + b"r" * 117),
-])
+], ids=["TEXT", "BINARY", "PING", "CLOSE"])
 async def test_repr_mentions_type_and_size(make_conn, role, opcode, name, payload):
     conn = await make_conn(role, enable_auto_pong=False, enable_auto_close=False)
     results = inspect(conn, repr)
