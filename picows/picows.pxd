@@ -36,7 +36,8 @@ cdef class WSFrame:
     cdef char* payload_ptr
     cdef readonly size_t payload_size
     cdef readonly size_t tail_size
-    cdef readonly WSMsgType msg_type
+    # Python reads msg_type through a property that returns a cached enum member.
+    cdef WSMsgType msg_type
     cdef readonly bint fin
     cdef readonly bint rsv1
     cdef readonly bint last_in_buffer
@@ -69,6 +70,9 @@ cdef class WSTransport:
     cdef object _disconnected_future
     cdef object _logger
     cdef int _fd
+    cdef bint _backlog
+    cdef bint _check_closing
+    cdef object _transport_write
     cdef bint _closed
     cdef bint _write_closed
     cdef uint8_t* _wbuf
@@ -149,6 +153,9 @@ cdef class WSProtocolCore:
     cdef uint32_t _utf8_state
 
     cdef WSFrame _frame
+    # The listener's on_ws_frame when it is a Python override: called
+    # directly, skipping the cpdef override lookup on every frame.
+    cdef object _on_frame_py
 
     cdef bytes _take_head(self)
     cdef _process_server_handshake(self)

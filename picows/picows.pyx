@@ -268,6 +268,11 @@ cdef class _ReadBufferView:
 # ---------------------------------------------------------------------------
 # WSFrame
 
+# The Python enum member for each opcode, so reading WSFrame.msg_type from
+# Python is a tuple lookup instead of a conversion through the enum class.
+cdef tuple _MSG_TYPES = tuple(
+    WSMsgType(i) if i in (0, 1, 2, 8, 9, 10) else None for i in range(16))
+
 @cython.freelist(64)
 @cython.final
 cdef class WSFrame:
@@ -281,6 +286,11 @@ cdef class WSFrame:
         callback returns, the buffer is reused for new incoming data: copy
         what you need with one of the ``get_*`` methods.
     """
+
+    @property
+    def msg_type(self):
+        """:any:`WSMsgType` of the frame."""
+        return _MSG_TYPES[<int>self.msg_type]
 
     cpdef bytes get_payload_as_bytes(self):
         """:return: a new bytes object with a copy of the payload."""
@@ -407,10 +417,19 @@ cdef class WSTransport:
         self._logger = logger
         self._disconnected_future = loop.create_future()
         self._pending_pings = None
-        # Writing straight to the socket when the transport's buffer is empty
-        # skips the event loop's pure-Python write path. Only for plain TCP
-        # sockets: TLS transports encrypt, so they always get transport.write.
+        self._transport_write = underlying_transport.write
+        # The handshake went through the transport: check its buffer once.
+        self._backlog = True
+        # On plain TCP, writing straight to the socket when the transport has
+        # nothing queued skips the loop's write path (pure Python on asyncio)
+        # and a bytes object per frame. asyncio's socket transport closes the
+        # socket only after connection_lost, where _fd is dropped, so a stale
+        # fd is never written to; uvloop closes it as soon as the transport
+        # is closing, so there is_closing() is checked before every write.
+        # TLS transports must encrypt: they always get transport.write.
+        module = type(underlying_transport).__module__
         if (PICOWS_HAVE_SEND and not os.environ.get("PICOWS_NO_DIRECT_SEND")
+                and module in ("asyncio.selector_events", "uvloop.loop")
                 and underlying_transport.get_extra_info("sslcontext") is None
                 and underlying_transport.get_extra_info("ssl_object") is None):
             sock = underlying_transport.get_extra_info("socket")
@@ -419,6 +438,7 @@ cdef class WSTransport:
                     self._fd = sock.fileno()
                 except Exception:
                     self._fd = -1
+                self._check_closing = module == "uvloop.loop"
 
     def __dealloc__(self):
         if self._wbuf != NULL:
@@ -440,21 +460,25 @@ cdef class WSTransport:
         return self._wbuf
 
     cdef int _write(self, const uint8_t* data, size_t size) except -1:
-        """Write `data`: straight to the socket when nothing is queued, the
-        rest (or all of it) through the transport. One write per frame."""
+        """Write `data` straight to the socket when the transport has nothing
+        queued, and what the socket did not take through the transport."""
         cdef Py_ssize_t sent = 0
-        t = self.underlying_transport
-        if (self._fd >= 0 and not t.is_closing()
-                and t.get_write_buffer_size() == 0):
+        if self._check_closing and self.underlying_transport.is_closing():
+            self._fd = -1
+        elif self._backlog:
+            # Only our own transport.write calls can fill its buffer.
+            self._backlog = self.underlying_transport.get_write_buffer_size() != 0
+        if not self._backlog and self._fd >= 0:
             sent = picows_send(self._fd, data, size)
             if sent == <Py_ssize_t>size:
                 return 0
             if sent < 0:
                 # EAGAIN: the kernel buffer is full, let the transport queue it.
-                # Anything else: the transport will meet the same error on its
-                # own write and close the connection through connection_lost.
+                # Anything else: the transport meets the same error on its own
+                # write and closes the connection through connection_lost.
                 sent = 0
-        t.write(PyBytes_FromStringAndSize(<char*>data + sent, size - sent))
+        self._backlog = True
+        self._transport_write(PyBytes_FromStringAndSize(<char*>data + sent, size - sent))
         return 0
 
     cdef int send_frame(self, WSMsgType msg_type, const uint8_t* payload,
@@ -466,6 +490,11 @@ cdef class WSTransport:
         cdef bytes out = None
         if self._closed or self._write_closed:
             return 0
+        if msg_type == WSMsgType.CLOSE:
+            # One CLOSE per connection (RFC 6455 5.5.1), however it is sent.
+            if self.is_close_frame_sent:
+                return 0
+            self.is_close_frame_sent = True
         cdef size_t total = _header_size(size, self.is_client) + size
         if self._fd >= 0:
             dst = self._reserve(total)
@@ -483,9 +512,12 @@ cdef class WSTransport:
         if msg_type == WSMsgType.PONG:
             self._pongs_sent += 1
         if out is not None:
-            self.underlying_transport.write(out)
-            return 0
-        return self._write(dst, total)
+            self._transport_write(out)
+        else:
+            self._write(dst, total)
+        if msg_type == WSMsgType.CLOSE and self._protocol is not None:
+            self._protocol._on_close_sent()
+        return 0
 
     cdef send_reuse_external_buffer(self, WSMsgType msg_type,
                                     char* message, size_t message_size):
@@ -502,37 +534,27 @@ cdef class WSTransport:
         cdef uint8_t* start
         if self._closed or self._write_closed:
             return
-        if self.is_client or self._fd < 0:
+        if self.is_client or self._fd < 0 or msg_type >= WSMsgType.CLOSE:
+            # Control frames are small and need the bookkeeping of send_frame.
             self.send_frame(msg_type, <uint8_t*>message, message_size, True, False)
             return
         hlen = _header_size(message_size, False)
         start = <uint8_t*>message - hlen
         _write_header(start, <uint8_t>msg_type, message_size, True, False, NULL)
-        if msg_type == WSMsgType.PONG:
-            self._pongs_sent += 1
         self._write(start, hlen + message_size)
 
     cdef int _send_close_frame(self, int code, const uint8_t* reason,
                                size_t reason_size) except -1:
         cdef uint8_t payload[_MAX_CONTROL_PAYLOAD]
-        if self._closed or self.is_close_frame_sent:
-            return 0
-        self.is_close_frame_sent = True
         if code == 0:
-            self.send_frame(WSMsgType.CLOSE, NULL, 0, True, False)
-            if self._protocol is not None:
-                self._protocol._on_close_sent()
-            return 0
+            return self.send_frame(WSMsgType.CLOSE, NULL, 0, True, False)
         if reason_size > _MAX_CONTROL_PAYLOAD - 2:
             reason_size = _MAX_CONTROL_PAYLOAD - 2
         payload[0] = <uint8_t>(code >> 8)
         payload[1] = <uint8_t>code
         if reason_size:
             memcpy(payload + 2, reason, reason_size)
-        self.send_frame(WSMsgType.CLOSE, payload, reason_size + 2, True, False)
-        if self._protocol is not None:
-            self._protocol._on_close_sent()
-        return 0
+        return self.send_frame(WSMsgType.CLOSE, payload, reason_size + 2, True, False)
 
     cdef int _mark_disconnected(self) except -1:
         self._closed = True
@@ -955,6 +977,9 @@ cdef class WSProtocolCore:
     cdef _open(self, WSTransport ws, WSListener listener):
         self.transport = ws
         self.listener = listener
+        if type(listener).on_ws_frame is not WSListener.on_ws_frame and not isinstance(
+                type(listener).on_ws_frame, type(WSListener.on_ws_frame)):
+            self._on_frame_py = listener.on_ws_frame
         ws._protocol = self
         self._state = OPEN
         self._connected_called = True
@@ -1106,7 +1131,7 @@ cdef class WSProtocolCore:
             hlen = 10
         if p[1] & 0x80:
             hlen += 4
-        return length <= avail - hlen
+        return avail >= hlen and length <= avail - hlen
 
     cdef int _process_frames(self) except -1:
         cdef size_t avail, n
@@ -1220,7 +1245,10 @@ cdef class WSProtocolCore:
 
     cdef int _call_on_frame(self, WSFrame frame) except -1:
         try:
-            self.listener.on_ws_frame(self.transport, frame)
+            if self._on_frame_py is not None:
+                self._on_frame_py(self.transport, frame)
+            else:
+                self.listener.on_ws_frame(self.transport, frame)
         except Exception as exc:
             if self._disconnect_on_exception:
                 self._logger.exception("on_ws_frame raised, disconnecting")
