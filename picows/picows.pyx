@@ -264,6 +264,13 @@ cdef class _ReadBufferView:
     def __len__(self):
         return self.size
 
+    # asyncio's TLS transport slices the buffer it is given.
+    def __getitem__(self, key):
+        return memoryview(self)[key]
+
+    def __setitem__(self, key, value):
+        memoryview(self)[key] = value
+
 
 # ---------------------------------------------------------------------------
 # WSFrame
