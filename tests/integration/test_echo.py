@@ -172,3 +172,27 @@ async def test_server_close_handshake(net):
     assert reply.msg_type == WSMsgType.CLOSE
     assert client.disconnected_calls == 1
     assert server_listener.disconnected_calls == 1
+
+
+@pytest.mark.parametrize("side", ["server", "client"])
+async def test_max_frame_size(net, side):
+    """A frame declaring more than max_frame_size: CLOSE 1009, then disconnect.
+    A frame of exactly max_frame_size still goes through."""
+    limit = 1000
+    server_kwargs = {"max_frame_size": limit} if side == "server" else {}
+    client_kwargs = {"max_frame_size": limit} if side == "client" else {}
+    async with serve(net, **server_kwargs) as server, \
+            connect(net, server.url(), **client_kwargs) as (transport, client):
+        listener = await server.next_listener()
+        transport.send(WSMsgType.BINARY, pattern(limit))
+        assert (await client.next_frame()).payload_size == limit
+        # Too big for the server to read, or for the client to read the echo.
+        transport.send(WSMsgType.BINARY, pattern(limit + 1))
+        await wait_for(transport.wait_disconnected())
+        await wait_for(listener.disconnected)
+    client_frames, server_frames = client.drain(), listener.drain()
+    # The side that refused the frame sent the CLOSE; the other one saw it.
+    close_seen = server_frames if side == "client" else client_frames
+    assert [f.close_code for f in close_seen if f.msg_type == WSMsgType.CLOSE] == [
+        WSCloseCode.MESSAGE_TOO_BIG]
+    assert [f for f in client_frames if f.msg_type == WSMsgType.BINARY] == []
