@@ -12,7 +12,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Tuple, 
 
 from .handshake import build_upgrade_request, new_client_key
 from .picows import WSListener, WSProtocol, WSTransport
-from .types import WSError, WSUpgradeRequest
+from .types import WSUpgradeRequest
 
 __all__ = ["ws_connect", "ws_create_server"]
 

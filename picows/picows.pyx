@@ -16,13 +16,13 @@ from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_FromStringAndSize,
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.ref cimport Py_REFCNT
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
-from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memmove
 
 from .handshake import (MAX_HEAD_SIZE, build_error_response,
                         build_upgrade_response, parse_upgrade_request,
                         parse_upgrade_response)
-from .types import WSError, WSHandshakeError, WSUpgradeRequest
+from .types import WSError, WSHandshakeError
 
 
 cdef extern from "Python.h":
@@ -279,6 +279,7 @@ cdef class _ReadBufferView:
 # Python is a tuple lookup instead of a conversion through the enum class.
 cdef tuple _MSG_TYPES = tuple(
     WSMsgType(i) if i in (0, 1, 2, 8, 9, 10) else None for i in range(16))
+
 
 @cython.freelist(64)
 @cython.final
