@@ -48,15 +48,16 @@ class Window:
         self.t0 = self.t1 = 0.0
         self.n0 = self.n1 = 0
         self.server_pid = server_pid
-        self.cpu0 = self.cpu1 = (0, 0)
+        self.cpu0 = self.cpu1 = (0, 0, 0)
         self.done = loop.create_future()
         loop.call_later(warmup, self._begin)
         loop.call_later(warmup + duration, self._end)
 
     def _cpu(self) -> tuple:
-        """(client ns, server ns) on CPU so far, user + kernel, main threads."""
+        """(client ns, server ns, whole machine busy ns) on CPU so far."""
         return (_run_time_ns("self"),
-                _run_time_ns(self.server_pid) if self.server_pid else 0)
+                _run_time_ns(self.server_pid) if self.server_pid else 0,
+                _machine_busy_ns())
 
     def _begin(self) -> None:
         self.n0 = self.count
@@ -87,7 +88,25 @@ class Window:
             "client_cpu_us": (self.cpu1[0] - self.cpu0[0]) / 1e3 / n if n else None,
             "server_cpu_us": ((self.cpu1[1] - self.cpu0[1]) / 1e3 / n
                               if n and self.server_pid else None),
+            # CPUs' worth of time used by anything but this client and the
+            # server during the measurement: should be ~0 on an idle machine.
+            "other_cpus": ((self.cpu1[2] - self.cpu0[2] - (self.cpu1[0] - self.cpu0[0])
+                            - (self.cpu1[1] - self.cpu0[1])) / 1e9 / elapsed
+                           if elapsed > 0 and self.server_pid and self.cpu1[2] else None),
         }
+
+
+def _machine_busy_ns() -> int:
+    """Non-idle time of all CPUs so far, in ns, from /proc/stat (0 if unknown)."""
+    try:
+        with open("/proc/stat") as f:
+            vals = [int(x) for x in f.readline().split()[1:]]
+        idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+        # guest time is already counted in user; leave out guest fields.
+        busy = sum(vals[:8]) - idle
+        return busy * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError):
+        return 0
 
 
 def _run_time_ns(pid) -> int:

@@ -55,6 +55,9 @@ TARGET_UVLOOP_AIOHTTP = 1.3
 TARGET_ASYNCIO_RAW_256 = 1.7
 TARGET_TLS_AIOHTTP = 1.5
 TARGET_IDLE_KIB = 24.0
+# A measurement during which other processes used more than this many CPUs'
+# worth of time is flagged in the report.
+OTHER_LOAD_WARN = 0.25
 
 
 def parse_size(text: str) -> int:
@@ -457,7 +460,28 @@ def machine_info() -> dict:
     except OSError:
         pass
     return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
-            "platform": platform.platform()}
+            "platform": platform.platform(), "busy_cpus": busy_cpus()}
+
+
+def busy_cpus(interval: float = 1.0) -> float:
+    """CPUs' worth of time other processes used over ``interval`` (from /proc/stat).
+
+    The benchmark needs an otherwise idle machine; this makes a busy one
+    visible in the report instead of silently skewing it.
+    """
+    def sample():
+        with open("/proc/stat") as f:
+            vals = [int(x) for x in f.readline().split()[1:]]
+        idle = vals[3] + (vals[4] if len(vals) > 4 else 0)
+        return sum(vals), idle
+    try:
+        t0, i0 = sample()
+        time.sleep(interval)
+        t1, i1 = sample()
+    except (OSError, ValueError):
+        return -1.0
+    total = t1 - t0
+    return round((total - (i1 - i0)) / total * (os.cpu_count() or 1), 2) if total else 0.0
 
 
 def echo_benchmark(args) -> dict:
@@ -483,6 +507,7 @@ def echo_benchmark(args) -> dict:
           f"({', '.join(contenders)})", file=sys.stderr, flush=True)
     runs: dict = {}
     cpu: dict = {}
+    other: list = []
     versions: dict = {}
     errors: list = []
     k = 0
@@ -505,6 +530,10 @@ def echo_benchmark(args) -> dict:
                             cpu[key][rep] = (r.get("server_cpu_us"), r.get("client_cpu_us"))
                             versions[contender] = r.get("version", "?")
                             msg = f"{fmt_rate(r['rps'])} rt/s"
+                            if r.get("other_cpus") is not None:
+                                other.append(r["other_cpus"])
+                                if r["other_cpus"] > OTHER_LOAD_WARN:
+                                    msg += f" (other load {r['other_cpus']:.2f} CPUs!)"
                         except Exception as exc:  # noqa: BLE001 - report and go on
                             errors.append({"transport": transport, "loop": loop, "size": size,
                                            "contender": contender, "repeat": rep,
@@ -517,6 +546,7 @@ def echo_benchmark(args) -> dict:
         tmp.cleanup()
     return {"contenders": contenders, "sizes": sizes, "loops": loops,
             "transports": transports, "runs": runs, "cpu": cpu, "versions": versions,
+            "other_cpus": other,
             "errors": errors}
 
 
@@ -547,7 +577,8 @@ def echo_report(args, res, info) -> tuple[str, list]:
                     if s is None:
                         row.append("error")
                         continue
-                    row.append(f"{fmt_rate(s['median'])} ({fmt_rate(s['min'])}..{fmt_rate(s['max'])})"
+                    row.append(f"{fmt_rate(s['median'])} "
+                               f"({fmt_rate(s['min'])}..{fmt_rate(s['max'])})"
                                f" {fmt_mbps(s['median'] * size / 1e6)} MB/s")
                     records.append({"transport": transport, "loop": loop, "size": size,
                                     "contender": c, "pinned": args.pin, "runs": vals,
@@ -596,6 +627,14 @@ def echo_report(args, res, info) -> tuple[str, list]:
         for name, med, target in checks:
             out.append(f"| {name} | {med:.2f} | >= {target:.2f} | "
                        f"{'met' if med >= target else 'BELOW'} |")
+        out.append("")
+    other = res.get("other_cpus") or []
+    if other:
+        busy = [x for x in other if x > OTHER_LOAD_WARN]
+        out.append(f"Other processes' load during the measurements: median "
+                   f"{statistics.median(other):.2f} CPUs, max {max(other):.2f}; "
+                   f"{len(busy)} of {len(other)} measurements above {OTHER_LOAD_WARN} CPUs"
+                   + (" -- those numbers are skewed." if busy else "."))
         out.append("")
     if res["errors"]:
         out.append("### Errors")
@@ -810,6 +849,12 @@ def main(argv=None) -> int:
     header = [f"Command: `{cmd}`",
               (f"Machine: {info['nproc']} CPUs, {info['cpu']}, Python {info['python']}, "
                f"{info['platform']}")]
+    header.append(f"Other load before the run: {info['busy_cpus']} CPUs busy"
+                  + (" -- WARNING: the machine is not idle, the numbers are skewed"
+                     if info["busy_cpus"] > 0.3 else ""))
+    if info["busy_cpus"] > 0.3:
+        print(f"WARNING: {info['busy_cpus']} CPUs busy before the run; results will be skewed",
+              file=sys.stderr, flush=True)
     doc: dict = {"command": cmd, "machine": info, "pin": args.pin}
     if args.memory is not None:
         text, results = memory_benchmark(args, info)
@@ -822,6 +867,7 @@ def main(argv=None) -> int:
                       f"{args.repeats} repeats, contenders interleaved; "
                       f"loops: {', '.join(res['loops'])}")
         doc.update({"echo": records, "errors": res["errors"], "versions": res["versions"],
+                    "other_cpus": res["other_cpus"],
                     "duration": args.duration, "warmup": args.warmup,
                     "repeats": args.repeats})
     print("\n".join(header) + "\n\n" + text)
