@@ -84,7 +84,7 @@ async def run(url: str, agent: str, max_frame_size: int, case_timeout: float) ->
         try:
             transport, _ = await ws_connect(
                 EchoListener, f"{url}/runCase?case={case}&agent={agent}",
-                max_frame_size=max_frame_size)
+                max_frame_size=max_frame_size, enable_compression=True)
         except Exception as exc:  # noqa: BLE001 - any failure is the case's result
             print(f"echo_client: case {case}: connect failed: {exc!r}", flush=True)
             continue

@@ -54,7 +54,8 @@ async def serve(host: str, port: int, max_frame_size: int) -> None:
                                frame.rsv1, fin=frame.fin)
 
     server = await ws_create_server(lambda request: EchoListener(), host, port,
-                                    max_frame_size=max_frame_size)
+                                    max_frame_size=max_frame_size,
+                                    enable_compression=True)
     print(f"echo_server: listening on ws://{host}:{port}/", flush=True)
     async with server:
         await server.serve_forever()

@@ -10,7 +10,7 @@ import ssl
 import urllib.parse
 from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
-from .handshake import build_upgrade_request, new_client_key
+from .handshake import DEFLATE_OFFER, build_upgrade_request, new_client_key
 from .picows import WSListener, WSProtocol, WSTransport
 from .types import WSUpgradeRequest
 
@@ -79,6 +79,7 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
                      auto_ping_idle_timeout: float = 20.0,
                      auto_ping_reply_timeout: float = 20.0,
                      extra_headers: ExtraHeaders = None,
+                     enable_compression: bool = False,
                      **kwargs: Any) -> Tuple[WSTransport, WSListener]:
     """Open a websocket connection to `url`.
 
@@ -105,6 +106,10 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
         seconds without incoming data; no PONG within
         ``auto_ping_reply_timeout`` disconnects.
     :param extra_headers: more headers for the upgrade request.
+    :param enable_compression: offer permessage-deflate (RFC 7692). If the
+        server accepts, received compressed messages are inflated before
+        ``on_ws_frame`` and whole TEXT/BINARY messages sent with ``fin=True``
+        are compressed.
     :return: the :any:`WSTransport` and the listener from the factory.
     :raises ValueError: for a malformed URL or bad arguments.
     :raises WSError: when the server refuses the upgrade or answers wrongly.
@@ -127,7 +132,11 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
         raise ValueError("ssl_context given with a ws:// URL; use wss://")
 
     key = new_client_key()
-    request = build_upgrade_request(host_header, target, key, extra_headers)
+    headers = list(extra_headers.items() if isinstance(extra_headers, Mapping)
+                   else extra_headers or ())
+    if enable_compression:
+        headers.append(("Sec-WebSocket-Extensions", DEFLATE_OFFER))
+    request = build_upgrade_request(host_header, target, key, headers)
 
     def protocol_factory() -> WSProtocol:
         return WSProtocol(
@@ -140,7 +149,8 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
             enable_auto_ping=enable_auto_ping,
             auto_ping_idle_timeout=auto_ping_idle_timeout,
             auto_ping_reply_timeout=auto_ping_reply_timeout,
-            upgrade_request=request, client_key=key)
+            upgrade_request=request, client_key=key,
+            enable_compression=enable_compression)
 
     loop = asyncio.get_running_loop()
     kwargs.setdefault("host", host)
@@ -174,6 +184,7 @@ async def ws_create_server(
         auto_ping_idle_timeout: float = 20.0,
         auto_ping_reply_timeout: float = 20.0,
         allowed_origins: Optional[Iterable[str]] = None,
+        enable_compression: bool = False,
         **kwargs: Any) -> asyncio.Server:
     """Create a websocket server listening on `port` of `host`.
 
@@ -198,6 +209,8 @@ async def ws_create_server(
     :param enable_auto_ping: keepalive PINGs, see :any:`ws_connect`.
     :param allowed_origins: when given, only upgrade requests whose Origin
         header is exactly one of these strings are accepted (others get 403).
+    :param enable_compression: accept a client's permessage-deflate offer
+        (RFC 7692), see :any:`ws_connect`.
     :return: the :any:`asyncio.Server`.
     """
     _check_common(websocket_handshake_timeout, max_frame_size, close_timeout,
@@ -219,7 +232,7 @@ async def ws_create_server(
             enable_auto_ping=enable_auto_ping,
             auto_ping_idle_timeout=auto_ping_idle_timeout,
             auto_ping_reply_timeout=auto_ping_reply_timeout,
-            allowed_origins=origins)
+            allowed_origins=origins, enable_compression=enable_compression)
 
     loop = asyncio.get_running_loop()
     if host == "":

@@ -27,6 +27,10 @@ __all__ = [
     "build_error_response",
     "build_upgrade_request",
     "parse_upgrade_response",
+    "DeflateParams",
+    "negotiate_deflate",
+    "DEFLATE_OFFER",
+    "parse_deflate_response",
 ]
 
 #: The largest upgrade request or response head accepted, in bytes.
@@ -178,7 +182,8 @@ def build_upgrade_request(host_header: str, path: str, key: str,
         + _format_headers(extra_headers) + b"\r\n"
 
 
-def parse_upgrade_response(raw: bytes, key: str) -> WSUpgradeResponse:
+def parse_upgrade_response(raw: bytes, key: str,
+                           deflate_offered: bool = False) -> WSUpgradeResponse:
     """Parse and validate the server's answer to our upgrade request.
 
     :raises WSHandshakeError: naming the status and reason when the server
@@ -199,6 +204,141 @@ def parse_upgrade_response(raw: bytes, key: str) -> WSUpgradeResponse:
         raise WSHandshakeError(101, "response has no Connection: Upgrade header")
     if headers.get("sec-websocket-accept", "").strip() != accept_key(key):
         raise WSHandshakeError(101, "wrong Sec-WebSocket-Accept in response")
-    if headers.get("sec-websocket-extensions"):
+    if headers.get("sec-websocket-extensions") and not deflate_offered:
         raise WSHandshakeError(101, "server chose an extension that was not offered")
     return WSUpgradeResponse(version, status_b, reason, headers)
+
+
+# -- permessage-deflate (RFC 7692) ------------------------------------------
+
+#: What a picows client offers when compression is enabled.
+DEFLATE_OFFER = "permessage-deflate; client_max_window_bits"
+
+
+class DeflateParams:
+    """The agreed permessage-deflate parameters, from our point of view.
+
+    :ivar local_no_context_takeover: we reset our compressor after each message.
+    :ivar local_max_window_bits: the largest LZ77 window our compressor may use.
+    """
+
+    __slots__ = ("local_no_context_takeover", "local_max_window_bits", "header")
+
+    def __init__(self, local_no_context_takeover: bool, local_max_window_bits: int,
+                 header: str) -> None:
+        self.local_no_context_takeover = local_no_context_takeover
+        self.local_max_window_bits = local_max_window_bits
+        self.header = header
+
+    def __repr__(self) -> str:
+        return (f"DeflateParams(local_no_context_takeover={self.local_no_context_takeover}, "
+                f"local_max_window_bits={self.local_max_window_bits}, header={self.header!r})")
+
+
+def _parse_extensions(value: str) -> List[Tuple[str, List[Tuple[str, Optional[str]]]]]:
+    """Split a Sec-WebSocket-Extensions value into (name, [(param, value)])."""
+    result = []
+    for item in value.split(","):
+        parts = [p.strip() for p in item.split(";")]
+        if not parts[0]:
+            continue
+        params: List[Tuple[str, Optional[str]]] = []
+        for p in parts[1:]:
+            if not p:
+                continue
+            k, eq, v = p.partition("=")
+            v = v.strip()
+            if len(v) >= 2 and v[0] == v[-1] == '"':
+                v = v[1:-1]
+            params.append((k.strip().lower(), v if eq else None))
+        result.append((parts[0].lower(), params))
+    return result
+
+
+def _window_bits(value: Optional[str]) -> Optional[int]:
+    if value is None or not value.isdigit() or len(value) > 2:
+        return None
+    bits = int(value)
+    return bits if 8 <= bits <= 15 else None
+
+
+def negotiate_deflate(header: Optional[str]) -> Optional[DeflateParams]:
+    """Server side: accept the first valid permessage-deflate offer.
+
+    :param header: the request's Sec-WebSocket-Extensions value, or None.
+    :return: the agreed parameters (``header`` is the response value), or
+        None when no offer is acceptable (the connection goes on without
+        compression, RFC 7692 5).
+    """
+    if not header:
+        return None
+    for name, params in _parse_extensions(header):
+        if name != "permessage-deflate":
+            continue
+        seen = set()
+        ok = True
+        server_nct = False
+        server_bits = 15
+        client_bits_offered = False
+        for key, value in params:
+            if key in seen:
+                ok = False
+                break
+            seen.add(key)
+            if key == "server_no_context_takeover" and value is None:
+                server_nct = True
+            elif key == "client_no_context_takeover" and value is None:
+                pass  # the client's choice; our decompressor copes either way
+            elif key == "server_max_window_bits":
+                bits = _window_bits(value)
+                if bits is None:
+                    ok = False
+                    break
+                server_bits = bits
+            elif key == "client_max_window_bits":
+                if value is not None and _window_bits(value) is None:
+                    ok = False
+                    break
+                client_bits_offered = True
+            else:
+                ok = False
+                break
+        if not ok:
+            continue
+        response = ["permessage-deflate"]
+        if server_nct:
+            response.append("server_no_context_takeover")
+        if server_bits != 15:
+            response.append(f"server_max_window_bits={server_bits}")
+        del client_bits_offered  # we inflate with a 15-bit window: any size works
+        return DeflateParams(server_nct, server_bits, "; ".join(response))
+    return None
+
+
+def parse_deflate_response(header: str) -> DeflateParams:
+    """Client side: check the server's answer to :data:`DEFLATE_OFFER`.
+
+    :raises WSHandshakeError: when the server answered with something we
+        did not offer or cannot honour (RFC 7692 5: fail the connection).
+    """
+    extensions = _parse_extensions(header)
+    if len(extensions) != 1 or extensions[0][0] != "permessage-deflate":
+        raise WSHandshakeError(101, f"server chose extensions we did not offer: {header!r}")
+    seen = set()
+    client_nct = False
+    client_bits = 15
+    for key, value in extensions[0][1]:
+        if key in seen:
+            raise WSHandshakeError(101, f"duplicate permessage-deflate parameter {key}")
+        seen.add(key)
+        if key == "server_no_context_takeover" and value is None:
+            pass
+        elif key == "client_no_context_takeover" and value is None:
+            client_nct = True
+        elif key == "server_max_window_bits" and _window_bits(value) is not None:
+            pass  # limits the server's compressor; we inflate with 15 bits
+        elif key == "client_max_window_bits" and _window_bits(value) is not None:
+            client_bits = _window_bits(value) or 15
+        else:
+            raise WSHandshakeError(101, f"invalid permessage-deflate parameter {key}")
+    return DeflateParams(client_nct, client_bits, header)

@@ -65,6 +65,7 @@ cdef class WSTransport:
     cdef readonly object response
     cdef readonly bint is_close_frame_sent
     cdef readonly object close_frame_received
+    cdef readonly object extensions
 
     cdef WSProtocolCore _protocol
     cdef object _disconnected_future
@@ -80,6 +81,10 @@ cdef class WSTransport:
     cdef uint32_t _pongs_sent
     cdef object _pending_pings
     cdef object _listener_exc
+    # permessage-deflate: our compressor (None: send uncompressed)
+    cdef object _deflater
+    cdef int _deflate_flush
+    cdef bint _sending_fragments
 
     cdef send_reuse_external_buffer(self, WSMsgType msg_type,
                                     char* message, size_t message_size)
@@ -89,6 +94,7 @@ cdef class WSTransport:
                                size_t reason_size) except -1
     cdef int _write(self, const uint8_t* data, size_t size) except -1
     cdef int _mark_disconnected(self) except -1
+    cdef _send_compressed(self, WSMsgType msg_type, message)
     cdef uint8_t* _reserve(self, size_t size) except NULL
 
 
@@ -110,6 +116,7 @@ cdef class WSProtocolCore:
     cdef object _allowed_origins
     cdef bytes _upgrade_request
     cdef str _client_key
+    cdef bint _enable_compression
 
     # Connection
     cdef object _loop
@@ -147,10 +154,14 @@ cdef class WSProtocolCore:
     cdef uint64_t _fpayload_len
     cdef uint64_t _fprocessed
     cdef bint _ftext
+    cdef bint _fcompressed
 
     # The message being received (fragmentation and UTF-8 state).
     cdef uint8_t _msg_opcode
     cdef uint32_t _utf8_state
+    cdef bint _msg_compressed
+    cdef object _inflater
+    cdef bytes _inflated
 
     cdef WSFrame _frame
     # The listener's on_ws_frame when it is a Python override: called
@@ -161,6 +172,8 @@ cdef class WSProtocolCore:
     cdef _process_server_handshake(self)
     cdef _process_client_handshake(self)
     cdef _open(self, WSTransport ws, WSListener listener)
+    cdef _setup_deflate(self, WSTransport ws, deflate)
+    cdef bytes _inflate(self, const uint8_t* payload, size_t size, bint fin)
     cdef _reject(self, int status, str reason, headers=*)
     cdef _cancel_handshake_timer(self)
     cdef _cancel_timers(self)

@@ -7,6 +7,7 @@ import asyncio
 import logging
 import os
 import time
+import zlib
 
 cimport cython
 from cpython.buffer cimport (PyBUF_SIMPLE, PyBuffer_FillInfo, PyBuffer_Release,
@@ -20,7 +21,8 @@ from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memmove
 
 from .handshake import (MAX_HEAD_SIZE, build_error_response,
-                        build_upgrade_response, parse_upgrade_request,
+                        build_upgrade_response, negotiate_deflate,
+                        parse_deflate_response, parse_upgrade_request,
                         parse_upgrade_response)
 from .types import WSError, WSHandshakeError
 
@@ -409,6 +411,8 @@ cdef class WSTransport:
     :ivar is_client: True on the client side.
     :ivar request: the :any:`WSUpgradeRequest` (both sides).
     :ivar response: the upgrade response (client side), else None.
+    :ivar extensions: the negotiated Sec-WebSocket-Extensions value
+        (permessage-deflate), or None.
     """
 
     def __cinit__(self):
@@ -503,6 +507,12 @@ cdef class WSTransport:
             if self.is_close_frame_sent:
                 return 0
             self.is_close_frame_sent = True
+        elif msg_type <= 2:
+            # Whether our own fragmented message is open (never compressed).
+            if msg_type != 0:
+                self._sending_fragments = not fin
+            elif fin:
+                self._sending_fragments = False
         cdef size_t total = _header_size(size, self.is_client) + size
         if self._fd >= 0:
             dst = self._reserve(total)
@@ -598,6 +608,10 @@ cdef class WSTransport:
             return
         if isinstance(message, str):
             message = (<str>message).encode("utf-8")
+        if self._deflater is not None and (opcode == 1 or opcode == 2) and fin \
+                and not rsv1 and not self._sending_fragments:
+            self._send_compressed(<WSMsgType>opcode, message)
+            return
         if type(message) is bytes:
             if opcode >= 8 and PyBytes_GET_SIZE(message) > _MAX_CONTROL_PAYLOAD:
                 raise ValueError("control frame payload must be at most 125 bytes")
@@ -611,6 +625,20 @@ cdef class WSTransport:
             self.send_frame(<WSMsgType>opcode, <uint8_t*>view.buf, view.len, fin, rsv1)
         finally:
             PyBuffer_Release(&view)
+
+    cdef _send_compressed(self, WSMsgType msg_type, message):
+        """Send a whole message compressed (RFC 7692 7.2.1): deflate, flush,
+        and drop the trailing 00 00 ff ff."""
+        cdef bytes out
+        if self._closed or self._write_closed:
+            return
+        out = self._deflater.compress(message) + self._deflater.flush(self._deflate_flush)
+        if out.endswith(b"\x00\x00\xff\xff"):
+            out = out[:-4]
+        if not out:
+            out = b"\x00"
+        self.send_frame(msg_type, <uint8_t*>PyBytes_AS_STRING(out),
+                        PyBytes_GET_SIZE(out), True, True)
 
     def send_ping(self, message=None):
         """Send a PING control frame.
@@ -759,7 +787,8 @@ cdef class WSProtocolCore:
                  double close_timeout=5.0, bint enable_auto_ping=False,
                  double auto_ping_idle_timeout=20.0,
                  double auto_ping_reply_timeout=20.0, allowed_origins=None,
-                 bytes upgrade_request=None, str client_key=None):
+                 bytes upgrade_request=None, str client_key=None,
+                 bint enable_compression=False):
         if max_frame_size < 0 or max_frame_size >= 2 ** 63:
             raise ValueError("max_frame_size must be between 0 and 2**63 - 1")
         self.is_client = is_client
@@ -779,6 +808,7 @@ cdef class WSProtocolCore:
                                  else frozenset(allowed_origins))
         self._upgrade_request = upgrade_request
         self._client_key = client_key
+        self._enable_compression = enable_compression
         self._state = HANDSHAKE
         self._fstate = FS_HEADER
         self._view = _ReadBufferView()
@@ -947,8 +977,14 @@ cdef class WSProtocolCore:
                                listener)
             self._reject(500, "internal server error")
             return
-        self._transport.write(build_upgrade_response(request))
+        deflate = None
+        if self._enable_compression:
+            deflate = negotiate_deflate(request.headers.get("sec-websocket-extensions"))
+        self._transport.write(build_upgrade_response(
+            request, None if deflate is None else
+            [("Sec-WebSocket-Extensions", deflate.header)]))
         ws = WSTransport(False, self._transport, self._logger, self._loop, request)
+        self._setup_deflate(ws, deflate)
         self._open(ws, listener)
 
     cdef _process_client_handshake(self):
@@ -957,7 +993,12 @@ cdef class WSProtocolCore:
             head = self._take_head()
             if head is None:
                 return
-            response = parse_upgrade_response(head, self._client_key)
+            response = parse_upgrade_response(head, self._client_key,
+                                              self._enable_compression)
+            deflate = None
+            extensions = response.headers.get("sec-websocket-extensions")
+            if extensions:
+                deflate = parse_deflate_response(extensions)
         except WSHandshakeError as exc:
             self._cancel_handshake_timer()
             if not self.handshake_future.done():
@@ -978,9 +1019,25 @@ cdef class WSProtocolCore:
             self._transport.close()
             return
         ws = WSTransport(True, self._transport, self._logger, self._loop, None, response)
+        self._setup_deflate(ws, deflate)
         self._open(ws, listener)
         if not self.handshake_future.done():
             self.handshake_future.set_result((ws, listener))
+
+    cdef _setup_deflate(self, WSTransport ws, deflate):
+        if deflate is None:
+            return
+        # We inflate with the largest window, which reads any window size.
+        self._inflater = zlib.decompressobj(-15)
+        # zlib cannot make raw deflate streams with an 8-bit window (it uses
+        # 9), so with that limit we send uncompressed messages, which RFC 7692
+        # allows.
+        if deflate.local_max_window_bits > 8:
+            ws._deflater = zlib.compressobj(zlib.Z_DEFAULT_COMPRESSION, zlib.DEFLATED,
+                                            -deflate.local_max_window_bits)
+            ws._deflate_flush = (zlib.Z_FULL_FLUSH if deflate.local_no_context_takeover
+                                 else zlib.Z_SYNC_FLUSH)
+        ws.extensions = deflate.header
 
     cdef _open(self, WSTransport ws, WSListener listener):
         self.transport = ws
@@ -1055,8 +1112,13 @@ cdef class WSProtocolCore:
         # A broken CLOSE still means the peer is closing: it sends no more.
         cdef bint is_close = opcode == WSMsgType.CLOSE
         if b0 & 0x70:
-            raise _WSProtocolError(1002, "RSV bits set but no extension was "
-                                   "negotiated (RFC 6455 5.2)", is_close)
+            # permessage-deflate (RFC 7692 6): RSV1 marks the first frame of
+            # a compressed message; nothing else may carry RSV bits.
+            if (self._inflater is None or (b0 & 0x70) != 0x40
+                    or opcode == 0 or opcode > 2):
+                raise _WSProtocolError(1002, "RSV bits set but no extension was "
+                                       "negotiated for them (RFC 6455 5.2, "
+                                       "RFC 7692 6)", is_close)
         if opcode >= 8:
             if opcode > 10:
                 raise _WSProtocolError(1002, f"reserved opcode {opcode} (RFC 6455 5.2)", is_close)
@@ -1110,9 +1172,15 @@ cdef class WSProtocolCore:
         self._fhdr_len = hlen
         self._fpayload_len = length
         self._fprocessed = 0
-        self._ftext = self._utf8_validation and self._state != FAILED and (
-            opcode == WSMsgType.TEXT
-            or (opcode == 0 and self._msg_opcode == WSMsgType.TEXT))
+        if opcode != 0:
+            self._fcompressed = self._frsv1
+        else:
+            self._fcompressed = self._msg_compressed
+        # Compressed payloads are validated after inflating, in _deliver_frame.
+        self._ftext = (self._utf8_validation and self._state != FAILED
+                       and not self._fcompressed and (
+                           opcode == WSMsgType.TEXT
+                           or (opcode == 0 and self._msg_opcode == WSMsgType.TEXT)))
         if opcode == WSMsgType.TEXT or opcode == WSMsgType.BINARY:
             self._utf8_state = UTF8_ACCEPT
         self._fstate = FS_PAYLOAD
@@ -1190,6 +1258,8 @@ cdef class WSProtocolCore:
         cdef WSFrame frame
         cdef uint32_t code
         cdef uint32_t pongs_before
+        cdef bint is_text
+        cdef bytes inflated
         cdef const uint8_t* payload = self._rbuf + self._rstart + self._fhdr_len
         cdef size_t size = <size_t>self._fpayload_len
 
@@ -1200,15 +1270,28 @@ cdef class WSProtocolCore:
             self._recent_max_frame = size
 
         if opcode <= 2:
+            is_text = opcode == WSMsgType.TEXT or (
+                opcode == 0 and self._msg_opcode == WSMsgType.TEXT)
             if opcode != 0:
                 self._msg_opcode = 0 if self._ffin else opcode
+                self._msg_compressed = self._fcompressed
             elif self._ffin:
                 self._msg_opcode = 0
-            if self._ftext and self._ffin and self._utf8_state != UTF8_ACCEPT:
-                raise _WSProtocolError(1007, "TEXT message ends inside a UTF-8 "
-                                       "sequence (RFC 6455 8.1)")
             if self._state == FAILED:
                 return 0
+            if self._fcompressed:
+                inflated = self._inflate(payload, size, self._ffin)
+                payload = <const uint8_t*>PyBytes_AS_STRING(inflated)
+                size = PyBytes_GET_SIZE(inflated)
+                if is_text and self._utf8_validation:
+                    self._utf8_state = picows_utf8_validate(self._utf8_state, payload, size)
+                    if self._utf8_state == UTF8_REJECT:
+                        raise _WSProtocolError(1007, "invalid UTF-8 in a TEXT "
+                                               "message (RFC 6455 8.1)")
+            if (is_text and self._utf8_validation and self._ffin
+                    and self._utf8_state != UTF8_ACCEPT):
+                raise _WSProtocolError(1007, "TEXT message ends inside a UTF-8 "
+                                       "sequence (RFC 6455 8.1)")
         elif opcode == WSMsgType.CLOSE:
             if size == 1:
                 raise _WSProtocolError(1002, "CLOSE frame with a 1-byte payload "
@@ -1229,7 +1312,8 @@ cdef class WSProtocolCore:
         frame.payload_size = size
         frame.msg_type = <WSMsgType>opcode
         frame.fin = self._ffin
-        frame.rsv1 = self._frsv1
+        # A frame we inflated is delivered as plain data.
+        frame.rsv1 = self._frsv1 and not self._fcompressed
         frame.tail_size = tail
         frame.last_in_buffer = tail < 2 or not self._next_frame_complete(0)
 
@@ -1250,6 +1334,32 @@ cdef class WSProtocolCore:
                 if not fut.done():
                     fut.set_result(None)
         return 0
+
+    cdef bytes _inflate(self, const uint8_t* payload, size_t size, bint fin):
+        """Inflate one frame of a compressed message (RFC 7692 7.2.2); the
+        output counts against max_frame_size, so a small frame cannot expand
+        into unbounded memory."""
+        cdef uint64_t limit = self._max_frame_size
+        cdef bytes out
+        try:
+            out = self._inflater.decompress(
+                PyMemoryView_FromMemory(<char*>payload, size, PyBUF_READ), limit + 1)
+            if self._inflater.unconsumed_tail or <uint64_t>PyBytes_GET_SIZE(out) > limit:
+                raise _WSProtocolError(1009, f"inflated frame is larger than "
+                                       f"max_frame_size {limit}")
+            if fin:
+                out += self._inflater.decompress(
+                    b"\x00\x00\xff\xff", limit + 1 - PyBytes_GET_SIZE(out))
+                if (self._inflater.unconsumed_tail
+                        or <uint64_t>PyBytes_GET_SIZE(out) > limit):
+                    raise _WSProtocolError(1009, f"inflated frame is larger than "
+                                           f"max_frame_size {limit}")
+        except zlib.error as exc:
+            raise _WSProtocolError(1007, f"invalid compressed data: {exc} "
+                                   f"(RFC 7692)") from None
+        # Keep it alive while the frame points into it.
+        self._inflated = out
+        return out
 
     cdef int _call_on_frame(self, WSFrame frame) except -1:
         try:

@@ -24,8 +24,12 @@ PROCESS_TIMEOUT = 30
 
 
 def _env(*extra_paths) -> dict:
+    import picows
     env = dict(os.environ)
-    paths = [str(p) for p in extra_paths] + [str(REPO)]
+    # The picows this test process imported: built in place in the
+    # repository, or installed (tox), where the repository's picows/ holds
+    # only sources and must not shadow it.
+    paths = [str(p) for p in extra_paths] + [str(Path(picows.__file__).parents[1])]
     if env.get("PYTHONPATH"):
         paths.append(env["PYTHONPATH"])
     env["PYTHONPATH"] = os.pathsep.join(paths)
