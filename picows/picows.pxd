@@ -93,6 +93,8 @@ cdef class WSTransport:
     cdef int _send_close_frame(self, int code, const uint8_t* reason,
                                size_t reason_size) except -1
     cdef int _write(self, const uint8_t* data, size_t size) except -1
+    cdef int _write2(self, const uint8_t* header, size_t hlen,
+                     const uint8_t* payload, size_t size) except -1
     cdef int _mark_disconnected(self) except -1
     cdef _send_compressed(self, WSMsgType msg_type, message)
     cdef uint8_t* _reserve(self, size_t size) except NULL
