@@ -256,7 +256,8 @@ def _parse_extensions(value: str) -> List[Tuple[str, List[Tuple[str, Optional[st
 
 
 def _window_bits(value: Optional[str]) -> Optional[int]:
-    if value is None or not value.isdigit() or len(value) > 2:
+    # RFC 7692 7.1.2: a decimal integer without leading zeroes.
+    if value is None or not re.fullmatch(r"[1-9][0-9]?", value):
         return None
     bits = int(value)
     return bits if 8 <= bits <= 15 else None

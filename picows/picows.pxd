@@ -143,6 +143,7 @@ cdef class WSProtocolCore:
     cdef size_t _rstart
     cdef size_t _rend
     cdef size_t _recent_max_frame
+    cdef size_t _head_scanned
     cdef object _view
 
     # The frame being parsed (offsets relative to _rstart).

@@ -30,6 +30,7 @@ from .types import WSError, WSHandshakeError
 cdef extern from "Python.h":
     object PyMemoryView_FromMemory(char* mem, Py_ssize_t size, int flags)
     int PyBUF_READ
+    Py_ssize_t PY_SSIZE_T_MAX
 
 
 cdef extern from * nogil:
@@ -936,16 +937,24 @@ cdef class WSProtocolCore:
         if nbytes <= 0 or self._closing:
             return
         self._rend += nbytes
-        if self._state == HANDSHAKE:
-            if self.is_client:
-                self._process_client_handshake()
-            else:
-                self._process_server_handshake()
-            if self._state == HANDSHAKE or self._closing:
-                return
-        if self._auto_ping:
-            self._last_activity = self._loop.time()
-        self._process_frames()
+        try:
+            if self._state == HANDSHAKE:
+                if self.is_client:
+                    self._process_client_handshake()
+                else:
+                    self._process_server_handshake()
+                if self._state == HANDSHAKE or self._closing:
+                    return
+            if self._auto_ping:
+                self._last_activity = self._loop.time()
+            self._process_frames()
+        except Exception:
+            # A bug of ours, or MemoryError: this connection ends, the loop
+            # and the other connections carry on.
+            self._logger.exception("internal error, disconnecting")
+            if self.transport is not None and self._state != HANDSHAKE:
+                self._fail(WSCloseCode.INTERNAL_ERROR, "internal error")
+            self._disconnect()
 
     def eof_received(self):
         # Returning a false value lets the transport close itself.
@@ -998,12 +1007,18 @@ cdef class WSProtocolCore:
     cdef bytes _take_head(self):
         """Return the head once its blank line arrived, else None."""
         cdef size_t unread = self._rend - self._rstart
-        cdef Py_ssize_t end = picows_find_head_end(self._rbuf + self._rstart, unread)
+        # Search only what is new (and the 3 bytes before it), so a head that
+        # trickles in byte by byte costs linear time, not quadratic.
+        cdef size_t start = self._head_scanned - 3 if self._head_scanned > 3 else 0
+        cdef Py_ssize_t end = picows_find_head_end(self._rbuf + self._rstart + start,
+                                                   unread - start)
         cdef bytes head
         if end < 0:
+            self._head_scanned = unread
             if unread > MAX_HEAD_SIZE:
                 raise WSHandshakeError(431, f"HTTP head larger than {MAX_HEAD_SIZE} bytes")
             return None
+        end += start
         if end + 4 > MAX_HEAD_SIZE:
             raise WSHandshakeError(431, f"HTTP head larger than {MAX_HEAD_SIZE} bytes")
         head = PyBytes_FromStringAndSize(<char*>self._rbuf + self._rstart, end + 4)
@@ -1404,6 +1419,8 @@ cdef class WSProtocolCore:
         into unbounded memory."""
         cdef uint64_t limit = self._max_frame_size
         cdef bytes out
+        if limit >= <uint64_t>PY_SSIZE_T_MAX - 1:
+            limit = <uint64_t>PY_SSIZE_T_MAX - 2   # what zlib's max_length takes
         try:
             out = self._inflater.decompress(
                 PyMemoryView_FromMemory(<char*>payload, size, PyBUF_READ), limit + 1)
