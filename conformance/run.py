@@ -356,7 +356,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(docker if an engine answers, else native)")
     p.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
                    help="testee event loop (auto: uvloop if importable)")
-    p.add_argument("--timeout", type=float, default=600.0,
+    p.add_argument("--timeout", type=float, default=1800.0,
                    help="seconds allowed per direction (default 600; a full run takes ~15)")
     p.add_argument("--reports", type=Path, default=REPORTS_DIR,
                    help="report directory (default conformance/reports)")

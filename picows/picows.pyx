@@ -1434,6 +1434,12 @@ cdef class WSProtocolCore:
                         or <uint64_t>PyBytes_GET_SIZE(out) > limit):
                     raise _WSProtocolError(1009, f"inflated frame is larger than "
                                            f"max_frame_size {limit}")
+            if self._inflater.eof:
+                # The peer ended its deflate stream with a BFINAL block (RFC
+                # 7692 7.2.3.4): what follows starts a new stream, which may
+                # still refer back to what this one produced.
+                self._inflater = (zlib.decompressobj(-15, zdict=out[-32768:]) if out
+                                  else zlib.decompressobj(-15))
         except zlib.error as exc:
             raise _WSProtocolError(1007, f"invalid compressed data: {exc} "
                                    f"(RFC 7692)") from None
