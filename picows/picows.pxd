@@ -177,6 +177,7 @@ cdef class WSProtocolCore:
     cdef _open(self, WSTransport ws, WSListener listener)
     cdef _setup_deflate(self, WSTransport ws, deflate)
     cdef bytes _inflate(self, const uint8_t* payload, size_t size, bint fin)
+    cdef bytes _inflate_into(self, bytes out, data)
     cdef _reject(self, int status, str reason, headers=*)
     cdef _cancel_handshake_timer(self)
     cdef _cancel_timers(self)

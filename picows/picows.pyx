@@ -1417,35 +1417,38 @@ cdef class WSProtocolCore:
         """Inflate one frame of a compressed message (RFC 7692 7.2.2); the
         output counts against max_frame_size, so a small frame cannot expand
         into unbounded memory."""
-        cdef uint64_t limit = self._max_frame_size
         cdef bytes out
-        if limit >= <uint64_t>PY_SSIZE_T_MAX - 1:
-            limit = <uint64_t>PY_SSIZE_T_MAX - 2   # what zlib's max_length takes
         try:
-            out = self._inflater.decompress(
-                PyMemoryView_FromMemory(<char*>payload, size, PyBUF_READ), limit + 1)
-            if self._inflater.unconsumed_tail or <uint64_t>PyBytes_GET_SIZE(out) > limit:
-                raise _WSProtocolError(1009, f"inflated frame is larger than "
-                                       f"max_frame_size {limit}")
+            out = self._inflate_into(
+                b"", PyMemoryView_FromMemory(<char*>payload, size, PyBUF_READ))
             if fin:
-                out += self._inflater.decompress(
-                    b"\x00\x00\xff\xff", limit + 1 - PyBytes_GET_SIZE(out))
-                if (self._inflater.unconsumed_tail
-                        or <uint64_t>PyBytes_GET_SIZE(out) > limit):
-                    raise _WSProtocolError(1009, f"inflated frame is larger than "
-                                           f"max_frame_size {limit}")
-            if self._inflater.eof:
-                # The peer ended its deflate stream with a BFINAL block (RFC
-                # 7692 7.2.3.4): what follows starts a new stream, which may
-                # still refer back to what this one produced.
-                self._inflater = (zlib.decompressobj(-15, zdict=out[-32768:]) if out
-                                  else zlib.decompressobj(-15))
+                out = self._inflate_into(out, b"\x00\x00\xff\xff")
         except zlib.error as exc:
             raise _WSProtocolError(1007, f"invalid compressed data: {exc} "
                                    f"(RFC 7692)") from None
         # Keep it alive while the frame points into it.
         self._inflated = out
         return out
+
+    cdef bytes _inflate_into(self, bytes out, data):
+        cdef uint64_t limit = self._max_frame_size
+        if limit >= <uint64_t>PY_SSIZE_T_MAX - 1:
+            limit = <uint64_t>PY_SSIZE_T_MAX - 2   # what zlib's max_length takes
+        while True:
+            out += self._inflater.decompress(data, limit + 1 - PyBytes_GET_SIZE(out))
+            if self._inflater.unconsumed_tail or <uint64_t>PyBytes_GET_SIZE(out) > limit:
+                raise _WSProtocolError(1009, f"inflated frame is larger than "
+                                       f"max_frame_size {self._max_frame_size}")
+            if not self._inflater.eof:
+                return out
+            # The peer ended its deflate stream with a BFINAL block (RFC 7692
+            # 7.2.3.4): what follows starts a new stream, which may still
+            # refer back to what came before.
+            data = self._inflater.unused_data
+            self._inflater = (zlib.decompressobj(-15, zdict=out[-32768:]) if out
+                              else zlib.decompressobj(-15))
+            if not data:
+                return out
 
     cdef int _call_on_frame(self, WSFrame frame) except -1:
         try:
