@@ -164,6 +164,7 @@ cdef class WSProtocolCore:
     cdef uint32_t _utf8_state
     cdef bint _msg_compressed
     cdef object _inflater
+    cdef bint _inflater_fresh
     cdef bytes _inflated
 
     cdef WSFrame _frame

@@ -562,6 +562,9 @@ cdef class WSTransport:
                 return 0
             self.is_close_frame_sent = True
         elif msg_type <= 2:
+            # No data frames after our CLOSE (RFC 6455 5.5.1).
+            if self.is_close_frame_sent:
+                return 0
             # Whether our own fragmented message is open (never compressed).
             if msg_type != 0:
                 self._sending_fragments = not fin
@@ -659,6 +662,9 @@ cdef class WSTransport:
             permessage-deflate use it.
         :param fin: False to send a fragment of a message; continue it with
             ``WSMsgType.CONTINUATION`` frames, the last with ``fin=True``.
+
+        Nothing is sent once disconnected, and no data frame once a CLOSE
+        was sent (RFC 6455 5.5.1).
         """
         cdef Py_buffer view
         cdef int opcode = msg_type
@@ -1421,7 +1427,11 @@ cdef class WSProtocolCore:
         try:
             out = self._inflate_into(
                 b"", PyMemoryView_FromMemory(<char*>payload, size, PyBUF_READ))
-            if fin:
+            # After a BFINAL block the peer should have started a new stream
+            # with an empty stored block (RFC 7692 7.2.3.4); if it did not,
+            # the tail would not fit a fresh stream, and there is nothing to
+            # flush anyway.
+            if fin and not self._inflater_fresh:
                 out = self._inflate_into(out, b"\x00\x00\xff\xff")
         except zlib.error as exc:
             raise _WSProtocolError(1007, f"invalid compressed data: {exc} "
@@ -1435,6 +1445,8 @@ cdef class WSProtocolCore:
         if limit >= <uint64_t>PY_SSIZE_T_MAX - 1:
             limit = <uint64_t>PY_SSIZE_T_MAX - 2   # what zlib's max_length takes
         while True:
+            if len(data):
+                self._inflater_fresh = False
             out += self._inflater.decompress(data, limit + 1 - PyBytes_GET_SIZE(out))
             if self._inflater.unconsumed_tail or <uint64_t>PyBytes_GET_SIZE(out) > limit:
                 raise _WSProtocolError(1009, f"inflated frame is larger than "
@@ -1447,6 +1459,7 @@ cdef class WSProtocolCore:
             data = self._inflater.unused_data
             self._inflater = (zlib.decompressobj(-15, zdict=out[-32768:]) if out
                               else zlib.decompressobj(-15))
+            self._inflater_fresh = True
             if not data:
                 return out
 
