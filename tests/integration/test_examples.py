@@ -115,7 +115,7 @@ def test_cython_client_main_against_echo_server(cython_example, echo_server_proc
         [sys.executable, "-c", "import echo_client_cython; echo_client_cython.main()",
          f"ws://127.0.0.1:{port}/"],
         capture_output=True, text=True, timeout=PROCESS_TIMEOUT, check=False,
-        env=_env(cython_example.BUILD_DIR))
+        env=_env(cython_example.BUILD_DIR), cwd=cython_example.BUILD_DIR)
     assert client.returncode == 0, client.stderr
     assert "Echo reply: Hello world" in client.stdout
 

@@ -17,16 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import resource
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 import zlib
+from pathlib import Path
 
 import pytest
 
+import picows
 from picows import WSCloseCode, WSListener, WSMsgType, ws_connect
 
 try:
@@ -217,7 +221,13 @@ def stats_seq(message: bytes) -> int:
 
 async def test_2000_connections_echo(capsys):
     _raise_nofile(2 * CONNECTIONS + 512)
+    # The child imports the same picows as this process (built in place, or
+    # installed by tox), never the sources in the working directory.
+    picows_root = str(Path(picows.__file__).parents[1])
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        p for p in (picows_root, os.environ.get("PYTHONPATH")) if p))
     server = subprocess.Popen([sys.executable, "-c", SERVER, LOOP], stdin=subprocess.PIPE,
+                              env=env, cwd=tempfile.gettempdir(),
                               stdout=subprocess.PIPE, text=True)
     try:
         line = await asyncio.wait_for(
