@@ -12,7 +12,7 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.append(str(ROOT))  # after site-packages: an installed picows still wins
 
-from conformance import docker_backend, run
+from conformance import docker_backend, run  # noqa: E402 (after the sys.path line)
 
 IMAGE = "crossbario/autobahn-testsuite:25.10.1"
 

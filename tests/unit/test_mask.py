@@ -13,7 +13,7 @@ def sent_frames(conn):
 
 
 async def test_client_masks_are_random(client):
-    for i in range(200):
+    for _ in range(200):
         client.ws.send(WSMsgType.BINARY, b"same payload")
     frames = sent_frames(client)
     assert len(frames) == 200
