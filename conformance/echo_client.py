@@ -18,24 +18,12 @@ import logging
 import sys
 import time
 
+from testee_loop import install_loop
+
 MAX_FRAME_SIZE = 20 * 1024 * 1024  # 9.* send frames and messages of up to 16 MiB
 # A case that outlives this is abandoned (wstest fails it, the gate sees it);
 # the slowest 9.* cases take a few seconds.
 CASE_TIMEOUT = 120.0
-
-
-def install_loop(choice: str) -> str:
-    """Install the chosen event loop policy; return its name."""
-    if choice in ("auto", "uvloop"):
-        try:
-            import uvloop
-        except ImportError:
-            if choice == "uvloop":
-                raise
-        else:
-            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-            return "uvloop"
-    return "asyncio"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

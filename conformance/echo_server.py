@@ -14,6 +14,8 @@ import argparse
 import asyncio
 import logging
 
+from testee_loop import install_loop
+
 MAX_FRAME_SIZE = 20 * 1024 * 1024  # 9.* send frames and messages of up to 16 MiB
 
 
@@ -26,20 +28,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-frame-size", type=int, default=MAX_FRAME_SIZE)
     p.add_argument("-v", "--verbose", action="store_true", help="picows debug logging")
     return p.parse_args(argv)
-
-
-def install_loop(choice: str) -> str:
-    """Install the chosen event loop policy; return its name."""
-    if choice in ("auto", "uvloop"):
-        try:
-            import uvloop
-        except ImportError:
-            if choice == "uvloop":
-                raise
-        else:
-            asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
-            return "uvloop"
-    return "asyncio"
 
 
 async def serve(host: str, port: int, max_frame_size: int) -> None:
