@@ -72,7 +72,7 @@ cdef class WSTransport:
     cdef object _logger
     cdef int _fd
     cdef bint _backlog
-    cdef bint _check_closing
+    cdef object _is_closing    # transport.is_closing where fds close early (uvloop), else None
     cdef object _transport_write
     cdef bint _closed
     cdef bint _write_closed

@@ -33,6 +33,32 @@ cdef extern from "Python.h":
     Py_ssize_t PY_SSIZE_T_MAX
 
 
+cdef extern from *:
+    """
+    /* The memory of a memoryview that is C-contiguous and not released,
+       read off the object itself: send() gets it without a
+       PyObject_GetBuffer/PyBuffer_Release pair, which costs more than the
+       rest of a small send. Returns 0 for anything else (the caller asks
+       the buffer protocol, which also raises the right errors). */
+    static inline int picows_memoryview_memory(PyObject* o, char** buf,
+                                               Py_ssize_t* len) {
+    #if defined(PYPY_VERSION) || defined(Py_LIMITED_API) \
+        || !defined(_Py_MEMORYVIEW_RELEASED) || !defined(_Py_MEMORYVIEW_C)
+        return 0;
+    #else
+        PyMemoryViewObject* mv = (PyMemoryViewObject*)o;
+        if ((mv->flags & _Py_MEMORYVIEW_RELEASED)
+                || !(mv->flags & _Py_MEMORYVIEW_C))
+            return 0;
+        *buf = (char*)mv->view.buf;
+        *len = mv->view.len;
+        return 1;
+    #endif
+    }
+    """
+    bint picows_memoryview_memory(object o, char** buf, Py_ssize_t* len)
+
+
 cdef extern from * nogil:
     """
     #include <string.h>
@@ -87,20 +113,25 @@ cdef extern from * nogil:
     static void picows_mask_copy(uint8_t* dst, const uint8_t* src,
                                         size_t n, const uint8_t* mask,
                                         size_t offset) {
-        uint8_t m[32];
+        /* The mask rotated to `offset`, 8 bytes of it: byte order does not
+           matter, the same bytes are XORed at the same positions. */
+        uint8_t m[8];
         size_t i = 0, j;
-        for (j = 0; j < 32; j++) m[j] = mask[(offset + j) & 3];
+        uint64_t m64, w;
+        for (j = 0; j < 8; j++) m[j] = mask[(offset + j) & 3];
+        memcpy(&m64, m, 8);
     #if defined(__GNUC__)
-        picows_v32 mv, v;
-        memcpy(&mv, m, 32);
-        for (; i + 32 <= n; i += 32) {
-            memcpy(&v, src + i, 32);
-            v ^= mv;
-            memcpy(dst + i, &v, 32);
+        if (n >= 32) {
+            uint64_t m256[4] = {m64, m64, m64, m64};
+            picows_v32 mv, v;
+            memcpy(&mv, m256, 32);
+            for (; i + 32 <= n; i += 32) {
+                memcpy(&v, src + i, 32);
+                v ^= mv;
+                memcpy(dst + i, &v, 32);
+            }
         }
     #endif
-        uint64_t m64, w;
-        memcpy(&m64, m, 8);
         for (; i + 8 <= n; i += 8) {
             memcpy(&w, src + i, 8);
             w ^= m64;
@@ -477,7 +508,8 @@ cdef class WSTransport:
                     self._fd = sock.fileno()
                 except Exception:
                     self._fd = -1
-                self._check_closing = module == "uvloop.loop"
+                if module == "uvloop.loop":
+                    self._is_closing = underlying_transport.is_closing
 
     def __dealloc__(self):
         if self._wbuf != NULL:
@@ -502,7 +534,7 @@ cdef class WSTransport:
         """Write `data` straight to the socket when the transport has nothing
         queued, and what the socket did not take through the transport."""
         cdef Py_ssize_t sent = 0
-        if self._check_closing and self.underlying_transport.is_closing():
+        if self._is_closing is not None and self._is_closing():
             self._fd = -1
         elif self._backlog:
             # Only our own transport.write calls can fill its buffer.
@@ -526,7 +558,7 @@ cdef class WSTransport:
         cdef Py_ssize_t sent = 0
         cdef bytes rest
         cdef uint8_t* p
-        if self._check_closing and self.underlying_transport.is_closing():
+        if self._is_closing is not None and self._is_closing():
             self._fd = -1
         elif self._backlog:
             self._backlog = self.underlying_transport.get_write_buffer_size() != 0
@@ -667,6 +699,8 @@ cdef class WSTransport:
         was sent (RFC 6455 5.5.1).
         """
         cdef Py_buffer view
+        cdef char* buf
+        cdef Py_ssize_t buflen
         cdef int opcode = msg_type
         if opcode not in (0, 1, 2, 8, 9, 10):
             raise ValueError(f"invalid msg_type {msg_type!r}")
@@ -685,6 +719,11 @@ cdef class WSTransport:
             self.send_frame(<WSMsgType>opcode, <uint8_t*>PyBytes_AS_STRING(message),
                             PyBytes_GET_SIZE(message), fin, rsv1)
             return
+        if type(message) is memoryview and picows_memoryview_memory(message, &buf, &buflen):
+            if opcode >= 8 and buflen > _MAX_CONTROL_PAYLOAD:
+                raise ValueError("control frame payload must be at most 125 bytes")
+            self.send_frame(<WSMsgType>opcode, <uint8_t*>buf, buflen, fin, rsv1)
+            return
         PyObject_GetBuffer(message, &view, PyBUF_SIMPLE)
         try:
             if opcode >= 8 and view.len > _MAX_CONTROL_PAYLOAD:
@@ -701,7 +740,7 @@ cdef class WSTransport:
             return
         out = self._deflater.compress(message) + self._deflater.flush(self._deflate_flush)
         if out.endswith(b"\x00\x00\xff\xff"):
-            out = out[:-4]
+            out = out[:PyBytes_GET_SIZE(out) - 4]
         if not out:
             out = b"\x00"
         self.send_frame(msg_type, <uint8_t*>PyBytes_AS_STRING(out),
@@ -1296,9 +1335,11 @@ cdef class WSProtocolCore:
     cdef int _process_frames(self) except -1:
         cdef size_t avail, n
         cdef uint8_t* payload
-        while not self._closing and (self._state == OPEN or self._state == CLOSE_SENT
-                                     or self._state == FAILED):
-            try:
+        # One try around the loop, not one per frame: entering a try block
+        # saves the thread's exception state.
+        try:
+            while not self._closing and (self._state == OPEN or self._state == CLOSE_SENT
+                                         or self._state == FAILED):
                 if self._fstate == FS_HEADER:
                     if self._parse_header() == 0:
                         break
@@ -1322,9 +1363,8 @@ cdef class WSProtocolCore:
                 if self._fprocessed < self._fpayload_len:
                     break
                 self._deliver_frame()
-            except _WSProtocolError as exc:
-                self._fail(exc.code, str(exc), exc.in_close_frame)
-                break
+        except _WSProtocolError as exc:
+            self._fail(exc.code, str(exc), exc.in_close_frame)
         if self._rstart == self._rend:
             self._rstart = self._rend = 0
         return 0
@@ -1457,7 +1497,7 @@ cdef class WSProtocolCore:
             # 7.2.3.4): what follows starts a new stream, which may still
             # refer back to what came before.
             data = self._inflater.unused_data
-            self._inflater = (zlib.decompressobj(-15, zdict=out[-32768:]) if out
+            self._inflater = (zlib.decompressobj(-15, zdict=out[max(PyBytes_GET_SIZE(out) - 32768, 0):]) if out
                               else zlib.decompressobj(-15))
             self._inflater_fresh = True
             if not data:
