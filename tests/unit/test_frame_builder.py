@@ -76,6 +76,41 @@ async def test_accepts_bytes_like(conn, kind, length):
     assert raw == reference(conn, frame, BINARY, payload)
 
 
+async def test_memoryview_of_wider_items_sends_its_bytes(conn):
+    # send() reads a C-contiguous memoryview's memory directly: whatever its
+    # format and shape, the payload is its bytes, as with the buffer protocol.
+    import array
+    items = array.array("i", range(50))
+    message = memoryview(items).cast("B").cast("i", (5, 10))
+    frame, raw = one_write(conn, lambda: conn.ws.send(WSMsgType.BINARY, message))
+    assert frame.payload == items.tobytes()
+    assert raw == reference(conn, frame, BINARY, items.tobytes())
+
+
+async def test_memoryview_not_contiguous_is_refused(conn):
+    message = memoryview(b"abcdefgh")[::2]
+    before = len(conn.fake.writes)
+    with pytest.raises(BufferError):
+        conn.ws.send(WSMsgType.BINARY, message)
+    assert len(conn.fake.writes) == before
+
+
+async def test_memoryview_released_is_refused(conn):
+    message = memoryview(bytearray(b"payload"))
+    message.release()
+    before = len(conn.fake.writes)
+    with pytest.raises(ValueError, match="released"):
+        conn.ws.send(WSMsgType.BINARY, message)
+    assert len(conn.fake.writes) == before
+
+
+async def test_memoryview_control_frame_limit(conn):
+    with pytest.raises(ValueError, match="125"):
+        conn.ws.send(WSMsgType.PING, memoryview(b"x" * 126))
+    frame, _ = one_write(conn, lambda: conn.ws.send(WSMsgType.PING, memoryview(b"x" * 125)))
+    assert frame.payload == b"x" * 125
+
+
 async def test_none_is_empty_payload(conn):
     frame, raw = one_write(conn, lambda: conn.ws.send(WSMsgType.BINARY, None))
     assert frame.payload == b""
