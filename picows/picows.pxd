@@ -78,6 +78,7 @@ cdef class WSTransport:
     cdef bint _write_closed
     cdef uint8_t* _wbuf
     cdef size_t _wbuf_size
+    cdef bytearray _big_out     # reused for large frames written through the transport
     cdef uint32_t _pongs_sent
     cdef object _pending_pings
     cdef object _listener_exc

@@ -14,8 +14,9 @@ from cpython.buffer cimport (PyBUF_SIMPLE, PyBuffer_FillInfo, PyBuffer_Release,
                              PyObject_GetBuffer)
 from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_FromStringAndSize,
                             PyBytes_GET_SIZE)
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_Resize
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
-from cpython.ref cimport Py_REFCNT
+from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memmove
@@ -29,6 +30,9 @@ from .types import WSError, WSHandshakeError
 
 cdef extern from "Python.h":
     object PyMemoryView_FromMemory(char* mem, Py_ssize_t size, int flags)
+    # On a borrowed pointer: Cython's Py_REFCNT(obj) takes a reference of
+    # its own first, so it never reads 1.
+    Py_ssize_t _refcnt "Py_REFCNT"(PyObject* o)
     int PyBUF_READ
     Py_ssize_t PY_SSIZE_T_MAX
 
@@ -213,6 +217,8 @@ DEF _SHRINK_ABOVE = 256 * 1024
 DEF _MASK_POOL_SIZE = 4096
 DEF _MAX_CONTROL_PAYLOAD = 125
 DEF _GATHER_WRITE_MIN = 16 * 1024
+DEF _REUSE_WRITE_MIN = 64 * 1024
+DEF _WBUF_KEEP = 256 * 1024
 
 # Connection states
 cdef enum _State:
@@ -521,6 +527,11 @@ cdef class WSTransport:
     cdef uint8_t* _reserve(self, size_t size) except NULL:
         cdef uint8_t* p
         cdef size_t new_size
+        if self._wbuf_size > _WBUF_KEEP and size * 4 < self._wbuf_size:
+            # Shrink after a spike of large frames.
+            PyMem_Free(self._wbuf)
+            self._wbuf = NULL
+            self._wbuf_size = 0
         if size > self._wbuf_size:
             new_size = max(size, 2 * self._wbuf_size, <size_t>4096)
             p = <uint8_t*>PyMem_Realloc(self._wbuf, new_size)
@@ -585,7 +596,7 @@ cdef class WSTransport:
         cdef uint8_t mask[4]
         cdef uint8_t* dst = NULL
         cdef size_t hlen
-        cdef bytes out = None
+        cdef object out = None
         if self._closed or self._write_closed:
             return 0
         if msg_type == WSMsgType.CLOSE:
@@ -610,7 +621,19 @@ cdef class WSTransport:
             self._write2(header, hlen, payload, size)
         elif self._fd >= 0:
             dst = self._reserve(total)
+        elif total >= _REUSE_WRITE_MIN:
+            # Through the transport (TLS): a large frame goes out of a
+            # bytearray reused from one frame to the next, unless the
+            # transport still holds the last one; a fresh allocation of this
+            # size costs page faults on every frame.
+            if self._big_out is None or _refcnt(<PyObject*>self._big_out) > 1:
+                self._big_out = bytearray()
+            PyByteArray_Resize(self._big_out, total)
+            out = self._big_out
+            dst = <uint8_t*>PyByteArray_AS_STRING(out)
         else:
+            if self._big_out is not None:
+                self._big_out = None
             out = PyBytes_FromStringAndSize(NULL, total)
             dst = <uint8_t*>PyBytes_AS_STRING(out)
         if dst == NULL:
@@ -678,6 +701,7 @@ cdef class WSTransport:
             PyMem_Free(self._wbuf)
             self._wbuf = NULL
             self._wbuf_size = 0
+        self._big_out = None
         if not self._disconnected_future.done():
             self._disconnected_future.set_result(None)
         return 0
@@ -1371,7 +1395,7 @@ cdef class WSProtocolCore:
 
     cdef WSFrame _make_frame(self):
         # Reuse the frame unless the listener kept a reference to the last one.
-        if self._frame is None or Py_REFCNT(self._frame) > 1:
+        if self._frame is None or _refcnt(<PyObject*>self._frame) > 1:
             self._frame = WSFrame.__new__(WSFrame)
         return self._frame
 

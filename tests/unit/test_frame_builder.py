@@ -200,3 +200,26 @@ async def test_many_sends_one_write_each(conn):
     for i in range(50):
         one_write(conn, lambda i=i: conn.ws.send(WSMsgType.BINARY, bytes([i]) * i))
     assert [f.payload for f in conn.sent()] == [bytes([i]) * i for i in range(50)]
+
+
+async def test_large_frames_reuse_one_buffer_unless_the_transport_keeps_it(conn):
+    # Through a transport (TLS here), frames of 64 KiB and more are assembled
+    # in one bytearray reused from frame to frame: a fresh allocation of that
+    # size costs page faults every time. A transport that keeps the object
+    # (queued, not yet encrypted) must never see it change afterwards.
+    fake = conn.fake
+    big = [bytes([i]) * (1 << 17) for i in range(4)]
+    conn.ws.send(WSMsgType.BINARY, big[0])
+    conn.ws.send(WSMsgType.BINARY, big[1])
+    first, second = fake.write_objects[-2:]
+    assert first == second and first[1] is bytearray
+    fake.retain = True
+    conn.ws.send(WSMsgType.BINARY, big[2])
+    conn.ws.send(WSMsgType.BINARY, big[3])
+    assert len(fake.retained) == 2
+    for data, snapshot in fake.retained:
+        assert bytes(data) == snapshot, "a buffer the transport kept was overwritten"
+    assert [f.payload for f in conn.sent()] == big
+    # A small frame after the large ones is a plain bytes object.
+    conn.ws.send(WSMsgType.BINARY, b"small")
+    assert fake.write_objects[-1][1] is bytes

@@ -284,3 +284,25 @@ async def test_repr_mentions_type_and_size(make_conn, role, opcode, name, payloa
     assert isinstance(text, str), text
     assert name in text, text
     assert str(len(payload)) in text, text
+
+
+async def test_frame_kept_by_the_listener_is_not_recycled(conn):
+    """The library reuses the WSFrame object for the next frame only when the
+    listener did not keep a reference to it."""
+    kept = []
+    seen = []
+
+    def hook(transport, frame):
+        seen.append((frame.msg_type, frame.payload_size, frame.fin))
+        if len(seen) == 2:
+            kept.append(frame)
+
+    conn.listener.on_frame = hook
+    conn.feed_frame(BINARY, b"a" * 10)
+    conn.feed_frame(TEXT, b"b" * 20, fin=False)
+    conn.feed_frame(CONT, b"c" * 30)
+    conn.feed_frame(PING, b"d" * 40)
+    assert seen == [(WSMsgType.BINARY, 10, True), (WSMsgType.TEXT, 20, False),
+                    (WSMsgType.CONTINUATION, 30, True), (WSMsgType.PING, 40, True)]
+    (frame,) = kept
+    assert (frame.msg_type, frame.payload_size, frame.fin) == (WSMsgType.TEXT, 20, False)

@@ -187,6 +187,9 @@ class FakeTransport:
         self.eof_written = False
         self.proto: Any = None
         self.writes: list[bytes] = []   # one entry per write() call
+        self.write_objects: list[tuple[int, type]] = []   # (id, type) of each object written
+        self.retain = False             # keep the objects written, as a queueing transport does
+        self.retained: list[tuple[Any, bytes]] = []   # (object, its bytes when written)
         self.writelines_calls = 0
         self.closing = False
         self.aborted = False
@@ -201,6 +204,9 @@ class FakeTransport:
         assert not self.lost, "write after connection_lost"
         assert not self.eof_written, "write after write_eof"
         self.writes.append(bytes(data))
+        self.write_objects.append((id(data), type(data)))
+        if self.retain:
+            self.retained.append((data, bytes(data)))
 
     def writelines(self, chunks) -> None:
         self.writelines_calls += 1
