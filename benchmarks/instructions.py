@@ -1,0 +1,186 @@
+"""Instructions per echo round trip, counted by callgrind: the tuning metric.
+
+Wall-clock rates on a small VM move by 10-20% from run to run, far more than
+most changes to the per-frame path. Callgrind counts the user-space
+instructions a program executes, the same for the same binary and input
+whatever else the machine does, so a change of 1% shows.
+
+One process runs an echo client and an echo server over 127.0.0.1 (the same
+listeners as the echo benchmark) for N round trips. The script runs it under
+callgrind twice, with N1 and N2 round trips, and reports
+(total(N2) - total(N1)) / (N2 - N1): start-up, imports and the handshake
+cancel out, what is left is one round trip, client and server together.
+Kernel time (the syscalls) is not counted.
+
+    python benchmarks/instructions.py                  # picows and raw, 256 B, uvloop
+    python benchmarks/instructions.py --size 64 --loop asyncio --libs picows
+    python benchmarks/instructions.py --top 25         # also the costliest functions
+
+Needs valgrind. Runs the installed picows, else the in-place build of this
+repository, like the echo benchmark.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+# -- the echo, run in the child ----------------------------------------------
+
+
+def run_echo(lib: str, loop_name: str, size: int, rounds: int) -> None:
+    message = b"x" * size
+
+    if lib == "picows":
+        try:
+            import picows  # noqa: F401
+        except ImportError:
+            # Not installed: sys.path[0] is benchmarks/, so add the repo root
+            # (the in-place build).
+            sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+        from picows import WSListener, WSMsgType, ws_connect, ws_create_server
+
+        class ServerListener(WSListener):
+            def on_ws_frame(self, transport, frame):
+                transport.send(frame.msg_type, frame.get_payload_as_memoryview())
+
+        class ClientListener(WSListener):
+            def __init__(self):
+                self.left = rounds
+                self.done = asyncio.get_running_loop().create_future()
+
+            def on_ws_frame(self, transport, frame):
+                self.left -= 1
+                if self.left:
+                    transport.send(WSMsgType.BINARY, message)
+                else:
+                    self.done.set_result(None)
+
+        async def main():
+            server = await ws_create_server(lambda request: ServerListener(),
+                                            "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            transport, listener = await ws_connect(ClientListener,
+                                                   f"ws://127.0.0.1:{port}/")
+            transport.send(WSMsgType.BINARY, message)
+            await listener.done
+            transport.disconnect()
+            await transport.wait_disconnected()
+            server.close()
+
+    elif lib == "raw":
+        class ServerProtocol(asyncio.Protocol):
+            def connection_made(self, transport):
+                self.transport = transport
+
+            def data_received(self, data):
+                self.transport.write(data)
+
+        class ClientProtocol(asyncio.Protocol):
+            def __init__(self):
+                self.left = rounds
+                self.got = 0
+                self.done = asyncio.get_running_loop().create_future()
+
+            def connection_made(self, transport):
+                self.transport = transport
+
+            def data_received(self, data):
+                self.got += len(data)
+                if self.got >= size:
+                    self.got = 0
+                    self.left -= 1
+                    if self.left:
+                        self.transport.write(message)
+                    else:
+                        self.done.set_result(None)
+
+        async def main():
+            loop = asyncio.get_running_loop()
+            server = await loop.create_server(ServerProtocol, "127.0.0.1", 0)
+            port = server.sockets[0].getsockname()[1]
+            transport, protocol = await loop.create_connection(
+                ClientProtocol, "127.0.0.1", port)
+            transport.write(message)
+            await protocol.done
+            transport.close()
+            server.close()
+
+    else:
+        raise SystemExit(f"unknown lib {lib!r}")
+
+    if loop_name == "uvloop":
+        import uvloop
+        uvloop.run(main())
+    else:
+        asyncio.run(main())
+
+
+# -- the driver ------------------------------------------------------------------
+
+_TOTAL = re.compile(r"^(?:summary|totals):\s+([\d,]+)", re.M)
+_FN = re.compile(r"^\s*([\d,]+) \([^)]*\)\s+(?:\S+:)?(\S+?)(?: \[|$)", re.M)
+
+
+def callgrind(lib, loop, size, rounds, outdir, top):
+    out = os.path.join(outdir, f"cg.{lib}.{loop}.{size}.{rounds}")
+    cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
+           sys.executable, os.path.abspath(__file__), "--child", lib, loop,
+           str(size), str(rounds)]
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(out) as f:
+        total = int(_TOTAL.search(f.read()).group(1).replace(",", ""))
+    functions = {}
+    if top:
+        text = subprocess.run(["callgrind_annotate", "--threshold=100", out],
+                              capture_output=True, text=True, check=True).stdout
+        for m in _FN.finditer(text):
+            name = m.group(2)
+            functions[name] = functions.get(name, 0) + int(m.group(1).replace(",", ""))
+    return total, functions
+
+
+def main() -> None:
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        lib, loop, size, rounds = sys.argv[2:6]
+        run_echo(lib, loop, int(size), int(rounds))
+        return
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--libs", default="picows,raw", help="picows, raw")
+    parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
+    parser.add_argument("--size", type=int, default=256, help="message size in bytes")
+    parser.add_argument("--rounds", default="2000,12000",
+                        help="N1,N2: round trips of the two runs")
+    parser.add_argument("--top", type=int, default=0,
+                        help="also list the N functions that cost the most per round trip")
+    args = parser.parse_args()
+    if shutil.which("valgrind") is None:
+        raise SystemExit("valgrind is needed (apt-get install valgrind)")
+    n1, n2 = (int(x) for x in args.rounds.split(","))
+    results = {}
+    with tempfile.TemporaryDirectory() as outdir:
+        for lib in args.libs.split(","):
+            t1, f1 = callgrind(lib, args.loop, args.size, n1, outdir, args.top)
+            t2, f2 = callgrind(lib, args.loop, args.size, n2, outdir, args.top)
+            per_rt = (t2 - t1) / (n2 - n1)
+            results[lib] = per_rt
+            print(f"{lib:8s} {args.loop} {args.size} B: {per_rt:,.0f} instructions "
+                  f"per round trip (client + server, user space)")
+            if args.top:
+                rows = sorted(((f2.get(k, 0) - f1.get(k, 0)) / (n2 - n1), k)
+                              for k in set(f1) | set(f2))
+                for cost, name in sorted(rows, reverse=True)[:args.top]:
+                    print(f"    {cost:8.0f}  {name}")
+    if "picows" in results and "raw" in results:
+        print(f"picows/raw: {results['picows'] / results['raw']:.2f}x the instructions")
+
+
+if __name__ == "__main__":
+    main()
