@@ -982,9 +982,12 @@ cdef class WSProtocolCore:
                     self._rcap = new_cap
                 self._recent_max_frame = 0
         if self._fstate == FS_PAYLOAD:
+            # Room for the rest of the frame and then some: a read that fills
+            # the window exactly makes the loop read again, only to get
+            # EAGAIN (one wasted syscall per large frame).
             missing = <size_t>(self._fhdr_len + self._fpayload_len) - unread
-            if missing > need:
-                need = missing
+            if missing + _MIN_FREE_SPACE > need:
+                need = missing + _MIN_FREE_SPACE
         if self._rcap - self._rend < need:
             if self._rstart > 0:
                 memmove(self._rbuf, self._rbuf + self._rstart, unread)

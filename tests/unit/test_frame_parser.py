@@ -228,6 +228,26 @@ async def test_buffer_grows_and_shrinks(conn):
     assert [f.payload for f in conn.frames] == [big, *small, medium, b"last"]
 
 
+@pytest.mark.parametrize("size", [20_000, 100_000, 1 << 20])
+async def test_buffer_offered_is_larger_than_the_rest_of_a_frame(conn, size):
+    """The loop reads again when a read fills the buffer it was given, just
+    to get EAGAIN: the window offered mid-frame must have room beyond the
+    rest of the frame, for every frame, including after the buffer grew."""
+    for _ in range(3):
+        data = conn.peer_frame(BINARY, b"P" * size)
+        pos = 0
+        while pos < len(data):
+            buf = memoryview(conn.proto.get_buffer(-1))
+            if pos:
+                assert len(buf) > len(data) - pos, (
+                    f"window {len(buf)} for the last {len(data) - pos} bytes of a frame")
+            n = min(len(buf), len(data) - pos, 16384 if pos == 0 else len(data))
+            buf[:n] = data[pos:pos + n]
+            conn.proto.buffer_updated(n)
+            pos += n
+    assert [len(f.payload) for f in conn.frames] == [size] * 3
+
+
 def test_build_header_helper_is_sane():
     # the test's own encoder, cross-checked with RFC 6455 section 5.7 examples
     assert build_frame(TEXT, b"Hello") == b"\x81\x05\x48\x65\x6c\x6c\x6f"
