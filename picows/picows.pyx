@@ -1524,8 +1524,11 @@ cdef class WSProtocolCore:
             # 7.2.3.4): what follows starts a new stream, which may still
             # refer back to what came before.
             data = self._inflater.unused_data
-            self._inflater = (zlib.decompressobj(-15, zdict=out[max(PyBytes_GET_SIZE(out) - 32768, 0):]) if out
-                              else zlib.decompressobj(-15))
+            if out:
+                window = out[max(PyBytes_GET_SIZE(out) - 32768, 0):]
+                self._inflater = zlib.decompressobj(-15, zdict=window)
+            else:
+                self._inflater = zlib.decompressobj(-15)
             self._inflater_fresh = True
             if not data:
                 return out
