@@ -6,12 +6,13 @@ Plain Python: this runs once per connection. The protocol itself is
 from __future__ import annotations
 
 import asyncio
+import os
 import ssl
 import urllib.parse
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
 from .handshake import DEFLATE_OFFER, build_upgrade_request, new_client_key
-from .picows import WSListener, WSProtocol, WSTransport
+from .picows import TLSLayer, WSListener, WSProtocol, WSTransport
 from .types import WSUpgradeRequest
 
 __all__ = ["ws_connect", "ws_create_server"]
@@ -50,6 +51,28 @@ def _protocol_options(ws_listener_factory: Callable[..., Any], logger_name: str,
         auto_ping_idle_timeout=auto_ping_idle_timeout,
         auto_ping_reply_timeout=auto_ping_reply_timeout,
         enable_compression=enable_compression)
+
+
+def _own_tls(loop: asyncio.AbstractEventLoop, ssl_context: Any) -> bool:
+    """Whether picows does TLS itself (TLSLayer) instead of the loop.
+
+    On the default asyncio loop, whose TLS is pure Python; uvloop's is
+    Cython already. PICOWS_LOOP_TLS=1 makes the loop do it everywhere.
+    """
+    return (isinstance(ssl_context, ssl.SSLContext)
+            and isinstance(loop, asyncio.SelectorEventLoop)
+            and not os.environ.get("PICOWS_LOOP_TLS"))
+
+
+def _pop_tls_options(kwargs: Dict[str, Any]) -> Optional[float]:
+    """Take the loop's TLS arguments out of `kwargs`; return the handshake
+    timeout (None: asyncio's default, 60 s)."""
+    kwargs.pop("ssl", None)
+    kwargs.pop("ssl_shutdown_timeout", None)
+    timeout: Optional[float] = kwargs.pop("ssl_handshake_timeout", None)
+    if timeout is not None and timeout <= 0:
+        raise ValueError(f"ssl_handshake_timeout should be a positive number, got {timeout}")
+    return timeout
 
 
 def _parse_url(url: str) -> Tuple[bool, str, int, str, str]:
@@ -167,7 +190,20 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
     if "sock" in kwargs:
         kwargs.pop("host")
         kwargs.pop("port")
-    transport, protocol = await loop.create_connection(protocol_factory, **kwargs)
+    if secure and _own_tls(loop, ssl_context):
+        server_hostname = kwargs.pop("server_hostname")
+        tls_timeout = _pop_tls_options(kwargs)
+        transport, layer = await loop.create_connection(
+            lambda: TLSLayer(ssl_context, False, server_hostname, protocol_factory(),
+                             tls_timeout), **kwargs)
+        try:
+            await layer.handshake_waiter
+        except BaseException:
+            transport.abort()
+            raise
+        protocol = layer.app_protocol
+    else:
+        transport, protocol = await loop.create_connection(protocol_factory, **kwargs)
     assert protocol.handshake_future is not None  # set by connection_made
     try:
         result: Tuple[WSTransport, WSListener] = await protocol.handshake_future
@@ -237,4 +273,10 @@ async def ws_create_server(
     loop = asyncio.get_running_loop()
     if host == "":
         host = None
+    ssl_context = kwargs.get("ssl")
+    if _own_tls(loop, ssl_context):
+        tls_timeout = _pop_tls_options(kwargs)
+        return await loop.create_server(
+            lambda: TLSLayer(ssl_context, True, None, protocol_factory(), tls_timeout),
+            host, port, **kwargs)
     return await loop.create_server(protocol_factory, host, port, **kwargs)

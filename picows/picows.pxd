@@ -58,6 +58,15 @@ cdef class WSListener:
     cpdef resume_writing(self)
 
 
+cdef class _TLSLayer
+
+
+cdef class _ReadBufferView:
+    # A writable window of a buffer of ours, handed out as a Python buffer.
+    cdef char* ptr
+    cdef Py_ssize_t size
+
+
 cdef class WSTransport:
     cdef readonly object underlying_transport
     cdef readonly bint is_client
@@ -74,6 +83,7 @@ cdef class WSTransport:
     cdef bint _backlog
     cdef object _is_closing    # transport.is_closing where fds close early (uvloop), else None
     cdef object _transport_write
+    cdef _TLSLayer _tls         # picows' own TLS (default asyncio loop), else None
     cdef bint _closed
     cdef bint _write_closed
     cdef uint8_t* _wbuf
@@ -173,6 +183,8 @@ cdef class WSProtocolCore:
     # directly, skipping the cpdef override lookup on every frame.
     cdef object _on_frame_py
 
+    cdef int _read_window(self, char** ptr, Py_ssize_t* size) except -1
+    cdef int _data_in(self, Py_ssize_t nbytes) except -1
     cdef bytes _take_head(self)
     cdef _process_server_handshake(self)
     cdef _process_client_handshake(self)
@@ -195,3 +207,48 @@ cdef class WSProtocolCore:
     cdef _fail(self, int code, str reason, bint peer_closed=*)
     cdef _disconnect(self)
     cdef _schedule_auto_ping(self, double delay)
+
+
+cdef class _TLSLayer:
+    # TLS over MemoryBIOs for the default asyncio loop (internal).
+    cdef readonly object app_transport
+    cdef readonly object handshake_waiter
+    cdef readonly object ssl_object
+    cdef readonly object _context
+    cdef bint _server_side
+    cdef object _server_hostname
+    cdef readonly WSProtocolCore _app
+    cdef object _handshake_timeout
+    cdef object _handshake_timer
+    cdef object _loop
+    cdef readonly object _tcp
+    cdef object _tcp_write
+    cdef int _fd
+    cdef bint _backlog
+    cdef object _incoming
+    cdef object _outgoing
+    cdef object _incoming_write
+    cdef object _outgoing_read
+    cdef object _ssl_read
+    cdef object _ssl_write
+    cdef object _ssl_pending
+    cdef char* _cbuf
+    cdef bint _read_full
+    cdef _ReadBufferView _cview
+    cdef _ReadBufferView _pview
+    cdef _ReadBufferView _wview
+    cdef list _pending
+    cdef object _exc
+    cdef bint _handshaking
+    cdef bint _app_connected
+    cdef bint _closed
+    cdef bint _eof
+
+    cdef _do_handshake(self)
+    cdef _handshake_failed(self, exc)
+    cdef _cancel_handshake_timer(self)
+    cdef int _feed_app(self) except -1
+    cdef int _encrypt(self, const uint8_t* data, size_t size) except -1
+    cdef _queue(self, bytes data)
+    cdef int _flush(self) except -1
+    cdef _fatal(self, exc)

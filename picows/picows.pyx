@@ -6,6 +6,7 @@
 import asyncio
 import logging
 import os
+import ssl
 import time
 import zlib
 
@@ -318,8 +319,6 @@ cdef class _ReadBufferView:
 
     One per connection, reused for every read, so reading allocates nothing.
     """
-    cdef char* ptr
-    cdef Py_ssize_t size
 
     def __getbuffer__(self, Py_buffer* buffer, int flags):
         PyBuffer_FillInfo(buffer, self, self.ptr, self.size, 0, flags)
@@ -494,6 +493,9 @@ cdef class WSTransport:
         self._disconnected_future = loop.create_future()
         self._pending_pings = None
         self._transport_write = underlying_transport.write
+        if type(underlying_transport) is _TLSTransport:
+            # picows' own TLS: frames are encrypted from _wbuf, no bytes.
+            self._tls = underlying_transport._layer
         # The handshake went through the transport: check its buffer once.
         self._backlog = True
         # On plain TCP, writing straight to the socket when the transport has
@@ -619,7 +621,7 @@ cdef class WSTransport:
             # Large server frames: no copy of the payload, the kernel gathers.
             hlen = _write_header(header, <uint8_t>msg_type, size, fin, rsv1, NULL)
             self._write2(header, hlen, payload, size)
-        elif self._fd >= 0:
+        elif self._fd >= 0 or self._tls is not None:
             dst = self._reserve(total)
         elif total >= _REUSE_WRITE_MIN:
             # Through the transport (TLS): a large frame goes out of a
@@ -650,6 +652,8 @@ cdef class WSTransport:
             self._pongs_sent += 1
         if out is not None:
             self._transport_write(out)
+        elif self._tls is not None:
+            self._tls._encrypt(dst, total)
         elif dst != NULL:
             self._write(dst, total)
         if msg_type == WSMsgType.CLOSE and self._protocol is not None:
@@ -963,6 +967,15 @@ cdef class WSProtocolCore:
                 self._handshake_timeout, self._on_handshake_timeout)
 
     def get_buffer(self, Py_ssize_t sizehint):
+        cdef _ReadBufferView view = <_ReadBufferView>self._view
+        self._read_window(&view.ptr, &view.size)
+        return view
+
+    def buffer_updated(self, Py_ssize_t nbytes):
+        self._data_in(nbytes)
+
+    cdef int _read_window(self, char** ptr, Py_ssize_t* size) except -1:
+        """The free end of the read buffer, made large enough first."""
         cdef size_t need = _MIN_FREE_SPACE
         cdef size_t missing, unread, new_cap
         cdef uint8_t* p
@@ -1000,14 +1013,14 @@ cdef class WSProtocolCore:
                     raise MemoryError()
                 self._rbuf = p
                 self._rcap = new_cap
-        cdef _ReadBufferView view = <_ReadBufferView>self._view
-        view.ptr = <char*>self._rbuf + self._rend
-        view.size = self._rcap - self._rend
-        return view
+        ptr[0] = <char*>self._rbuf + self._rend
+        size[0] = self._rcap - self._rend
+        return 0
 
-    def buffer_updated(self, Py_ssize_t nbytes):
+    cdef int _data_in(self, Py_ssize_t nbytes) except -1:
+        """`nbytes` new bytes are at the end of the read buffer: parse them."""
         if nbytes <= 0 or self._closing:
-            return
+            return 0
         self._rend += nbytes
         try:
             if self._state == HANDSHAKE:
@@ -1016,7 +1029,7 @@ cdef class WSProtocolCore:
                 else:
                     self._process_server_handshake()
                 if self._state == HANDSHAKE or self._closing:
-                    return
+                    return 0
             if self._auto_ping:
                 self._last_activity = self._loop.time()
             self._process_frames()
@@ -1027,6 +1040,7 @@ cdef class WSProtocolCore:
             if self.transport is not None and self._state != HANDSHAKE:
                 self._fail(WSCloseCode.INTERNAL_ERROR, "internal error")
             self._disconnect()
+        return 0
 
     def eof_received(self):
         # Returning a false value lets the transport close itself.
@@ -1655,6 +1669,417 @@ cdef class WSProtocolCore:
         self._ping_outstanding = True
         self.transport.send_frame(WSMsgType.PING, NULL, 0, True, False)
         self._schedule_auto_ping(self._auto_ping_reply_timeout)
+
+
+# ---------------------------------------------------------------------------
+# TLS for the default asyncio loop
+#
+# asyncio's own TLS (sslproto) is pure Python: a few Python calls per read
+# and per write around each OpenSSL call, more than the rest of a small
+# echo. On the default loop picows does TLS itself instead: _TLSLayer is the
+# BufferedProtocol of the TCP transport and drives an ssl.SSLObject over two
+# MemoryBIOs. Ciphertext is read into a scratch buffer and fed to the
+# incoming BIO; plaintext is read by OpenSSL straight into the websocket
+# protocol's read buffer; frames are encrypted from the sender's buffer and
+# the ciphertext goes to the socket at once when the transport has nothing
+# queued. The websocket protocol sees a _TLSTransport, an asyncio.Transport
+# with the same extra info as asyncio's TLS transport (ssl_object, peercert,
+# cipher, ...). uvloop's TLS is already in Cython, so uvloop keeps its own.
+
+# TLS records carry at most 16 KiB of plaintext; a read window of two
+# records and their overhead, allocated for each read only (the incoming BIO
+# copies what was read). After a read that filled it (large messages), the
+# next window is larger: fewer reads per message.
+DEF _TLS_READ_BUFFER = 33 * 1024
+DEF _TLS_READ_BUFFER_LARGE = 256 * 1024
+# asyncio's default for ssl_handshake_timeout.
+DEF _TLS_HANDSHAKE_TIMEOUT = 60.0
+
+
+cdef class _TLSLayer:
+    """The TCP transport's protocol when picows does TLS (internal)."""
+
+    def __cinit__(self):
+        self._cbuf = NULL
+        self._fd = -1
+
+    def __init__(self, ssl_context, bint server_side, server_hostname,
+                 WSProtocolCore app, handshake_timeout=None):
+        self._context = ssl_context
+        self._server_side = server_side
+        self._server_hostname = server_hostname or None
+        self._app = app
+        self._handshake_timeout = (_TLS_HANDSHAKE_TIMEOUT if handshake_timeout is None
+                                   else handshake_timeout)
+        self._handshaking = True
+        self._cview = _ReadBufferView()
+        self._pview = _ReadBufferView()
+        self._wview = _ReadBufferView()
+        self.app_transport = _TLSTransport(self)
+        self.handshake_waiter = None
+
+    def __dealloc__(self):
+        if self._cbuf != NULL:
+            PyMem_Free(self._cbuf)
+            self._cbuf = NULL
+
+    @property
+    def app_protocol(self):
+        """The websocket protocol on top."""
+        return self._app
+
+    # -- protocol of the TCP transport -----------------------------------------
+
+    def connection_made(self, transport):
+        self._loop = asyncio.get_running_loop()
+        self._tcp = transport
+        if not self._server_side:
+            # ws_connect waits for it (and gets the handshake's exception).
+            self.handshake_waiter = self._loop.create_future()
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        self.ssl_object = self._context.wrap_bio(
+            self._incoming, self._outgoing, server_side=self._server_side,
+            server_hostname=self._server_hostname)
+        # The C object under ssl.SSLObject: same read/write, no Python frame.
+        sslobj = getattr(self.ssl_object, "_sslobj", self.ssl_object)
+        self._ssl_read = sslobj.read
+        self._ssl_write = sslobj.write
+        self._ssl_pending = sslobj.pending
+        self._incoming_write = self._incoming.write
+        self._outgoing_read = self._outgoing.read
+        self._tcp_write = transport.write
+        if (PICOWS_HAVE_SEND and not os.environ.get("PICOWS_NO_DIRECT_SEND")
+                and type(transport).__module__ == "asyncio.selector_events"):
+            sock = transport.get_extra_info("socket")
+            if sock is not None:
+                try:
+                    self._fd = sock.fileno()
+                except Exception:
+                    self._fd = -1
+        self._backlog = True
+        if self._handshake_timeout is not None and self._handshake_timeout > 0:
+            self._handshake_timer = self._loop.call_later(
+                self._handshake_timeout, self._on_handshake_timeout)
+        self._do_handshake()
+
+    def get_buffer(self, Py_ssize_t sizehint):
+        cdef Py_ssize_t size = _TLS_READ_BUFFER_LARGE if self._read_full else _TLS_READ_BUFFER
+        if self._cbuf != NULL:
+            PyMem_Free(self._cbuf)
+        self._cbuf = <char*>PyMem_Malloc(size)
+        if self._cbuf == NULL:
+            raise MemoryError()
+        self._cview.ptr = self._cbuf
+        self._cview.size = size
+        return self._cview
+
+    def buffer_updated(self, Py_ssize_t nbytes):
+        if nbytes <= 0 or self._closed:
+            return
+        self._read_full = nbytes == self._cview.size
+        self._cview.size = nbytes
+        self._incoming_write(self._cview)
+        # The BIO has its own copy: an idle connection keeps no read buffer.
+        PyMem_Free(self._cbuf)
+        self._cbuf = NULL
+        if self._handshaking:
+            self._do_handshake()
+        else:
+            self._feed_app()
+
+    def eof_received(self):
+        if self._handshaking:
+            self._handshake_failed(ConnectionResetError(
+                "connection closed during the TLS handshake"))
+            return False
+        self._eof = True
+        if self._app_connected:
+            return self._app.eof_received()
+        return False
+
+    def connection_lost(self, exc):
+        self._closed = True
+        self._fd = -1
+        self._cancel_handshake_timer()
+        if exc is None:
+            exc = self._exc
+        if self.handshake_waiter is not None and not self.handshake_waiter.done():
+            self.handshake_waiter.set_exception(
+                exc if exc is not None else
+                ConnectionResetError("connection lost during the TLS handshake"))
+        if self._app_connected:
+            self._app_connected = False
+            self._app.connection_lost(exc)
+        if self._cbuf != NULL:
+            PyMem_Free(self._cbuf)
+            self._cbuf = NULL
+
+    def pause_writing(self):
+        if self._app_connected:
+            self._app.pause_writing()
+
+    def resume_writing(self):
+        if self._app_connected:
+            self._app.resume_writing()
+
+    # -- handshake --------------------------------------------------------------
+
+    cdef _do_handshake(self):
+        try:
+            self.ssl_object.do_handshake()
+        except ssl.SSLWantReadError:
+            self._flush()
+            return
+        except Exception as exc:
+            self._flush()
+            self._handshake_failed(exc)
+            return
+        self._flush()
+        self._handshaking = False
+        self._cancel_handshake_timer()
+        if self.handshake_waiter is not None and not self.handshake_waiter.done():
+            self.handshake_waiter.set_result(None)
+        self._app_connected = True
+        self._app.connection_made(self.app_transport)
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            for data in pending:
+                self.write(data)
+        # Data that came with the end of the handshake.
+        self._feed_app()
+
+    cdef _handshake_failed(self, exc):
+        self._cancel_handshake_timer()
+        if self._app is not None:
+            self._app._logger.debug("TLS handshake failed: %r", exc)
+        self._exc = exc
+        if self.handshake_waiter is not None and not self.handshake_waiter.done():
+            self.handshake_waiter.set_exception(exc)
+        self._closed = True
+        self._fd = -1
+        self._tcp.abort()
+
+    def _on_handshake_timeout(self):
+        self._handshake_timer = None
+        if self._handshaking and not self._closed:
+            self._handshake_failed(ConnectionAbortedError(
+                f"TLS handshake is taking longer than {self._handshake_timeout} "
+                f"seconds: aborting the connection"))
+
+    cdef _cancel_handshake_timer(self):
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+
+    # -- data -------------------------------------------------------------------
+
+    cdef int _feed_app(self) except -1:
+        """Decrypt what the incoming BIO holds into the app's read buffer."""
+        cdef WSProtocolCore app = self._app
+        cdef _ReadBufferView view = self._pview
+        cdef Py_ssize_t n
+        while self._app_connected and not self._closed and not app._closing:
+            app._read_window(&view.ptr, &view.size)
+            try:
+                n = self._ssl_read(view.size, view)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:
+                n = 0
+            except Exception as exc:
+                self._fatal(exc)
+                return 0
+            if n <= 0:
+                # close_notify (the ssl module reads 0 bytes): the peer
+                # sends no more.
+                self._flush()
+                if not app.eof_received():
+                    self.close()
+                return 0
+            app._data_in(n)
+            if self._incoming.pending == 0 and self._ssl_pending() == 0:
+                break
+        # Post-handshake messages (key updates) may need an answer.
+        self._flush()
+        if self._pending is not None and not self._closed:
+            pending, self._pending = self._pending, None
+            for data in pending:
+                self.write(data)
+        return 0
+
+    cdef int _encrypt(self, const uint8_t* data, size_t size) except -1:
+        """Encrypt and send `size` bytes at `data` (the sender's buffer)."""
+        cdef _ReadBufferView view = self._wview
+        if self._closed:
+            return 0
+        if self._handshaking or self._pending is not None:
+            self._queue(PyBytes_FromStringAndSize(<char*>data, size))
+            return 0
+        view.ptr = <char*>data
+        view.size = size
+        try:
+            self._ssl_write(view)
+        except ssl.SSLWantReadError:
+            # A renegotiation (TLS 1.2) must finish first.
+            self._queue(PyBytes_FromStringAndSize(<char*>data, size))
+        except Exception as exc:
+            self._fatal(exc)
+            return 0
+        self._flush()
+        return 0
+
+    cdef _queue(self, bytes data):
+        if self._pending is None:
+            self._pending = []
+        self._pending.append(data)
+
+    cdef int _flush(self) except -1:
+        """Send the ciphertext the outgoing BIO holds."""
+        cdef bytes data
+        cdef Py_ssize_t size, sent = 0
+        if self._closed:
+            return 0
+        data = self._outgoing_read()
+        size = PyBytes_GET_SIZE(data)
+        if size == 0:
+            return 0
+        if self._backlog and self._fd >= 0:
+            # Only our own writes can fill the transport's buffer.
+            self._backlog = self._tcp.get_write_buffer_size() != 0
+        if not self._backlog and self._fd >= 0:
+            sent = picows_send(self._fd, <uint8_t*>PyBytes_AS_STRING(data), size)
+            if sent == size:
+                return 0
+            if sent < 0:
+                sent = 0
+            if sent:
+                # The transport copies it into its buffer: no slice copy.
+                self._backlog = True
+                self._tcp_write(memoryview(data)[sent:])
+                return 0
+        self._backlog = True
+        self._tcp_write(data)
+        return 0
+
+    cdef _fatal(self, exc):
+        if self._app is not None:
+            self._app._logger.debug("TLS error: %r", exc)
+        self._exc = exc
+        self._closed = True
+        self._fd = -1
+        self._tcp.abort()
+
+    # -- what _TLSTransport calls ------------------------------------------------
+
+    def write(self, data):
+        cdef Py_buffer view
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            self._encrypt(<uint8_t*>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+
+    def close(self):
+        if self._closed:
+            return
+        self._closed = True
+        if not self._handshaking:
+            # Our close_notify; the peer's is not waited for.
+            try:
+                self.ssl_object.unwrap()
+            except ssl.SSLError:
+                pass
+            self._flush()
+        self._closed = True
+        self._fd = -1
+        self._tcp.close()
+
+    def abort(self):
+        self._closed = True
+        self._fd = -1
+        self._tcp.abort()
+
+    def is_closing(self):
+        return self._closed or self._tcp.is_closing()
+
+
+class _TLSTransport(asyncio.Transport):
+    """What the websocket protocol and ``WSTransport.underlying_transport``
+    see when picows does TLS: an asyncio transport like asyncio's own TLS one."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self._layer = layer
+
+    def get_extra_info(self, name, default=None):
+        layer = self._layer
+        sslobj = layer.ssl_object
+        if name == "ssl_object":
+            return sslobj
+        if name == "sslcontext":
+            return layer._context
+        if sslobj is not None:
+            if name == "peercert":
+                return sslobj.getpeercert()
+            if name == "cipher":
+                return sslobj.cipher()
+            if name == "compression":
+                return sslobj.compression()
+        return layer._tcp.get_extra_info(name, default)
+
+    def write(self, data):
+        self._layer.write(data)
+
+    def writelines(self, list_of_data):
+        self._layer.write(b"".join(list_of_data))
+
+    def can_write_eof(self):
+        return False
+
+    def write_eof(self):
+        raise NotImplementedError("TLS transports cannot write EOF")
+
+    def close(self):
+        self._layer.close()
+
+    def abort(self):
+        self._layer.abort()
+
+    def is_closing(self):
+        return self._layer.is_closing()
+
+    def pause_reading(self):
+        self._layer._tcp.pause_reading()
+
+    def resume_reading(self):
+        self._layer._tcp.resume_reading()
+
+    def is_reading(self):
+        return self._layer._tcp.is_reading()
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        self._layer._tcp.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_limits(self):
+        return self._layer._tcp.get_write_buffer_limits()
+
+    def get_write_buffer_size(self):
+        return self._layer._tcp.get_write_buffer_size()
+
+    def set_protocol(self, protocol):
+        raise NotImplementedError("picows does not support replacing its protocol")
+
+    def get_protocol(self):
+        return self._layer._app
+
+    def __repr__(self):
+        return f"<picows TLS transport over {self._layer._tcp!r}>"
+
+
+class TLSLayer(_TLSLayer, asyncio.BufferedProtocol):
+    """The TCP protocol when picows does TLS (internal; see _TLSLayer)."""
+    __slots__ = ()
 
 
 _BASE_ON_WS_FRAME = getattr(WSListener, "on_ws_frame")
