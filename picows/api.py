@@ -126,6 +126,14 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
 
     Extra keyword arguments go to :any:`asyncio.loop.create_connection`.
 
+    With ``wss://`` on the default asyncio loop, picows does TLS itself (in
+    Cython, over ``ssl.MemoryBIO``; asyncio's TLS is pure Python and slower);
+    ``server_hostname`` and ``ssl_handshake_timeout`` (default 60 s) work as
+    with asyncio, ``ssl_shutdown_timeout`` is ignored, and
+    ``underlying_transport.get_extra_info("ssl_object")`` and the other TLS
+    keys answer as asyncio's. uvloop keeps its own TLS. Set the environment
+    variable ``PICOWS_LOOP_TLS=1`` to leave TLS to the loop everywhere.
+
     :param ws_listener_factory: a parameterless factory returning the
         :any:`WSListener` that handles the connection.
     :param url: ``ws://host[:port]/path?query`` or ``wss://...``.
@@ -233,7 +241,9 @@ async def ws_create_server(
         **kwargs: Any) -> asyncio.Server:
     """Create a websocket server listening on `port` of `host`.
 
-    Extra keyword arguments go to :any:`asyncio.loop.create_server`.
+    Extra keyword arguments go to :any:`asyncio.loop.create_server`. With
+    ``ssl=`` an SSLContext on the default asyncio loop, picows does TLS itself,
+    as in :any:`ws_connect`.
 
     :param ws_listener_factory: called with the :any:`WSUpgradeRequest` of
         every connection; returns the :any:`WSListener` for it, or None to
