@@ -1983,7 +1983,6 @@ cdef class _TLSLayer:
     def close(self):
         if self._closed:
             return
-        self._closed = True
         if not self._handshaking:
             # Our close_notify; the peer's is not waited for.
             try:
