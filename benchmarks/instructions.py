@@ -33,86 +33,38 @@ import tempfile
 # -- the echo, run in the child ----------------------------------------------
 
 
+class _Rounds:
+    """Stands in for contenders.Window: stops the client after N round trips."""
+
+    def __init__(self, rounds: int):
+        self.rounds = rounds
+        self.count = 0
+        self.done = asyncio.get_running_loop().create_future()
+
+    @property
+    def stop(self) -> bool:
+        return self.count >= self.rounds
+
+    def finish(self) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
 def run_echo(lib: str, loop_name: str, size: int, rounds: int) -> None:
+    """N round trips with the echo benchmark's own server and client
+    (contenders.py), both in this process."""
+    import contenders
+
     message = b"x" * size
-
-    if lib == "picows":
-        try:
-            import picows  # noqa: F401
-        except ImportError:
-            # Not installed: sys.path[0] is benchmarks/, so add the repo root
-            # (the in-place build).
-            sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        from picows import WSListener, WSMsgType, ws_connect, ws_create_server
-
-        class ServerListener(WSListener):
-            def on_ws_frame(self, transport, frame):
-                transport.send(frame.msg_type, frame.get_payload_as_memoryview())
-
-        class ClientListener(WSListener):
-            def __init__(self):
-                self.left = rounds
-                self.done = asyncio.get_running_loop().create_future()
-
-            def on_ws_frame(self, transport, frame):
-                self.left -= 1
-                if self.left:
-                    transport.send(WSMsgType.BINARY, message)
-                else:
-                    self.done.set_result(None)
-
-        async def main():
-            server = await ws_create_server(lambda request: ServerListener(),
-                                            "127.0.0.1", 0)
-            port = server.sockets[0].getsockname()[1]
-            transport, listener = await ws_connect(ClientListener,
-                                                   f"ws://127.0.0.1:{port}/")
-            transport.send(WSMsgType.BINARY, message)
-            await listener.done
-            transport.disconnect()
-            await transport.wait_disconnected()
-            server.close()
-
-    elif lib == "raw":
-        class ServerProtocol(asyncio.Protocol):
-            def connection_made(self, transport):
-                self.transport = transport
-
-            def data_received(self, data):
-                self.transport.write(data)
-
-        class ClientProtocol(asyncio.Protocol):
-            def __init__(self):
-                self.left = rounds
-                self.got = 0
-                self.done = asyncio.get_running_loop().create_future()
-
-            def connection_made(self, transport):
-                self.transport = transport
-
-            def data_received(self, data):
-                self.got += len(data)
-                if self.got >= size:
-                    self.got = 0
-                    self.left -= 1
-                    if self.left:
-                        self.transport.write(message)
-                    else:
-                        self.done.set_result(None)
-
-        async def main():
-            loop = asyncio.get_running_loop()
-            server = await loop.create_server(ServerProtocol, "127.0.0.1", 0)
-            port = server.sockets[0].getsockname()[1]
-            transport, protocol = await loop.create_connection(
-                ClientProtocol, "127.0.0.1", port)
-            transport.write(message)
-            await protocol.done
-            transport.close()
-            server.close()
-
-    else:
+    if lib not in ("picows", "raw"):
         raise SystemExit(f"unknown lib {lib!r}")
+
+    async def main():
+        server, port = await contenders.start_server(lib, "127.0.0.1", 0, None)
+        window = _Rounds(rounds)
+        await contenders.run_client(lib, "127.0.0.1", port, None, message, window)
+        if hasattr(server, "close"):
+            server.close()
 
     if loop_name == "uvloop":
         import uvloop

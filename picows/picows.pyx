@@ -17,6 +17,7 @@ from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_FromStringAndSize,
                             PyBytes_GET_SIZE)
 from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_Resize
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
+from cpython.pycapsule cimport PyCapsule_GetPointer
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
@@ -62,6 +63,51 @@ cdef extern from *:
     }
     """
     bint picows_memoryview_memory(object o, char** buf, Py_ssize_t* len)
+
+
+cdef extern from *:
+    """
+    /* Python subclasses of WSListener (the usual listener) are created by
+       object.__new__ rather than by Cython's tp_new, which only calls
+       tp_alloc: on CPython 3.11 object.__new__ also sets up the instance's
+       inline attribute values, and without them the interpreter never
+       specializes `self.x` loads and stores in the listener's methods (each
+       stays a generic dict lookup, several times slower). The vtable
+       pointer, WSListener's only C field, is then set as Cython sets it.
+       Static types (WSListener, cdef subclasses) keep Cython's tp_new. */
+    static void* picows_listener_vtab = NULL;
+    static newfunc picows_listener_cython_new = NULL;
+
+    static PyObject* picows_listener_new(PyTypeObject* t, PyObject* args,
+                                         PyObject* kwds) {
+    #if defined(Py_TPFLAGS_MANAGED_DICT) && !defined(PYPY_VERSION) \
+        && !defined(Py_LIMITED_API)
+        if (PyType_HasFeature(t, Py_TPFLAGS_MANAGED_DICT)) {
+            PyObject* empty = PyTuple_New(0);
+            PyObject* o;
+            if (empty == NULL)
+                return NULL;
+            o = PyBaseObject_Type.tp_new(t, empty, NULL);
+            Py_DECREF(empty);
+            if (o != NULL)
+                *(void**)((char*)o + sizeof(PyObject)) = picows_listener_vtab;
+            return o;
+        }
+    #endif
+        return picows_listener_cython_new(t, args, kwds);
+    }
+
+    static int picows_install_listener_new(PyObject* type, void* vtab) {
+        PyTypeObject* t = (PyTypeObject*)type;
+        if (vtab == NULL || t->tp_new == NULL)
+            return 0;
+        picows_listener_vtab = vtab;
+        picows_listener_cython_new = t->tp_new;
+        t->tp_new = picows_listener_new;
+        return 0;
+    }
+    """
+    int picows_install_listener_new(object type, void* vtab)
 
 
 cdef extern from * nogil:
@@ -2082,6 +2128,9 @@ class TLSLayer(_TLSLayer, asyncio.BufferedProtocol):
 
 
 _BASE_ON_WS_FRAME = getattr(WSListener, "on_ws_frame")
+
+picows_install_listener_new(
+    WSListener, PyCapsule_GetPointer(WSListener.__dict__["__pyx_vtable__"], NULL))
 
 
 class WSProtocol(WSProtocolCore, asyncio.BufferedProtocol):
