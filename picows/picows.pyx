@@ -1738,6 +1738,8 @@ cdef class WSProtocolCore:
 # next window is larger: fewer reads per message.
 DEF _TLS_READ_BUFFER = 33 * 1024
 DEF _TLS_READ_BUFFER_LARGE = 256 * 1024
+# The most the ssl module reads or writes in one call (it takes an int).
+DEF _TLS_MAX_CALL = 1 << 30
 # asyncio's default for ssl_handshake_timeout.
 DEF _TLS_HANDSHAKE_TIMEOUT = 60.0
 
@@ -1927,6 +1929,8 @@ cdef class _TLSLayer:
         cdef Py_ssize_t n
         while self._app_connected and not self._closed and not app._closing:
             app._read_window(&view.ptr, &view.size)
+            if view.size > _TLS_MAX_CALL:
+                view.size = _TLS_MAX_CALL
             try:
                 n = self._ssl_read(view.size, view)
             except ssl.SSLWantReadError:
@@ -1957,21 +1961,27 @@ cdef class _TLSLayer:
     cdef int _encrypt(self, const uint8_t* data, size_t size) except -1:
         """Encrypt and send `size` bytes at `data` (the sender's buffer)."""
         cdef _ReadBufferView view = self._wview
+        cdef size_t done = 0, chunk
         if self._closed:
             return 0
         if self._handshaking or self._pending is not None:
             self._queue(PyBytes_FromStringAndSize(<char*>data, size))
             return 0
-        view.ptr = <char*>data
-        view.size = size
-        try:
-            self._ssl_write(view)
-        except ssl.SSLWantReadError:
-            # A renegotiation (TLS 1.2) must finish first.
-            self._queue(PyBytes_FromStringAndSize(<char*>data, size))
-        except Exception as exc:
-            self._fatal(exc)
-            return 0
+        while done < size:
+            # The ssl module takes at most INT_MAX bytes per call.
+            chunk = min(size - done, <size_t>_TLS_MAX_CALL)
+            view.ptr = <char*>data + done
+            view.size = chunk
+            try:
+                self._ssl_write(view)
+            except ssl.SSLWantReadError:
+                # A renegotiation (TLS 1.2) must finish first.
+                self._queue(PyBytes_FromStringAndSize(<char*>data + done, size - done))
+                break
+            except Exception as exc:
+                self._fatal(exc)
+                return 0
+            done += chunk
         self._flush()
         return 0
 
