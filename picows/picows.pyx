@@ -1786,9 +1786,15 @@ cdef class _TLSLayer:
             self.handshake_waiter = self._loop.create_future()
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
-        self.ssl_object = self._context.wrap_bio(
-            self._incoming, self._outgoing, server_side=self._server_side,
-            server_hostname=self._server_hostname)
+        try:
+            self.ssl_object = self._context.wrap_bio(
+                self._incoming, self._outgoing, server_side=self._server_side,
+                server_hostname=self._server_hostname)
+        except Exception as exc:
+            # E.g. check_hostname without a server_hostname: ws_connect
+            # raises it (the loop's own TLS raises it from create_connection).
+            self._handshake_failed(exc)
+            return
         # The C object under ssl.SSLObject: same read/write, no Python frame.
         sslobj = getattr(self.ssl_object, "_sslobj", self.ssl_object)
         self._ssl_read = sslobj.read

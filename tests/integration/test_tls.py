@@ -331,6 +331,25 @@ async def test_server_hostname_kwarg_is_checked(tls, server_hostname, verified):
             assert "wrong.example" in str(info.value)
 
 
+@pytest.mark.asyncio(loop_factories=["asyncio"])
+async def test_invalid_server_hostname_raises_at_once(tls):
+    """A server_hostname the ssl module refuses (a leading dot) fails
+    ws_connect at once with that error; picows' layer used to leave it
+    waiting. (uvloop raises it too, but also reports it to the loop's
+    exception handler, which the test fixtures forbid.)"""
+    async with serve(tls) as server:
+        started = time.monotonic()
+        with pytest.raises((UnicodeError, ValueError)):
+            await wait_for(ws_connect(RecordingListener, server.url(),
+                                      ssl_context=tls.client_ssl,
+                                      server_hostname=".bad"))
+        assert time.monotonic() - started < 2
+        # The server keeps serving.
+        async with connect(tls, server.url()) as (transport, client):
+            transport.send(WSMsgType.TEXT, b"still")
+            assert (await client.next_frame()).payload == b"still"
+
+
 # --------------------------------------------------------------------------
 # Handshake timeouts and peers that do not speak TLS
 
