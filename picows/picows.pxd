@@ -242,7 +242,6 @@ cdef class _TLSLayer:
     cdef bint _handshaking
     cdef bint _app_connected
     cdef bint _closed
-    cdef bint _eof
 
     cdef _do_handshake(self)
     cdef _handshake_failed(self, exc)

@@ -1847,7 +1847,6 @@ cdef class _TLSLayer:
             self._handshake_failed(ConnectionResetError(
                 "connection closed during the TLS handshake"))
             return False
-        self._eof = True
         if self._app_connected:
             return self._app.eof_received()
         return False
