@@ -512,6 +512,20 @@ cdef class WSListener:
 # ---------------------------------------------------------------------------
 # WSTransport
 
+cdef int _direct_send_fd(transport) except? -2:
+    """The fd of `transport`'s socket, for writing to it directly; -1 when
+    that is off (PICOWS_NO_DIRECT_SEND) or unavailable."""
+    if not PICOWS_HAVE_SEND or os.environ.get("PICOWS_NO_DIRECT_SEND"):
+        return -1
+    sock = transport.get_extra_info("socket")
+    if sock is None:
+        return -1
+    try:
+        return sock.fileno()
+    except Exception:
+        return -1
+
+
 cdef class WSTransport:
     """The sending side of a websocket connection.
 
@@ -552,18 +566,12 @@ cdef class WSTransport:
         # is closing, so there is_closing() is checked before every write.
         # TLS transports must encrypt: they always get transport.write.
         module = type(underlying_transport).__module__
-        if (PICOWS_HAVE_SEND and not os.environ.get("PICOWS_NO_DIRECT_SEND")
-                and module in ("asyncio.selector_events", "uvloop.loop")
+        if (module in ("asyncio.selector_events", "uvloop.loop")
                 and underlying_transport.get_extra_info("sslcontext") is None
                 and underlying_transport.get_extra_info("ssl_object") is None):
-            sock = underlying_transport.get_extra_info("socket")
-            if sock is not None:
-                try:
-                    self._fd = sock.fileno()
-                except Exception:
-                    self._fd = -1
-                if module == "uvloop.loop":
-                    self._is_closing = underlying_transport.is_closing
+            self._fd = _direct_send_fd(underlying_transport)
+            if self._fd >= 0 and module == "uvloop.loop":
+                self._is_closing = underlying_transport.is_closing
 
     def __dealloc__(self):
         if self._wbuf != NULL:
@@ -1803,14 +1811,8 @@ cdef class _TLSLayer:
         self._incoming_write = self._incoming.write
         self._outgoing_read = self._outgoing.read
         self._tcp_write = transport.write
-        if (PICOWS_HAVE_SEND and not os.environ.get("PICOWS_NO_DIRECT_SEND")
-                and type(transport).__module__ == "asyncio.selector_events"):
-            sock = transport.get_extra_info("socket")
-            if sock is not None:
-                try:
-                    self._fd = sock.fileno()
-                except Exception:
-                    self._fd = -1
+        if type(transport).__module__ == "asyncio.selector_events":
+            self._fd = _direct_send_fd(transport)
         self._backlog = True
         if self._handshake_timeout is not None and self._handshake_timeout > 0:
             self._handshake_timer = self._loop.call_later(
