@@ -125,6 +125,13 @@ class HandDrivenTLS:
         self.sslobj.write(data)
         self._flush()
 
+    async def upgrade(self) -> None:
+        """TLS handshake, then the websocket upgrade; asserts the 101."""
+        await wait_for(self.handshake())
+        self.send(upgrade_request()[0])
+        head = await wait_for(self.read_until(b"\r\n\r\n"))
+        assert head.startswith(b"HTTP/1.1 101"), head
+
     async def read_until(self, marker: bytes) -> bytes:
         data = b""
         while marker not in data:
@@ -484,9 +491,7 @@ async def test_corrupt_tls_record_drops_connection(tls):
         reader, writer = await wait_for(asyncio.open_connection("127.0.0.1", server.port))
         try:
             peer = HandDrivenTLS(reader, writer, tls.client_ssl, server_side=False)
-            await wait_for(peer.handshake())
-            peer.send(upgrade_request()[0])
-            assert (await wait_for(peer.read_until(b"\r\n\r\n"))).startswith(b"HTTP/1.1 101")
+            await peer.upgrade()
             listener, _ = await server_side(server)
             # application_data, TLS 1.2 on the wire, 64 bytes of noise.
             writer.write(b"\x17\x03\x03\x00\x40" + os.urandom(64))
@@ -578,10 +583,7 @@ async def check_disconnect_sends_close_notify(tls, tcp, side: str) -> None:
             reader, writer = await wait_for(asyncio.open_connection("127.0.0.1", server.port))
             try:
                 peer = HandDrivenTLS(reader, writer, tls.client_ssl, server_side=False)
-                await wait_for(peer.handshake())
-                peer.send(upgrade_request()[0])
-                head = await wait_for(peer.read_until(b"\r\n\r\n"))
-                assert head.startswith(b"HTTP/1.1 101"), head
+                await peer.upgrade()
                 listener, transport = await server_side(server)
                 transport.disconnect()
                 rest, ending = await wait_for(peer.read_to_end())
