@@ -81,7 +81,6 @@ cdef class WSTransport:
     cdef object _logger
     cdef int _fd
     cdef bint _backlog
-    cdef object _is_closing    # transport.is_closing where fds close early (uvloop), else None
     cdef object _transport_write
     cdef _TLSLayer _tls         # picows' own TLS (default asyncio loop), else None
     cdef bint _closed

@@ -560,18 +560,17 @@ cdef class WSTransport:
         self._backlog = True
         # On plain TCP, writing straight to the socket when the transport has
         # nothing queued skips the loop's write path (pure Python on asyncio)
-        # and a bytes object per frame. asyncio's socket transport closes the
-        # socket only after connection_lost, where _fd is dropped, so a stale
-        # fd is never written to; uvloop closes it as soon as the transport
-        # is closing, so there is_closing() is checked before every write.
+        # and a bytes object per frame. Both asyncio's socket transport and
+        # uvloop's close the socket only after calling connection_lost (close
+        # and abort both defer it to a later loop iteration), and
+        # connection_lost drops _fd, so a stale fd is never written to. Our
+        # own disconnect() drops it at once (WSProtocolCore._disconnect).
         # TLS transports must encrypt: they always get transport.write.
         module = type(underlying_transport).__module__
         if (module in ("asyncio.selector_events", "uvloop.loop")
                 and underlying_transport.get_extra_info("sslcontext") is None
                 and underlying_transport.get_extra_info("ssl_object") is None):
             self._fd = _direct_send_fd(underlying_transport)
-            if self._fd >= 0 and module == "uvloop.loop":
-                self._is_closing = underlying_transport.is_closing
 
     def __dealloc__(self):
         if self._wbuf != NULL:
@@ -601,9 +600,7 @@ cdef class WSTransport:
         """Write `data` straight to the socket when the transport has nothing
         queued, and what the socket did not take through the transport."""
         cdef Py_ssize_t sent = 0
-        if self._is_closing is not None and self._is_closing():
-            self._fd = -1
-        elif self._backlog:
+        if self._backlog:
             # Only our own transport.write calls can fill its buffer.
             self._backlog = self.underlying_transport.get_write_buffer_size() != 0
         if not self._backlog and self._fd >= 0:
@@ -625,9 +622,7 @@ cdef class WSTransport:
         cdef Py_ssize_t sent = 0
         cdef bytes rest
         cdef uint8_t* p
-        if self._is_closing is not None and self._is_closing():
-            self._fd = -1
-        elif self._backlog:
+        if self._backlog:
             self._backlog = self.underlying_transport.get_write_buffer_size() != 0
         if not self._backlog and self._fd >= 0:
             sent = picows_send2(self._fd, header, hlen, payload, size)
@@ -1697,6 +1692,12 @@ cdef class WSProtocolCore:
         if self._closing or self._transport is None:
             return
         self._closing = True
+        if self.transport is not None:
+            # Nothing more goes out once we closed: not straight to the
+            # socket, not through the closing transport (which would drop it
+            # with a warning).
+            self.transport._write_closed = True
+            self.transport._fd = -1
         self._transport.close()
 
     # -- keepalive -------------------------------------------------------------

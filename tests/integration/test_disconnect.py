@@ -3,10 +3,12 @@ runs exactly once whoever ends the connection and however."""
 from __future__ import annotations
 
 import asyncio
+import logging
 
 from picows import WSCloseCode, WSMsgType, ws_connect
 
-from .helpers import RecordingListener, close_writer, connect, raw_handshake, serve, wait_for
+from .helpers import (RecordingListener, close_writer, connect, raw_handshake,
+                      read_server_frame, serve, wait_for)
 
 
 async def test_client_disconnect(net):
@@ -88,3 +90,22 @@ async def test_server_close_while_connected(net):
     await wait_for(transport.wait_disconnected())
     assert client.disconnected_calls == 1
 
+
+
+async def test_nothing_sent_after_disconnect(net, caplog):
+    """After disconnect() nothing more goes out: not straight to the socket,
+    and not through the closing transport (which would log warnings)."""
+    async with serve(net) as server:
+        reader, writer = await raw_handshake(net, server.port)
+        server_listener = await server.next_listener()
+        server_transport = await wait_for(server_listener.connected)
+        server_transport.send(WSMsgType.BINARY, b"before")
+        server_transport.disconnect()
+        for _ in range(10):
+            server_transport.send(WSMsgType.BINARY, b"after")
+        server_transport.send_ping(b"ping")
+        assert await read_server_frame(reader) == (True, WSMsgType.BINARY, b"before")
+        assert await wait_for(reader.read()) == b""
+        await wait_for(server_transport.wait_disconnected())
+        await close_writer(writer)
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
