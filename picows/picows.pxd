@@ -2,6 +2,7 @@
 #     from picows.picows cimport WSListener, WSTransport, WSFrame, WSMsgType
 # and read frames and send without going through Python calls.
 
+from cpython.object cimport PyObject
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 
 
@@ -41,6 +42,10 @@ cdef class WSFrame:
     cdef readonly bint fin
     cdef readonly bint rsv1
     cdef readonly bint last_in_buffer
+    # The WSMsgType member of msg_type (borrowed: the members live as long
+    # as the module), read from Python through a member slot, which
+    # CPython's specializing interpreter reads inline.
+    cdef PyObject* _msg_type_member
 
     cpdef bytes get_payload_as_bytes(self)
     cpdef str get_payload_as_utf8_text(self)

@@ -110,6 +110,53 @@ cdef extern from *:
     int picows_install_listener_new(object type, void* vtab)
 
 
+cdef extern from *:
+    """
+    /* A read-only object slot at `offset` of instances of `type`, installed
+       as the class attribute `name` in place of what Cython made (a
+       property). `x.name` then costs a few instructions: CPython 3.11+
+       specializes loads of T_OBJECT_EX member slots (LOAD_ATTR_SLOT), not
+       of getset descriptors. */
+    #if PY_VERSION_HEX >= 0x030C0000
+    #define PICOWS_T_OBJECT_EX Py_T_OBJECT_EX
+    #define PICOWS_READONLY Py_READONLY
+    #else
+    #include <structmember.h>
+    #define PICOWS_T_OBJECT_EX T_OBJECT_EX
+    #define PICOWS_READONLY READONLY
+    #endif
+    static PyMemberDef picows_slot_defs[4];
+    static int picows_slot_count = 0;
+
+    static int picows_install_slot(PyObject* type, const char* name,
+                                   Py_ssize_t offset, const char* doc) {
+        PyTypeObject* t = (PyTypeObject*)type;
+        PyMemberDef* m;
+        PyObject* descr;
+        int rc;
+        if (picows_slot_count >= 4 || t->tp_dict == NULL) {
+            PyErr_SetString(PyExc_RuntimeError, "picows_install_slot");
+            return -1;
+        }
+        m = &picows_slot_defs[picows_slot_count++];
+        m->name = name;
+        m->type = PICOWS_T_OBJECT_EX;
+        m->offset = offset;
+        m->flags = PICOWS_READONLY;
+        m->doc = doc;
+        descr = PyDescr_NewMember(t, m);
+        if (descr == NULL)
+            return -1;
+        rc = PyDict_SetItemString(t->tp_dict, name, descr);
+        Py_DECREF(descr);
+        PyType_Modified(t);
+        return rc;
+    }
+    """
+    int picows_install_slot(object type, const char* name, Py_ssize_t offset,
+                            const char* doc) except -1
+
+
 cdef extern from * nogil:
     """
     #include <string.h>
@@ -390,6 +437,11 @@ cdef class _ReadBufferView:
 # Python is a tuple lookup instead of a conversion through the enum class.
 cdef tuple _MSG_TYPES = tuple(
     WSMsgType(i) if i in (0, 1, 2, 8, 9, 10) else None for i in range(16))
+# The same, borrowed (the tuple keeps them), for WSFrame._msg_type_member.
+cdef PyObject* _MSG_TYPE_PTRS[16]
+for _i in range(16):
+    _MSG_TYPE_PTRS[_i] = <PyObject*>_MSG_TYPES[_i]
+del _i
 
 
 @cython.freelist(64)
@@ -406,6 +458,10 @@ cdef class WSFrame:
         what you need with one of the ``get_*`` methods.
     """
 
+    def __cinit__(self):
+        self._msg_type_member = _MSG_TYPE_PTRS[0]
+
+    # Replaced by a member slot at import (the end of this module).
     @property
     def msg_type(self):
         """:any:`WSMsgType` of the frame."""
@@ -1525,6 +1581,7 @@ cdef class WSProtocolCore:
         frame.payload_ptr = <char*>payload
         frame.payload_size = size
         frame.msg_type = <WSMsgType>opcode
+        frame._msg_type_member = _MSG_TYPE_PTRS[opcode]
         frame.fin = self._ffin
         # A frame we inflated is delivered as plain data.
         frame.rsv1 = self._frsv1 and not self._fcompressed
@@ -2149,6 +2206,16 @@ _BASE_ON_WS_FRAME = getattr(WSListener, "on_ws_frame")
 
 picows_install_listener_new(
     WSListener, PyCapsule_GetPointer(WSListener.__dict__["__pyx_vtable__"], NULL))
+
+
+cdef int _install_msg_type_slot() except -1:
+    cdef WSFrame probe = WSFrame.__new__(WSFrame)
+    cdef Py_ssize_t offset = <char*>&probe._msg_type_member - <char*><PyObject*>probe
+    picows_install_slot(WSFrame, "msg_type", offset, ":any:`WSMsgType` of the frame.")
+    return 0
+
+
+_install_msg_type_slot()
 
 
 class WSProtocol(WSProtocolCore, asyncio.BufferedProtocol):

@@ -5,6 +5,10 @@ inside the callback (``inspect``) and asserts afterwards on the copies.
 """
 from __future__ import annotations
 
+import dis
+import platform
+import sys
+
 import pytest
 from wsutil import (
     BINARY,
@@ -17,7 +21,7 @@ from wsutil import (
     close_payload,
 )
 
-from picows import WSCloseCode, WSMsgType
+from picows import WSCloseCode, WSFrame, WSMsgType
 
 MSG_TYPES = {TEXT: WSMsgType.TEXT, BINARY: WSMsgType.BINARY, PING: WSMsgType.PING,
              PONG: WSMsgType.PONG, CLOSE: WSMsgType.CLOSE}
@@ -306,3 +310,31 @@ async def test_frame_kept_by_the_listener_is_not_recycled(conn):
                     (WSMsgType.CONTINUATION, 30, True), (WSMsgType.PING, 40, True)]
     (frame,) = kept
     assert (frame.msg_type, frame.payload_size, frame.fin) == (WSMsgType.TEXT, 20, False)
+
+
+def _read_msg_type(frame):
+    for _ in range(100):
+        msg_type = frame.msg_type
+    return msg_type
+
+
+def test_msg_type_is_a_read_only_slot():
+    descr = WSFrame.__dict__["msg_type"]
+    assert type(descr).__name__ == "member_descriptor"
+    assert "WSMsgType" in descr.__doc__
+
+
+async def test_msg_type_reads_are_specialized(make_conn, role):
+    """frame.msg_type is a member slot, so CPython 3.11+ reads it inline
+    (LOAD_ATTR_SLOT) instead of calling a property getter each time."""
+    conn = await make_conn(role, enable_auto_pong=False)
+    results = inspect(conn, _read_msg_type)
+    for _ in range(3):
+        conn.feed_frame(BINARY, b"abc")
+    conn.feed_frame(TEXT, b"abc")
+    assert results == [WSMsgType.BINARY] * 3 + [WSMsgType.TEXT]
+    if platform.python_implementation() != "CPython" or sys.version_info < (3, 11):
+        return
+    ops = [ins.opname for ins in dis.get_instructions(_read_msg_type, adaptive=True)
+           if ins.opname.startswith("LOAD_ATTR")]
+    assert ops == ["LOAD_ATTR_SLOT"], ops
