@@ -41,6 +41,7 @@ setup(
             "initializedcheck": False,
             "cdivision": True,
             "embedsignature": True,
+            "embedsignature.format": "clinic",
         },
         annotate=bool(os.environ.get("PICOWS_ANNOTATE")),
     ),

@@ -216,7 +216,12 @@ cdef extern from * nogil:
         uint8_t m[8];
         size_t i = 0, j;
         uint64_t m64, w;
-        for (j = 0; j < 8; j++) m[j] = mask[(offset + j) & 3];
+        if ((offset & 3) == 0) {
+            memcpy(m, mask, 4);
+        } else {
+            for (j = 0; j < 4; j++) m[j] = mask[(offset + j) & 3];
+        }
+        memcpy(m + 4, m, 4);
         memcpy(&m64, m, 8);
     #if defined(__GNUC__)
         if (n >= 32) {
@@ -352,7 +357,7 @@ cdef uint8_t _mask_pool[_MASK_POOL_SIZE]
 cdef size_t _mask_pos = _MASK_POOL_SIZE
 
 
-cdef inline void _next_mask(uint8_t* out) except *:
+cdef inline int _next_mask(uint8_t* out) except -1:
     global _mask_pos
     if _mask_pos + 4 > _MASK_POOL_SIZE:
         fresh = os.urandom(_MASK_POOL_SIZE)
@@ -360,6 +365,7 @@ cdef inline void _next_mask(uint8_t* out) except *:
         _mask_pos = 0
     memcpy(out, _mask_pool + _mask_pos, 4)
     _mask_pos += 4
+    return 0
 
 
 cdef inline size_t _header_size(size_t n, bint masked) noexcept nogil:
@@ -446,6 +452,7 @@ del _i
 
 @cython.freelist(64)
 @cython.final
+@cython.binding(False)
 cdef class WSFrame:
     """Received websocket frame.
 
@@ -817,6 +824,9 @@ cdef class WSTransport:
 
     # -- public API ----------------------------------------------------------
 
+    # binding(False), here and on the other per-frame methods: a plain
+    # method descriptor, cheaper to call from Python than a cyfunction.
+    @cython.binding(False)
     def send(self, msg_type, message=None, rsv1=False, *, fin=True):
         """Send a frame with `message` as its payload.
 
@@ -879,6 +889,7 @@ cdef class WSTransport:
         self.send_frame(msg_type, <uint8_t*>PyBytes_AS_STRING(out),
                         PyBytes_GET_SIZE(out), True, True)
 
+    @cython.binding(False)
     def send_ping(self, message=None):
         """Send a PING control frame.
 
@@ -886,6 +897,7 @@ cdef class WSTransport:
         """
         self.send(WSMsgType.PING, message)
 
+    @cython.binding(False)
     def send_pong(self, message=None):
         """Send a PONG control frame.
 
@@ -921,6 +933,7 @@ cdef class WSTransport:
         finally:
             PyBuffer_Release(&view)
 
+    @cython.binding(False)
     def disconnect(self):
         """Close the underlying transport.
 
@@ -1071,11 +1084,19 @@ cdef class WSProtocolCore:
             self._handshake_timer = self._loop.call_later(
                 self._handshake_timeout, self._on_handshake_timeout)
 
+    # A plain METH_O method: the event loops pass the argument positionally,
+    # and the call skips argument parsing and the cyfunction layer.
+    @cython.binding(False)
+    @cython.always_allow_keywords(False)
     def get_buffer(self, Py_ssize_t sizehint):
         cdef _ReadBufferView view = <_ReadBufferView>self._view
         self._read_window(&view.ptr, &view.size)
         return view
 
+    # A plain METH_O method: the event loops pass the argument positionally,
+    # and the call skips argument parsing and the cyfunction layer.
+    @cython.binding(False)
+    @cython.always_allow_keywords(False)
     def buffer_updated(self, Py_ssize_t nbytes):
         self._data_in(nbytes)
 
@@ -1877,6 +1898,10 @@ cdef class _TLSLayer:
                 self._handshake_timeout, self._on_handshake_timeout)
         self._do_handshake()
 
+    # A plain METH_O method: the event loops pass the argument positionally,
+    # and the call skips argument parsing and the cyfunction layer.
+    @cython.binding(False)
+    @cython.always_allow_keywords(False)
     def get_buffer(self, Py_ssize_t sizehint):
         cdef Py_ssize_t size = _TLS_READ_BUFFER_LARGE if self._read_full else _TLS_READ_BUFFER
         if self._cbuf != NULL:
@@ -1888,6 +1913,10 @@ cdef class _TLSLayer:
         self._cview.size = size
         return self._cview
 
+    # A plain METH_O method: the event loops pass the argument positionally,
+    # and the call skips argument parsing and the cyfunction layer.
+    @cython.binding(False)
+    @cython.always_allow_keywords(False)
     def buffer_updated(self, Py_ssize_t nbytes):
         if nbytes <= 0 or self._closed:
             return
