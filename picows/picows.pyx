@@ -1508,7 +1508,8 @@ cdef class WSProtocolCore:
             while not self._closing and (self._state == OPEN or self._state == CLOSE_SENT
                                          or self._state == FAILED):
                 if self._fstate == FS_HEADER:
-                    if self._parse_header() == 0:
+                    # Usually the buffer ends with the frame just delivered.
+                    if self._rend - self._rstart < 2 or self._parse_header() == 0:
                         break
                 avail = self._rend - self._rstart - self._fhdr_len
                 if avail > self._fpayload_len:
