@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+
+import pytest
 
 from picows import WSCloseCode, WSMsgType, ws_connect
 
@@ -109,3 +112,36 @@ async def test_nothing_sent_after_disconnect(net, caplog):
         await wait_for(server_transport.wait_disconnected())
         await close_writer(writer)
     assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+
+
+@pytest.mark.parametrize("how", ["close", "abort"])
+async def test_loop_closes_the_socket_only_after_connection_lost(how):
+    """What direct sends rely on: WSTransport writes straight to the socket's
+    fd until connection_lost, so neither loop may close the socket before
+    calling connection_lost (a reused fd number would get our bytes)."""
+    loop = asyncio.get_running_loop()
+    seen = []
+
+    class Probe(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.fd = transport.get_extra_info("socket").fileno()
+
+        def connection_lost(self, exc):
+            try:
+                os.fstat(self.fd)
+                seen.append("open")
+            except OSError:
+                seen.append("closed")
+
+    server = await loop.create_server(asyncio.Protocol, "127.0.0.1", 0)
+    try:
+        port = server.sockets[0].getsockname()[1]
+        transport, _ = await loop.create_connection(Probe, "127.0.0.1", port)
+        getattr(transport, how)()
+        for _ in range(50):
+            if seen:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        server.close()
+    assert seen == ["open"]
