@@ -84,7 +84,11 @@ def callgrind(lib, loop, size, rounds, outdir, top):
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
            sys.executable, os.path.abspath(__file__), "--child", lib, loop,
            str(size), str(rounds)]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # A fixed hash seed: dict layouts, and so a few instructions per round
+    # trip, otherwise change from run to run.
+    env = dict(os.environ, PYTHONHASHSEED="0")
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                   env=env)
     with open(out) as f:
         total = int(_TOTAL.search(f.read()).group(1).replace(",", ""))
     functions = {}

@@ -642,6 +642,7 @@ cdef class WSTransport:
 
     # -- low level -----------------------------------------------------------
 
+    @cython.final
     cdef uint8_t* _reserve(self, size_t size) except NULL:
         cdef uint8_t* p
         cdef size_t new_size
@@ -659,6 +660,7 @@ cdef class WSTransport:
             self._wbuf_size = new_size
         return self._wbuf
 
+    @cython.final
     cdef int _write(self, const uint8_t* data, size_t size) except -1:
         """Write `data` straight to the socket when the transport has nothing
         queued, and what the socket did not take through the transport."""
@@ -679,6 +681,7 @@ cdef class WSTransport:
         self._transport_write(PyBytes_FromStringAndSize(<char*>data + sent, size - sent))
         return 0
 
+    @cython.final
     cdef int _write2(self, const uint8_t* header, size_t hlen,
                      const uint8_t* payload, size_t size) except -1:
         """Like _write, for a header and a payload in two places."""
@@ -1100,6 +1103,7 @@ cdef class WSProtocolCore:
     def buffer_updated(self, Py_ssize_t nbytes):
         self._data_in(nbytes)
 
+    @cython.final
     cdef int _read_window(self, char** ptr, Py_ssize_t* size) except -1:
         """The free end of the read buffer, made large enough first."""
         cdef size_t need = _MIN_FREE_SPACE
@@ -1143,6 +1147,7 @@ cdef class WSProtocolCore:
         size[0] = self._rcap - self._rend
         return 0
 
+    @cython.final
     cdef int _data_in(self, Py_ssize_t nbytes) except -1:
         """`nbytes` new bytes are at the end of the read buffer: parse them."""
         if nbytes <= 0 or self._closing:
@@ -1385,6 +1390,7 @@ cdef class WSProtocolCore:
 
     # -- frames ----------------------------------------------------------------
 
+    @cython.final
     cdef int _parse_header(self) except -1:
         """Parse the header at _rstart. 1: done (FS_PAYLOAD), 0: need more
         bytes. Raises _WSProtocolError on a violation."""
@@ -1499,6 +1505,7 @@ cdef class WSProtocolCore:
             hlen += 4
         return avail >= hlen and length <= avail - hlen
 
+    @cython.final
     cdef int _process_frames(self) except -1:
         cdef size_t avail, n
         cdef uint8_t* payload
@@ -1537,12 +1544,14 @@ cdef class WSProtocolCore:
             self._rstart = self._rend = 0
         return 0
 
+    @cython.final
     cdef WSFrame _make_frame(self):
         # Reuse the frame unless the listener kept a reference to the last one.
         if self._frame is None or _refcnt(<PyObject*>self._frame) > 1:
             self._frame = WSFrame.__new__(WSFrame)
         return self._frame
 
+    @cython.final
     cdef int _deliver_frame(self) except -1:
         cdef uint8_t opcode = self._fopcode
         cdef size_t total = self._fhdr_len + <size_t>self._fpayload_len
@@ -1675,6 +1684,7 @@ cdef class WSProtocolCore:
             if not data:
                 return out
 
+    @cython.final
     cdef int _call_on_frame(self, WSFrame frame) except -1:
         try:
             if self._on_frame_py is not None:
