@@ -37,7 +37,6 @@ cdef class WSFrame:
     cdef char* payload_ptr
     cdef readonly size_t payload_size
     cdef readonly size_t tail_size
-    # Python reads msg_type through a property that returns a cached enum member.
     cdef WSMsgType msg_type
     cdef readonly bint fin
     cdef readonly bint rsv1

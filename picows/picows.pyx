@@ -113,8 +113,8 @@ cdef extern from *:
 cdef extern from *:
     """
     /* A read-only object slot at `offset` of instances of `type`, installed
-       as the class attribute `name` in place of what Cython made (a
-       property). `x.name` then costs a few instructions: CPython 3.11+
+       as the class attribute `name`. `x.name` then costs a few
+       instructions: CPython 3.11+
        specializes loads of T_OBJECT_EX member slots (LOAD_ATTR_SLOT), not
        of getset descriptors. */
     #if PY_VERSION_HEX >= 0x030C0000
@@ -125,20 +125,18 @@ cdef extern from *:
     #define PICOWS_T_OBJECT_EX T_OBJECT_EX
     #define PICOWS_READONLY READONLY
     #endif
-    static PyMemberDef picows_slot_defs[4];
-    static int picows_slot_count = 0;
+    static PyMemberDef picows_slot_def;   /* one slot: WSFrame.msg_type */
 
     static int picows_install_slot(PyObject* type, const char* name,
                                    Py_ssize_t offset, const char* doc) {
         PyTypeObject* t = (PyTypeObject*)type;
-        PyMemberDef* m;
+        PyMemberDef* m = &picows_slot_def;
         PyObject* descr;
         int rc;
-        if (picows_slot_count >= 4 || t->tp_dict == NULL) {
+        if (m->name != NULL || t->tp_dict == NULL) {
             PyErr_SetString(PyExc_RuntimeError, "picows_install_slot");
             return -1;
         }
-        m = &picows_slot_defs[picows_slot_count++];
         m->name = name;
         m->type = PICOWS_T_OBJECT_EX;
         m->offset = offset;
@@ -440,10 +438,10 @@ cdef class _ReadBufferView:
 # WSFrame
 
 # The Python enum member for each opcode, so reading WSFrame.msg_type from
-# Python is a tuple lookup instead of a conversion through the enum class.
+# Python is a pointer read instead of a conversion through the enum class;
+# the tuple keeps them alive, the array borrows them.
 cdef tuple _MSG_TYPES = tuple(
     WSMsgType(i) if i in (0, 1, 2, 8, 9, 10) else None for i in range(16))
-# The same, borrowed (the tuple keeps them), for WSFrame._msg_type_member.
 cdef PyObject* _MSG_TYPE_PTRS[16]
 for _i in range(16):
     _MSG_TYPE_PTRS[_i] = <PyObject*>_MSG_TYPES[_i]
@@ -465,14 +463,10 @@ cdef class WSFrame:
         what you need with one of the ``get_*`` methods.
     """
 
+    # Python reads msg_type (the WSMsgType member) through a member slot on
+    # _msg_type_member, installed at the end of this module.
     def __cinit__(self):
         self._msg_type_member = _MSG_TYPE_PTRS[0]
-
-    # Replaced by a member slot at import (the end of this module).
-    @property
-    def msg_type(self):
-        """:any:`WSMsgType` of the frame."""
-        return _MSG_TYPES[<int>self.msg_type]
 
     cpdef bytes get_payload_as_bytes(self):
         """:return: a new bytes object with a copy of the payload."""
@@ -1087,8 +1081,9 @@ cdef class WSProtocolCore:
             self._handshake_timer = self._loop.call_later(
                 self._handshake_timeout, self._on_handshake_timeout)
 
-    # A plain METH_O method: the event loops pass the argument positionally,
-    # and the call skips argument parsing and the cyfunction layer.
+    # get_buffer and buffer_updated (here and in _TLSLayer) are plain METH_O
+    # methods: the event loops pass the argument positionally, and the call
+    # skips argument parsing and the cyfunction layer.
     @cython.binding(False)
     @cython.always_allow_keywords(False)
     def get_buffer(self, Py_ssize_t sizehint):
@@ -1096,8 +1091,6 @@ cdef class WSProtocolCore:
         self._read_window(&view.ptr, &view.size)
         return view
 
-    # A plain METH_O method: the event loops pass the argument positionally,
-    # and the call skips argument parsing and the cyfunction layer.
     @cython.binding(False)
     @cython.always_allow_keywords(False)
     def buffer_updated(self, Py_ssize_t nbytes):
@@ -1786,7 +1779,6 @@ cdef class WSProtocolCore:
             # socket, not through the closing transport (which would drop it
             # with a warning).
             self.transport._write_closed = True
-            self.transport._fd = -1
         self._transport.close()
 
     # -- keepalive -------------------------------------------------------------
@@ -1909,8 +1901,6 @@ cdef class _TLSLayer:
                 self._handshake_timeout, self._on_handshake_timeout)
         self._do_handshake()
 
-    # A plain METH_O method: the event loops pass the argument positionally,
-    # and the call skips argument parsing and the cyfunction layer.
     @cython.binding(False)
     @cython.always_allow_keywords(False)
     def get_buffer(self, Py_ssize_t sizehint):
@@ -1924,8 +1914,6 @@ cdef class _TLSLayer:
         self._cview.size = size
         return self._cview
 
-    # A plain METH_O method: the event loops pass the argument positionally,
-    # and the call skips argument parsing and the cyfunction layer.
     @cython.binding(False)
     @cython.always_allow_keywords(False)
     def buffer_updated(self, Py_ssize_t nbytes):
