@@ -322,6 +322,10 @@ def test_msg_type_is_a_read_only_slot():
     descr = WSFrame.__dict__["msg_type"]
     assert type(descr).__name__ == "member_descriptor"
     assert "WSMsgType" in descr.__doc__
+    frame = WSFrame()
+    assert frame.msg_type is WSMsgType.CONTINUATION
+    with pytest.raises(AttributeError):
+        frame.msg_type = WSMsgType.TEXT
 
 
 async def test_msg_type_reads_are_specialized(make_conn, role):
