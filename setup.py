@@ -4,6 +4,7 @@ Compiler directives live here, once, so every build of the module is the same.
 Set ``PICOWS_SANITIZE=1`` to build with AddressSanitizer and
 UndefinedBehaviorSanitizer (see docs/security.md).
 """
+import glob
 import os
 import sys
 
@@ -26,6 +27,9 @@ extensions = [
     Extension(
         "picows.picows",
         ["picows/picows.pyx"],
+        # The units under picows/_core/ are included into picows.pyx (Cython
+        # tracks them); the C helpers are headers it includes.
+        depends=sorted(glob.glob("picows/includes/*.h")),
         extra_compile_args=extra_compile_args,
         extra_link_args=extra_link_args,
     ),
