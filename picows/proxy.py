@@ -214,7 +214,9 @@ async def open_socket(secure: bool, host: str, port: int, resource_name: str,
     if proxy_url is not None and proxy_url.scheme in _SOCKS:
         _require_python_socks(proxy_url)
     logger = logging.getLogger(f"picows.{logger_name}")
-    local_addr = kwargs.pop("local_addr", None)
+    # local_addr binds the socket picows opens to the proxy; a factory's
+    # socket is the factory's to bind.
+    local_addr = kwargs.pop("local_addr", None) if proxy_url is not None else None
     loop = asyncio.get_running_loop()
     start = loop.time()
     step = _open(loop, target, proxy_url, proxy_ssl_context, socket_factory, local_addr, logger)

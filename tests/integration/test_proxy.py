@@ -110,7 +110,7 @@ def _tinyproxy(proxy_dir: Path, name: str, extra: str = ""):
     log = proxy_dir / f"{name}.log"
     conf = proxy_dir / f"{name}.conf"
     conf.write_text(f"Port {port}\nListen 127.0.0.1\nTimeout 60\nLogFile \"{log}\"\n"
-                    f"LogLevel Info\nMaxClients 50\nAllow 127.0.0.1\n"
+                    f"LogLevel Info\nMaxClients 50\nAllow 127.0.0.0/8\n"
                     f"BasicAuth {USER} {PASSWORD}\n{extra}")
     proc = ProxyProcess(name, [binary("tinyproxy"), "-d", "-c", str(conf)], port, log)
     return proc
@@ -253,6 +253,12 @@ async def test_http_connect_echo(net, tinyproxy, caplog):
         async with connect(net, server.url(),
                            proxy=creds_url("http", tinyproxy.port)) as (transport, listener):
             await echo_once(transport, listener)
+            # wss:// on the default loop: picows' own TLS, over the tunnel socket.
+            own_tls = net.tls and isinstance(asyncio.get_running_loop(),
+                                             asyncio.SelectorEventLoop)
+            assert (type(transport.underlying_transport).__name__ == "_TLSTransport") == own_tls
+            assert transport.underlying_transport.get_extra_info("peername") == (
+                "127.0.0.1", tinyproxy.port)
     assert_in_log(tinyproxy, f"CONNECT 127.0.0.1:{server.port} HTTP/1.1")
     assert any("through proxy http://127.0.0.1" in r.getMessage() for r in caplog.records)
     for record in caplog.records:
@@ -576,6 +582,15 @@ async def test_socket_factory_with_proxy_gets_the_proxy(net, tinyproxy):
             await echo_once(transport, listener)
     assert seen == [WSParsedURL("http", "127.0.0.1", tinyproxy.port, False, "")]
     assert_in_log(tinyproxy, f"CONNECT 127.0.0.1:{server.port} HTTP/1.1")
+
+
+async def test_local_addr_binds_the_socket_to_the_proxy(tcp, tinyproxy):
+    async with serve(tcp) as server:
+        async with connect(tcp, server.url(), proxy=creds_url("http", tinyproxy.port),
+                           local_addr=("127.0.0.2", 0)) as (transport, listener):
+            await echo_once(transport, listener)
+            sockname = transport.underlying_transport.get_extra_info("sockname")
+            assert sockname[0] == "127.0.0.2"
 
 
 async def test_socket_factory_errors(tcp):
