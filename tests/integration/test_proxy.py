@@ -288,6 +288,17 @@ async def test_https_proxy_checks_its_certificate(tcp, tinyproxy, tls_contexts):
     assert info.value.hop == "proxy" and "TLS" in str(info.value)
 
 
+async def test_wss_through_proxy_checks_the_target_certificate(tls, tinyproxy):
+    """TLS is with the target, end to end: its certificate is checked against
+    the client's context (here the default one, which does not trust the test
+    CA), whatever the proxy does."""
+    async with serve(tls) as server:
+        with pytest.raises(ssl.SSLCertVerificationError):
+            await wait_for(ws_connect(RecordingListener, server.url(),
+                                      proxy=creds_url("http", tinyproxy.port)))
+    assert_in_log(tinyproxy, f"CONNECT 127.0.0.1:{server.port} HTTP/1.1")
+
+
 async def test_socks5_microsocks_echo(net, microsocks):
     async with serve(net) as server:
         async with connect(net, server.url(),
