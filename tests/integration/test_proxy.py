@@ -465,7 +465,7 @@ async def test_http_502_is_the_target_hop(tcp):
     assert "502 Bad Gateway" in str(info.value)
 
 
-@pytest.mark.parametrize("scheme", ["http", "socks5", "socks4"])
+@pytest.mark.parametrize("scheme", ["http", "https", "socks5", "socks4"])
 async def test_proxy_closes_mid_handshake(tcp, scheme):
     async with await _misbehaving_proxy("half") as port:
         factory_socks: list[socket.socket] = []
