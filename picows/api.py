@@ -13,6 +13,7 @@ from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, T
 
 from .handshake import DEFLATE_OFFER, build_upgrade_request, new_client_key
 from .picows import TLSLayer, WSListener, WSProtocol, WSTransport, _ConnectionOptions
+from .proxy import SocketFactory, open_socket
 from .types import WSUpgradeRequest
 
 __all__ = ["ws_connect", "ws_create_server"]
@@ -90,6 +91,9 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
                      auto_ping_reply_timeout: float = 20.0,
                      extra_headers: ExtraHeaders = None,
                      enable_compression: bool = False,
+                     proxy: Union[str, bool, None] = None,
+                     proxy_ssl_context: Optional[ssl.SSLContext] = None,
+                     socket_factory: Optional[SocketFactory] = None,
                      **kwargs: Any) -> Tuple[WSTransport, WSListener]:
     """Open a websocket connection to `url`.
 
@@ -128,9 +132,31 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
         server accepts, received compressed messages are inflated before
         ``on_ws_frame`` and whole TEXT/BINARY messages sent with ``fin=True``
         are compressed.
+    :param proxy: connect through a proxy: ``http://`` or ``https://``
+        (HTTP CONNECT), ``socks4://``, ``socks4a://``, ``socks5://`` or
+        ``socks5h://`` (the last two letters: the proxy resolves the target's
+        name), with optional ``user:password@`` (percent-encoded; HTTP proxies
+        get them as ``Proxy-Authorization: Basic``). ``True`` takes the proxy
+        from the environment as :mod:`urllib.request` does
+        (``HTTPS_PROXY`` for ``wss://``, ``HTTP_PROXY`` for ``ws://``, then
+        ``ALL_PROXY``; ``NO_PROXY`` bypasses). SOCKS needs the
+        ``picows[proxy]`` extra (python-socks). With ``wss://`` TLS runs end
+        to end with the target inside the tunnel. The proxy step is bounded by
+        ``websocket_handshake_timeout``, and what it leaves of it bounds the
+        TLS handshake and the upgrade. Failures raise :any:`WSProxyError`.
+    :param proxy_ssl_context: the SSLContext for the TLS connection to an
+        ``https://`` proxy (default: ``ssl.create_default_context()``);
+        ignored for other proxies.
+    :param socket_factory: a function or coroutine function called with a
+        :any:`WSParsedURL` of where to connect (the target, or the proxy when
+        there is one) that returns a ``socket.socket``, connected or not
+        (picows connects it), or None for the usual connect. Cannot be
+        combined with ``sock=``.
     :return: the :any:`WSTransport` and the listener from the factory.
     :raises ValueError: for a malformed URL or bad arguments.
     :raises WSError: when the server refuses the upgrade or answers wrongly.
+    :raises WSProxyError: when connecting through the proxy fails; ``hop``
+        says whether the proxy itself or the proxy's way to the target failed.
     :raises asyncio.TimeoutError: when the handshake takes too long.
     """
     secure, host, port, host_header, target = _parse_url(url)
@@ -164,9 +190,16 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
 
     def protocol_factory() -> WSProtocol:
         return WSProtocol(options, is_client=True, upgrade_request=request,
-                          client_key=key)
+                          client_key=key, handshake_timeout=handshake_timeout)
 
+    handshake_timeout = websocket_handshake_timeout
     loop = asyncio.get_running_loop()
+    if proxy not in (None, False) or socket_factory is not None:
+        sock, handshake_timeout = await open_socket(
+            secure, host, port, target, proxy, proxy_ssl_context, socket_factory,
+            websocket_handshake_timeout, kwargs, logger_name)
+        if sock is not None:
+            kwargs["sock"] = sock
     kwargs.setdefault("host", host)
     kwargs.setdefault("port", port)
     if "sock" in kwargs:

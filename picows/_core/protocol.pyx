@@ -62,6 +62,9 @@
 # instead of a reset. Everything ends in _disconnect(), and connection_lost()
 # calls on_ws_disconnected exactly once.
 
+_FROM_OPTIONS = object()
+
+
 cdef class WSProtocolCore:
 
     def __cinit__(self):
@@ -71,11 +74,17 @@ cdef class WSProtocolCore:
         self._rend = 0
 
     def __init__(self, _ConnectionOptions options not None, *, bint is_client,
-                 bytes upgrade_request=None, str client_key=None):
+                 bytes upgrade_request=None, str client_key=None,
+                 handshake_timeout=_FROM_OPTIONS):
         """`options`: what ws_connect / ws_create_server were given; on the
-        client side, `upgrade_request` to send and its `client_key`."""
+        client side, `upgrade_request` to send and its `client_key`.
+        `handshake_timeout`: this connection's, when not the options' (what
+        a proxy step left of it)."""
         self.is_client = is_client
         self._opts = options
+        self._handshake_timeout = (options.websocket_handshake_timeout
+                                   if handshake_timeout is _FROM_OPTIONS
+                                   else handshake_timeout)
         self._logger = options.logger
         self._upgrade_request = upgrade_request
         self._client_key = client_key
@@ -98,9 +107,9 @@ cdef class WSProtocolCore:
         if self.is_client:
             self.handshake_future = self._loop.create_future()
             transport.write(self._upgrade_request)
-        if self._opts.websocket_handshake_timeout is not None:
+        if self._handshake_timeout is not None:
             self._handshake_timer = self._loop.call_later(
-                self._opts.websocket_handshake_timeout, self._on_handshake_timeout)
+                self._handshake_timeout, self._on_handshake_timeout)
 
     # get_buffer and buffer_updated (here and in _TLSLayer) are plain METH_O
     # methods: the event loops pass the argument positionally, and the call
@@ -372,11 +381,11 @@ cdef class WSProtocolCore:
         if self._state != HANDSHAKE:
             return
         self._logger.info("handshake not completed within %s seconds, disconnecting",
-                          self._opts.websocket_handshake_timeout)
+                          self._handshake_timeout)
         if self.handshake_future is not None and not self.handshake_future.done():
             self.handshake_future.set_exception(asyncio.TimeoutError(
                 f"websocket handshake not completed within "
-                f"{self._opts.websocket_handshake_timeout} seconds"))
+                f"{self._handshake_timeout} seconds"))
         self._closing = True
         self._transport.abort()
 
