@@ -87,6 +87,7 @@ cdef class WSTransport:
     cdef readonly object response
     cdef readonly bint is_close_frame_sent
     cdef readonly object close_frame_received
+    cdef readonly bytes close_payload_sent
     cdef readonly object extensions
 
     cdef WSProtocolCore _protocol

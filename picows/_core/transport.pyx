@@ -13,6 +13,8 @@ cdef class WSTransport:
     :ivar response: the upgrade response (client side), else None.
     :ivar extensions: the negotiated Sec-WebSocket-Extensions value
         (permessage-deflate), or None.
+    :ivar close_payload_sent: the payload of the CLOSE frame sent (code and
+        reason, b"" for an empty CLOSE), whoever sent it; None before.
     """
 
     def __cinit__(self):
@@ -80,6 +82,7 @@ cdef class WSTransport:
             if self.is_close_frame_sent:
                 return 0
             self.is_close_frame_sent = True
+            self.close_payload_sent = PyBytes_FromStringAndSize(<char*>payload, size)
         elif msg_type <= 2:
             # No data frames after our CLOSE (RFC 6455 5.5.1).
             if self.is_close_frame_sent:
@@ -246,6 +249,32 @@ cdef class WSTransport:
         out = self._deflate.deflate(message)
         self.send_frame(msg_type, <uint8_t*>PyBytes_AS_STRING(out),
                         PyBytes_GET_SIZE(out), True, True)
+
+    def send_frame_bytes(self, frame):
+        """Write `frame`, a whole unmasked data frame built by the caller, as
+        it is: one frame built once can go to many server connections
+        (``picows.websockets.broadcast``). Server side only.
+
+        :param frame: a bytes-like object holding the complete frame.
+        :return: False, writing nothing, when the connection is disconnected,
+            sent its CLOSE, or is in the middle of a fragmented message of
+            its own; else True.
+        """
+        cdef Py_buffer view
+        if self.is_client:
+            raise ValueError("client frames are masked: use send()")
+        if (self._closed or self._write_closed or self.is_close_frame_sent
+                or self._sending_fragments):
+            return False
+        PyObject_GetBuffer(frame, &view, PyBUF_SIMPLE)
+        try:
+            if self._tls is not None:
+                self._tls._encrypt(<uint8_t*>view.buf, view.len)
+            else:
+                self._writer.write(<uint8_t*>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+        return True
 
     @cython.binding(False)
     def send_ping(self, message=None):
