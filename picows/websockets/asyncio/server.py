@@ -20,7 +20,7 @@ from ...api import ws_create_server
 from ...handshake import accept_key
 from ...types import WSUpgradeRequest
 from ..datastructures import Headers
-from ..exceptions import InvalidOrigin
+from ..exceptions import InvalidHandshake, InvalidOrigin, NegotiationError
 from ..frames import CloseCode
 from ..http11 import Request, Response
 from ..protocol import State
@@ -333,7 +333,14 @@ class serve:
                                 "runs process_request synchronously, in the core's "
                                 "listener factory (see docs/websockets-compat.md)")
         if response is None:
-            response = self._switch(connection, request)
+            try:
+                response = self._switch(connection, request)
+            except InvalidHandshake as exc:
+                response = connection.respond(
+                    http.HTTPStatus.BAD_REQUEST,
+                    f"Failed to open a WebSocket connection: {exc}.\n")
+                response._exception = exc
+                return response
             if self.process_response is not None:
                 new = self.process_response(connection, request, response)
                 if inspect.isawaitable(new):
@@ -361,11 +368,16 @@ class serve:
         subprotocol: Optional[str] = None
         if self.select_subprotocol is not None:
             subprotocol = self.select_subprotocol(connection, offered)
-        elif self.subprotocols and offered:
+        elif self.subprotocols:
             for candidate in self.subprotocols:
                 if candidate in offered:
                     subprotocol = candidate
                     break
+            else:
+                if not offered:
+                    raise NegotiationError("missing subprotocol")
+                raise NegotiationError("invalid subprotocol; expected one of "
+                                       + ", ".join(self.subprotocols))
         if subprotocol is not None:
             headers["Sec-WebSocket-Protocol"] = subprotocol
         return Response(101, "Switching Protocols", headers, b"")
