@@ -19,7 +19,9 @@ def route(url_map: Any, *args: Any, server_name: Optional[str] = None,
     The handler is called as ``handler(connection, **values)`` with the
     values the rule matched. Unknown paths get 404, redirects 301/308 with
     ``Location``. Other arguments are those of :class:`serve`; a
-    ``process_request`` given runs after the routing.
+    ``process_request`` given runs after the routing. `server_name`: the
+    host for redirects (default: the Host header); ``ssl=True``: ``wss://``
+    redirects without TLS here (a proxy terminates it).
     """
     from werkzeug.exceptions import HTTPException
     from werkzeug.routing import RequestRedirect
@@ -28,6 +30,9 @@ def route(url_map: Any, *args: Any, server_name: Optional[str] = None,
         raise NotImplementedError("create_router is not supported")
     user_process_request = kwargs.pop("process_request", None)
     scheme = "wss" if ssl is not None else "ws"
+    # Every rule matches WebSocket requests, as websockets does it.
+    for rule in url_map.iter_rules():
+        rule.websocket = True
 
     def process_request(connection: ServerConnection, request: Request) -> Optional[Response]:
         host = server_name or request.headers.get("Host") or ""
@@ -52,6 +57,6 @@ def route(url_map: Any, *args: Any, server_name: Optional[str] = None,
         endpoint, values = connection._route  # type: ignore[attr-defined]
         await endpoint(connection, **values)
 
-    if ssl is not None:
-        kwargs["ssl"] = ssl
+    if ssl is not None and ssl is not True:
+        kwargs["ssl"] = ssl  # True: wss:// URIs only, a proxy terminates TLS
     return serve(handler, *args, process_request=process_request, **kwargs)
