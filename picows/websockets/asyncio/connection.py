@@ -88,13 +88,14 @@ def _parse_limits(value: Union[int, None, Tuple[Optional[int], Optional[int]]],
 class _Fragments:
     """A fragmented message being received: its frames' payloads so far."""
 
-    __slots__ = ("text", "chunks", "done", "size")
+    __slots__ = ("text", "chunks", "done", "size", "frames")
 
     def __init__(self, text: bool) -> None:
         self.text = text
         self.chunks: List[bytes] = []
         self.done = False
         self.size = 0
+        self.frames = 1     # frames received (empty ones add no chunk)
 
     def join(self, decode: Optional[bool]) -> Data:
         data = b"".join(self.chunks)
@@ -203,6 +204,7 @@ class Connection(WSListener):
             fragments = cast(_Fragments, self._fragments)
             size = frame.payload_size
             fragments.size += size
+            fragments.frames += 1
             if self.max_message_size is not None and fragments.size > self.max_message_size:
                 self._fail(CloseCode.MESSAGE_TOO_BIG,
                            f"message exceeds limit of {self.max_message_size} bytes")
@@ -412,7 +414,7 @@ class Connection(WSListener):
                 fragments = cast(_Fragments, head)
                 if fragments.done:
                     messages.popleft()
-                    self._frames -= len(fragments.chunks)
+                    self._frames -= fragments.frames
                     if self._reading_paused and self._frames <= cast(int, self._queue_low):
                         self._resume_reading()
                     return fragments.join(decode)
@@ -463,7 +465,7 @@ class Connection(WSListener):
                 raise cast(ConnectionClosed, self._close_exc)
             await self._wait_frame()
         messages.popleft()
-        self._frames -= len(head.chunks)
+        self._frames -= head.frames
         self._maybe_resume()
 
     async def _wait_frame(self) -> None:
