@@ -81,7 +81,7 @@ class Headers(MutableMapping[str, str]):
         self._dict = {}
         self._list = []
 
-    def update(self, *args: "HeadersLike", **kwargs: str) -> None:
+    def update(self, *args: "HeadersLike", **kwargs: str) -> None:  # type: ignore[override]
         """Add headers (never replaces): from a Headers, a mapping, or pairs."""
         args = tuple(arg.raw_items() if isinstance(arg, Headers) else arg for arg in args)
         super().update(*args, **kwargs)

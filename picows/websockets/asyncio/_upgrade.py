@@ -15,7 +15,7 @@ core's 404.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, FrozenSet, List, Optional, Tuple
 
 from ... import picows as _core_module
 from ... import types as _types
@@ -38,7 +38,8 @@ CORE_101_HEADERS = frozenset({"upgrade", "connection", "sec-websocket-accept",
                               "sec-websocket-extensions"})
 
 
-def _extra_headers(response: Response, skip: frozenset = frozenset()) -> list:
+def _extra_headers(response: Response,
+                   skip: FrozenSet[str] = frozenset()) -> List[Tuple[str, str]]:
     return [(name, value) for name, value in response.headers.raw_items()
             if name.lower() not in skip]
 

@@ -319,10 +319,10 @@ class serve:
             origin = request.headers.get("Origin")
             if not _origin_ok(origin, self.origins):
                 exc = InvalidOrigin(origin)
-                response = connection.respond(
+                refusal = connection.respond(
                     http.HTTPStatus.FORBIDDEN, f"Failed to open a WebSocket connection: {exc}.\n")
-                response._exception = exc
-                return response
+                refusal._exception = exc
+                return refusal
         response: Optional[Response] = None
         if self.process_request is not None:
             response = self.process_request(connection, request)
