@@ -197,7 +197,8 @@ def parse_upgrade_response(raw: bytes, key: str,
     reason_text = reason.decode("latin-1")
     if status_b != 101:
         raise WSHandshakeError(
-            status_b, f"{reason_text or 'error'}: the server did not switch protocols")
+            status_b, f"{reason_text or 'error'}: the server did not switch protocols",
+            list(headers.items()))
     if "websocket" not in _tokens(headers.get("upgrade", "")):
         raise WSHandshakeError(101, "response has no Upgrade: websocket header")
     if "upgrade" not in _tokens(headers.get("connection", "")):

@@ -272,3 +272,58 @@ class InvalidState(WebSocketException, AssertionError):
 class ConcurrencyError(WebSocketException, RuntimeError):
     """Two coroutines ran an operation that must not run concurrently
     (two ``recv`` at once, ``send`` during a fragmented ``send``)."""
+
+
+# -- the rest of websockets.exceptions' names ------------------------------------
+# Raised by websockets' own HTTP parser, which picows does not use (its core
+# answers malformed requests itself); defined so that code catching them, and
+# websockets' own modules under the compatibility shim, import.
+
+class InvalidMethod(InvalidHandshake):
+    """An upgrade request with a method other than GET."""
+
+    def __init__(self, method: str) -> None:
+        self.method = method
+        super().__init__(method)
+
+    def __str__(self) -> str:
+        return f"invalid HTTP method; expected GET; got {self.method}"
+
+
+class InvalidProtocol(InvalidHandshake):
+    """An upgrade request or response that is not HTTP/1.1."""
+
+    def __init__(self, protocol: str) -> None:
+        self.protocol = protocol
+        super().__init__(protocol)
+
+    def __str__(self) -> str:
+        return f"invalid HTTP protocol; expected HTTP/1.1; got {self.protocol}"
+
+
+class RequestLineTooLong(SecurityError):
+    """The request line is too long."""
+
+
+class StatusLineTooLong(SecurityError):
+    """The status line is too long."""
+
+
+class HeaderLineTooLong(SecurityError):
+    """A header line is too long."""
+
+
+class TooManyHeaders(SecurityError):
+    """Too many headers."""
+
+
+class TooManyFragments(WebSocketException):
+    """A message with more fragments than allowed."""
+
+    def __init__(self, max_fragments: int) -> None:
+        self.max_fragments = max_fragments
+        super().__init__(max_fragments)
+
+
+__all__ += ["InvalidMethod", "InvalidProtocol", "RequestLineTooLong", "StatusLineTooLong",
+            "HeaderLineTooLong", "TooManyHeaders", "TooManyFragments"]

@@ -46,16 +46,16 @@ _EXPLANATIONS = {
     1002: "protocol error",
     1003: "unsupported data",
     1005: "no status received [internal]",
-    1006: "connection closed abnormally [internal]",
+    1006: "abnormal closure [internal]",
     1007: "invalid frame payload data",
     1008: "policy violation",
     1009: "message too big",
-    1010: "extension required",
-    1011: "unexpected error",
+    1010: "mandatory extension",
+    1011: "internal error",
     1012: "service restart",
     1013: "try again later",
     1014: "bad gateway",
-    1015: "TLS failure [internal]",
+    1015: "TLS handshake failure [internal]",
 }
 
 

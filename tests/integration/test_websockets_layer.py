@@ -142,7 +142,7 @@ async def test_max_queue_pauses_and_resumes_reading():
 
     async with ours.serve(producer, "127.0.0.1", 0) as server:
         async with ours.connect(uri_of(server), max_queue=(8, 2)) as ws:
-            underlying = ws.transport.underlying_transport
+            underlying = ws.transport
             await wait_until(lambda: ws._reading_paused)
             assert ws._frames >= 8
             received = []
@@ -276,20 +276,20 @@ async def test_ping_after_close_raises(echo_server):
 
 async def test_duplicate_ping_payload_raises(echo_server):
     async with ours.connect(uri_of(echo_server)) as ws:
-        ws.transport.underlying_transport.pause_reading()
+        ws.transport.pause_reading()
         first = await ws.ping(b"same")
         with pytest.raises(ours.ConcurrencyError):
             await ws.ping(b"same")
-        ws.transport.underlying_transport.resume_reading()
+        ws.transport.resume_reading()
         await wait_for(first)
 
 
 async def test_keepalive_timeout_closes_1011():
     async def handler(ws):
         # Stop reading for a while: the client's PINGs stay unanswered.
-        ws.transport.underlying_transport.pause_reading()
+        ws.transport.pause_reading()
         await asyncio.sleep(0.5)
-        ws.transport.underlying_transport.resume_reading()
+        ws.transport.resume_reading()
         await ws.wait_closed()
 
     async with ours.serve(handler, "127.0.0.1", 0) as server:

@@ -442,6 +442,23 @@ async def test_basic_auth_refuses_401(ends):
         assert raised.value.response.status_code == 401
 
 
+async def test_redirect_followed(ends):
+    ends.needs_upgrade_control()
+
+    def redirect(connection, request):
+        if request.path == "/old":
+            response = connection.respond(http.HTTPStatus.FOUND, "")
+            response.headers["Location"] = "/new"
+            return response
+        return None
+
+    async with ends.serve(echo, process_request=redirect) as server:
+        async with ends.connect(ends.uri_of(server, "/old")) as ws:
+            assert ws.request.path == "/new"
+            await ws.send("moved")
+            assert await wait_for(ws.recv()) == "moved"
+
+
 async def test_reconnecting_iterator(ends):
     """async for connect(...) reconnects after the server closed."""
     async def handler(ws):

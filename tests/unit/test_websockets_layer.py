@@ -48,6 +48,7 @@ def test_headers_case_insensitive_multidict():
     (Close(3001, ""), "3001 (registered)"),
     (Close(4000, "x"), "4000 (private use) x"),
     (Close(1234, ""), "1234 (unknown)"),
+    (Close(1011, ""), "1011 (internal error)"),
 ])
 def test_close_str(close, text):
     assert str(close) == text
@@ -60,7 +61,7 @@ def test_connection_closed_str_and_code():
     exc = ConnectionClosedError(None, None)
     assert str(exc) == "no close frame received or sent" and exc.code == 1006
     assert str(ConnectionClosedError(None, Close(1011, ""))) == \
-        "sent 1011 (unexpected error); no close frame received"
+        "sent 1011 (internal error); no close frame received"
 
 
 def test_invalid_status_str():
@@ -166,9 +167,9 @@ async def test_basic_auth_check_credentials():
 
 
 def test_basic_auth_arguments():
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError):
         basic_auth()
-    with pytest.raises(ValueError):
+    with pytest.raises(TypeError):
         basic_auth(credentials=("a", "b"), check_credentials=lambda u, p: True)
     with pytest.raises(TypeError):
         basic_auth(credentials=["nope"])

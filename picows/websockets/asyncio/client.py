@@ -17,14 +17,17 @@ from ...api import ws_connect
 from ...types import WSError, WSHandshakeError, WSProxyError
 from ..datastructures import Headers, HeadersLike
 from ..exceptions import (InvalidHandshake, InvalidMessage, InvalidProxy, InvalidProxyStatus,
-                          InvalidStatus, InvalidURI, NegotiationError, ProxyError)
+                          InvalidStatus, InvalidURI, NegotiationError, ProxyError,
+                          SecurityError)
 from ..http11 import Request, Response
 from .connection import Connection, LoggerLike, _LONG_TIMEOUT, parse_max_size
 
-__all__ = ["connect", "ClientConnection", "process_exception", "backoff", "USER_AGENT"]
+__all__ = ["connect", "ClientConnection", "process_exception"]
 
 USER_AGENT = (f"Python/{sys.version_info[0]}.{sys.version_info[1]} "
               f"picows.websockets/{__version__}")
+
+MAX_REDIRECTS = int(os.environ.get("WEBSOCKETS_MAX_REDIRECTS", "10"))
 
 BACKOFF_INITIAL_DELAY = float(os.environ.get("WEBSOCKETS_BACKOFF_INITIAL_DELAY", "5"))
 BACKOFF_MIN_DELAY = float(os.environ.get("WEBSOCKETS_BACKOFF_MIN_DELAY", "3.1"))
@@ -96,7 +99,8 @@ def _parse_uri(uri: str) -> Tuple[str, Optional[Tuple[str, str]]]:
 
 
 def _response_from(exc: WSHandshakeError) -> Response:
-    return Response(exc.status, exc.reason, Headers(exc.headers), b"")
+    reason = exc.reason.partition(": the server did not switch protocols")[0]
+    return Response(exc.status, reason, Headers(exc.headers), b"")
 
 
 class connect:
@@ -158,6 +162,8 @@ class connect:
         if extensions:
             raise NotImplementedError("picows.websockets supports permessage-deflate "
                                       "(compression='deflate') only, not custom extensions")
+        if isinstance(subprotocols, str):
+            raise TypeError("subprotocols must be a list, not a str")
         self.uri = uri
         self.origin = origin
         self.subprotocols = list(subprotocols) if subprotocols else None
@@ -185,6 +191,8 @@ class connect:
         return self._connect().__await__()
 
     async def __aenter__(self) -> ClientConnection:
+        if self.connection is not None:
+            raise RuntimeError("connect() isn't reentrant")
         self.connection = await self._connect()
         return self.connection
 
@@ -218,7 +226,8 @@ class connect:
 
     # -- connecting ------------------------------------------------------------
 
-    def _request_headers(self, credentials: Optional[Tuple[str, str]]) -> List[Tuple[str, str]]:
+    def _request_headers(self, credentials: Optional[Tuple[str, str]],
+                         additional_headers: Optional[HeadersLike]) -> List[Tuple[str, str]]:
         headers: List[Tuple[str, str]] = []
         if self.origin is not None:
             headers.append(("Origin", self.origin))
@@ -227,29 +236,88 @@ class connect:
             headers.append(("Authorization", f"Basic {token}"))
         if self.subprotocols:
             headers.append(("Sec-WebSocket-Protocol", ", ".join(self.subprotocols)))
-        if self.additional_headers is not None:
-            headers.extend(Headers(self.additional_headers).raw_items())
-        if self.user_agent_header is not None:
+        if additional_headers is not None:
+            headers.extend(Headers(additional_headers).raw_items())
+        if self.user_agent_header is not None and not any(
+                name.lower() == "user-agent" for name, _ in headers):
             headers.append(("User-Agent", self.user_agent_header))
         return headers
 
+    def process_redirect(self, exc: Exception) -> Union[Exception, str]:
+        """The URI to follow when `exc` is a redirect (301, 302, 303, 307,
+        308 with a Location), else `exc`."""
+        if not (isinstance(exc, InvalidStatus)
+                and exc.response.status_code in (301, 302, 303, 307, 308)
+                and "Location" in exc.response.headers):
+            return exc
+        return urllib.parse.urljoin(self.uri, exc.response.headers["Location"])
+
     async def _connect(self) -> ClientConnection:
         if self.open_timeout is None:
-            return await self._open()
+            return await self._follow_redirects()
         try:
-            return await asyncio.wait_for(self._open(), self.open_timeout)
+            return await asyncio.wait_for(self._follow_redirects(), self.open_timeout)
         except asyncio.TimeoutError:
             raise TimeoutError("timed out during opening handshake") from None
 
-    async def _open(self) -> ClientConnection:
-        uri, credentials = _parse_uri(self.uri)
+    async def _follow_redirects(self) -> ClientConnection:
+        uri = self.uri
+        headers = self.additional_headers
+        for _ in range(MAX_REDIRECTS + 1):
+            try:
+                return await self._open(uri, headers)
+            except InvalidStatus as exc:
+                self.uri, old_uri = uri, self.uri
+                try:
+                    new = self.process_redirect(exc)
+                finally:
+                    self.uri = old_uri
+                if isinstance(new, Exception):
+                    if new is exc:
+                        raise
+                    raise new from exc
+                old, target = urllib.parse.urlsplit(uri), urllib.parse.urlsplit(new)
+                if old.scheme == "wss" and target.scheme == "ws":
+                    raise SecurityError(
+                        f"cannot follow redirect to non-secure URI {new}") from exc
+                same_origin = (old.scheme, old.hostname, old.port) == (
+                    target.scheme, target.hostname, target.port)
+                if "sock" in self.kwargs:
+                    raise ValueError(f"cannot follow redirect to {new} "
+                                     "with a preexisting socket") from None
+                if not same_origin:
+                    if "host" in self.kwargs or "port" in self.kwargs:
+                        raise ValueError(f"cannot follow cross-origin redirect to {new} "
+                                         "with an explicit host or port") from None
+                    # Credentials are for the origin they were given for.
+                    headers = [(name, value) for name, value in Headers(
+                        headers or ()).raw_items() if name.lower() not in (
+                        "authorization", "cookie", "proxy-authorization")]
+                uri = new
+                self.logger.info("redirect to %s", uri)
+        raise SecurityError(f"more than {MAX_REDIRECTS} redirects")
+
+    async def _open(self, uri: str, additional_headers: Optional[HeadersLike]) -> ClientConnection:
+        uri, credentials = _parse_uri(uri)
         secure = uri.startswith("wss:")
         kwargs = dict(self.kwargs)
+        if secure and "ssl" in kwargs and kwargs["ssl"] is None:
+            raise ValueError("ssl=None is incompatible with a wss:// URI")
         ssl = kwargs.pop("ssl", None)
         if not secure and ssl is not None:
             raise ValueError("ssl argument is incompatible with a ws:// URI")
         if secure and not isinstance(ssl, ssl_module.SSLContext):
             ssl = None  # True or None: the default context
+        if "proxy_ssl" in kwargs:
+            proxy_ssl = kwargs.pop("proxy_ssl")
+            scheme = self.proxy.partition("://")[0] if isinstance(self.proxy, str) else ""
+            if scheme == "http" and proxy_ssl is not None:
+                raise ValueError("proxy_ssl argument is incompatible with an http:// proxy")
+            if scheme == "https" and proxy_ssl is None:
+                raise ValueError("proxy_ssl=None is incompatible with an https:// proxy")
+            if isinstance(proxy_ssl, ssl_module.SSLContext):
+                kwargs["proxy_ssl_context"] = proxy_ssl
+        kwargs.pop("proxy_server_hostname", None)
         if "sock" in kwargs or "host" in kwargs or "port" in kwargs:
             proxy = None
         else:
@@ -265,7 +333,7 @@ class connect:
             parts = urllib.parse.urlsplit(uri)
             kwargs["host"] = host if host is not None else parts.hostname
             kwargs["port"] = port if port is not None else (parts.port or (443 if secure else 80))
-        headers = self._request_headers(credentials)
+        headers = self._request_headers(credentials, additional_headers)
         _, frame_limit = parse_max_size(self.max_size)
 
         def factory() -> ClientConnection:

@@ -104,6 +104,19 @@ class _Fragments:
         return data.decode() if decode else data
 
 
+class _ProtocolView:
+    """What tests and tools read of websockets' ``connection.protocol``."""
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: "Connection") -> None:
+        self._connection = connection
+
+    @property
+    def state(self) -> State:
+        return self._connection.state
+
+
 class Connection(WSListener):
     """A WebSocket connection, as websockets' ``asyncio.connection.Connection``.
 
@@ -136,7 +149,11 @@ class Connection(WSListener):
         else:
             self._write_high, self._write_low = write_limit, None
         self.is_client = is_client
-        self.transport: Optional[WSTransport] = None
+        self._ws: Optional[WSTransport] = None
+        self.transport: Any = None
+        """The asyncio transport (as in websockets), None before the handshake."""
+        self.protocol = _ProtocolView(self)
+        """A read-only stand-in for websockets' Sans-I/O protocol: ``state``."""
         self.request: Optional[Request] = None
         """The opening handshake's request."""
         self.response: Optional[Response] = None
@@ -173,9 +190,9 @@ class Connection(WSListener):
     # -- picows listener callbacks (called by the core) -----------------------
 
     def on_ws_connected(self, transport: WSTransport) -> None:
-        self.transport = transport
+        self._ws = transport
         self.state = State.OPEN
-        underlying = transport.underlying_transport
+        underlying = self.transport = transport.underlying_transport
         self._local_address = underlying.get_extra_info("sockname")
         self._remote_address = underlying.get_extra_info("peername")
         try:
@@ -282,8 +299,8 @@ class Connection(WSListener):
         message = frame.get_close_message()
         self._close_rcvd = Close(code or CloseCode.NO_STATUS_RCVD,
                                  message.decode() if message else "")
-        assert self.transport is not None
-        if self.transport.is_close_frame_sent:
+        assert self._ws is not None
+        if self._ws.is_close_frame_sent:
             self._rcvd_then_sent = False
         else:
             # The core answers with the same code (an empty CLOSE to an empty one).
@@ -309,7 +326,7 @@ class Connection(WSListener):
 
     def _fail(self, code: int, reason: str) -> None:
         """Fail the connection: CLOSE with `code`, then close TCP at once."""
-        transport = self.transport
+        transport = self._ws
         if transport is None:
             return
         if not transport.is_close_frame_sent:
@@ -329,7 +346,7 @@ class Connection(WSListener):
         if self._reading_paused:
             self._reading_paused = False
             if self.transport is not None:
-                self.transport.underlying_transport.resume_reading()
+                self.transport.resume_reading()
 
     # -- keepalive ---------------------------------------------------------------
 
@@ -337,7 +354,6 @@ class Connection(WSListener):
         self._keepalive_timer = None
         if self.state is not State.OPEN or self.ping_interval is None:
             return
-        assert self.transport is not None
         waiter = self._send_ping(None)
         if self.ping_timeout is not None:
             self._loop.call_later(self.ping_timeout, self._keepalive_timeout, waiter)
@@ -509,7 +525,7 @@ class Connection(WSListener):
             await asyncio.shield(self._fragmented_send)
         if self.state is not State.OPEN:
             await self._raise_closed()
-        transport = cast(WSTransport, self.transport)
+        transport = cast(WSTransport, self._ws)
         if isinstance(message, str):
             transport.send(_BINARY if text is False else _TEXT, message)
         elif isinstance(message, (bytes, bytearray, memoryview)):
@@ -528,7 +544,7 @@ class Connection(WSListener):
     async def _send_fragments(self, items: Optional[Iterator[DataLike]],
                               aitems: Optional[AsyncIterator[DataLike]],
                               text: Optional[bool]) -> None:
-        transport = cast(WSTransport, self.transport)
+        transport = cast(WSTransport, self._ws)
         done: asyncio.Future[None] = self._loop.create_future()
         self._fragmented_send = done
         first = True
@@ -596,13 +612,23 @@ class Connection(WSListener):
 
     # -- public API: closing ----------------------------------------------------
 
+    async def __aenter__(self) -> "Connection":
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        """Close with 1000, or 1011 when the block raised."""
+        if exc_type is None:
+            await self.close()
+        else:
+            await self.close(CloseCode.INTERNAL_ERROR)
+
     async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
         """Perform the closing handshake and wait until the connection is
         closed (for at most ``close_timeout`` for the peer's answer).
 
         Idempotent: closing a closed connection does nothing.
         """
-        transport = self.transport
+        transport = self._ws
         if transport is not None and self.state is State.OPEN:
             if self._fragmented_send is not None:
                 # websockets does the same: a fragmented message cannot end.
@@ -649,7 +675,7 @@ class Connection(WSListener):
                 data = os.urandom(4)
         fut: asyncio.Future[float] = self._loop.create_future()
         self._pings[data] = (fut, self._loop.time())
-        cast(WSTransport, self.transport).send_ping(data)
+        cast(WSTransport, self._ws).send_ping(data)
         return fut
 
     async def pong(self, data: DataLike = b"") -> None:
@@ -659,7 +685,7 @@ class Connection(WSListener):
         """
         if self.state is not State.OPEN:
             await self._raise_closed()
-        cast(WSTransport, self.transport).send_pong(data)
+        cast(WSTransport, self._ws).send_pong(data)
 
 
 def _parse_close(payload: bytes) -> Close:
@@ -716,7 +742,7 @@ def broadcast(connections: Iterable[Connection], message: DataLike,
                 connection.logger.warning(
                     "skipped broadcast: sending a fragmented message")
             continue
-        transport = cast(WSTransport, connection.transport)
+        transport = cast(WSTransport, connection._ws)
         try:
             if transport.is_client or transport.extensions is not None:
                 transport.send(opcode, payload)

@@ -27,7 +27,7 @@ from ..protocol import State
 from . import _upgrade
 from .connection import Connection, LoggerLike, _LONG_TIMEOUT, broadcast, parse_max_size
 
-__all__ = ["serve", "Server", "ServerConnection", "basic_auth", "broadcast", "USER_AGENT"]
+__all__ = ["serve", "Server", "ServerConnection", "basic_auth", "broadcast"]
 
 USER_AGENT = (f"Python/{sys.version_info[0]}.{sys.version_info[1]} "
               f"picows.websockets/{__version__}")
@@ -234,6 +234,8 @@ class serve:
         if extensions:
             raise NotImplementedError("picows.websockets supports permessage-deflate "
                                       "(compression='deflate') only, not custom extensions")
+        if isinstance(subprotocols, str):
+            raise TypeError("subprotocols must be a list, not a str")
         self.handler = handler
         self.host = host
         self.port = port
@@ -397,13 +399,16 @@ def basic_auth(realm: str = "",
     get 401 with ``WWW-Authenticate``.
     """
     if (credentials is None) == (check_credentials is None):
-        raise ValueError("provide either credentials or check_credentials")
+        raise TypeError("provide either credentials or check_credentials")
     if credentials is not None:
         if isinstance(credentials, tuple) and len(credentials) == 2 and all(
                 isinstance(x, str) for x in credentials):
             pairs = [cast(Tuple[str, str], credentials)]
         else:
-            pairs = list(cast(Iterable[Tuple[str, str]], credentials))
+            try:
+                pairs = list(cast(Iterable[Tuple[str, str]], credentials))
+            except TypeError:
+                raise TypeError(f"invalid credentials argument: {credentials}") from None
             if not all(isinstance(p, tuple) and len(p) == 2 for p in pairs):
                 raise TypeError(f"invalid credentials argument: {credentials}")
         table = dict(pairs)
