@@ -285,7 +285,7 @@ async def ws_create_server(
         auto_ping_idle_timeout=auto_ping_idle_timeout,
         auto_ping_reply_timeout=auto_ping_reply_timeout,
         allowed_origins=allowed_origins, enable_compression=enable_compression)
-    if port is None:
+    if port is None and "sock" not in kwargs:
         port = 0
 
     def protocol_factory() -> WSProtocol:

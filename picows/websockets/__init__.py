@@ -11,10 +11,10 @@ The names and behaviour follow the asyncio API of the ``websockets`` package
 Also importable as ``picows.websockets.asyncio.client``,
 ``picows.websockets.asyncio.server`` and ``picows.websockets.exceptions``.
 """
-from .asyncio.client import ClientConnection, connect, process_exception
+from .asyncio.client import ClientConnection, connect, process_exception, unix_connect
 from .asyncio.connection import Connection, Data, broadcast
-from .asyncio.router import route
-from .asyncio.server import Server, ServerConnection, basic_auth, serve
+from .asyncio.router import Router, route, unix_route
+from .asyncio.server import Server, ServerConnection, basic_auth, serve, unix_serve
 from .datastructures import Headers, HeadersLike, MultipleValuesError
 from .exceptions import (ConcurrencyError, ConnectionClosed, ConnectionClosedError,
                          ConnectionClosedOK, DuplicateParameter, InvalidHandshake,
@@ -29,8 +29,9 @@ from .http11 import Request, Response
 from .protocol import Side, State
 
 __all__ = [
-    "connect", "ClientConnection", "process_exception",
-    "serve", "Server", "ServerConnection", "basic_auth", "route", "broadcast",
+    "connect", "unix_connect", "ClientConnection", "process_exception",
+    "serve", "unix_serve", "Server", "ServerConnection", "basic_auth", "route", "unix_route",
+    "Router", "broadcast",
     "Connection", "Data", "Headers", "HeadersLike", "MultipleValuesError",
     "Close", "CloseCode", "Opcode", "Request", "Response", "Side", "State",
     "ConcurrencyError", "ConnectionClosed", "ConnectionClosedError", "ConnectionClosedOK",

@@ -6,6 +6,7 @@ import base64
 import logging
 import os
 import random
+import socket
 import ssl as ssl_module
 import sys
 import urllib.parse
@@ -22,7 +23,7 @@ from ..exceptions import (InvalidHandshake, InvalidMessage, InvalidProxy, Invali
 from ..http11 import Request, Response
 from .connection import Connection, LoggerLike, _LONG_TIMEOUT, parse_max_size
 
-__all__ = ["connect", "ClientConnection", "process_exception"]
+__all__ = ["connect", "unix_connect", "ClientConnection", "process_exception"]
 
 USER_AGENT = (f"Python/{sys.version_info[0]}.{sys.version_info[1]} "
               f"picows.websockets/{__version__}")
@@ -308,6 +309,16 @@ class connect:
             raise ValueError("ssl argument is incompatible with a ws:// URI")
         if secure and not isinstance(ssl, ssl_module.SSLContext):
             ssl = None  # True or None: the default context
+        if isinstance(kwargs.get("sock"), _UnixSocket):
+            path = kwargs["sock"].path
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            sock.setblocking(False)
+            try:
+                await asyncio.get_running_loop().sock_connect(sock, path)
+            except BaseException:
+                sock.close()
+                raise
+            kwargs["sock"] = sock
         if "proxy_ssl" in kwargs:
             proxy_ssl = kwargs.pop("proxy_ssl")
             scheme = self.proxy.partition("://")[0] if isinstance(self.proxy, str) else ""
@@ -392,3 +403,26 @@ class connect:
                     raise NegotiationError(f"unsupported subprotocol: {subprotocol}")
                 connection.subprotocol = subprotocol
         return connection
+
+
+def unix_connect(path: Optional[str] = None, uri: Optional[str] = None,
+                 **kwargs: Any) -> connect:
+    """:class:`connect` over a Unix socket at `path` (or ``sock=``, a
+    connected one). `uri` (default ``ws://localhost/``, ``wss://`` with
+    ``ssl``) gives the Host header and the path."""
+    if uri is None:
+        uri = "wss://localhost/" if kwargs.get("ssl") is not None else "ws://localhost/"
+    if path is None and "sock" not in kwargs:
+        raise ValueError("no path and sock were specified")
+    if path is not None and "sock" in kwargs:
+        raise ValueError("path and sock can not be specified at the same time")
+    if path is not None:
+        kwargs["sock"] = _UnixSocket(path)
+    return connect(uri, **kwargs)
+
+
+class _UnixSocket:
+    """A Unix socket path, connected when connect() opens (see _open)."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path

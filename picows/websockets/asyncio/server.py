@@ -11,6 +11,7 @@ import hmac
 import http
 import inspect
 import logging
+import socket
 import sys
 from typing import (Any, Awaitable, Callable, Dict, Generator, Iterable, Optional, Pattern,
                     Sequence, Set, Tuple, Type, Union, cast)
@@ -27,7 +28,7 @@ from ..protocol import State
 from . import _upgrade
 from .connection import Connection, LoggerLike, _LONG_TIMEOUT, broadcast, parse_max_size
 
-__all__ = ["serve", "Server", "ServerConnection", "basic_auth", "broadcast"]
+__all__ = ["serve", "unix_serve", "Server", "ServerConnection", "basic_auth", "broadcast"]
 
 USER_AGENT = (f"Python/{sys.version_info[0]}.{sys.version_info[1]} "
               f"picows.websockets/{__version__}")
@@ -383,6 +384,24 @@ class serve:
         if subprotocol is not None:
             headers["Sec-WebSocket-Protocol"] = subprotocol
         return Response(101, "Switching Protocols", headers, b"")
+
+
+def unix_serve(handler: Handler, path: Optional[str] = None, **kwargs: Any) -> serve:
+    """:class:`serve` on a Unix socket at `path` (or ``sock=``, a listening
+    Unix socket)."""
+    sock = kwargs.pop("sock", None)
+    if path is None and sock is None:
+        raise ValueError("path was not specified, and no sock specified")
+    if path is not None and sock is not None:
+        raise ValueError("path and sock can not be specified at the same time")
+    if sock is None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(cast(str, path))
+        except BaseException:
+            sock.close()
+            raise
+    return serve(handler, sock=sock, **kwargs)
 
 
 # -- basic_auth ------------------------------------------------------------------
