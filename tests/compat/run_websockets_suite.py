@@ -13,7 +13,8 @@ Steps:
    installs ``tests/compat/websockets_shim.py``: ``websockets.asyncio.client``,
    ``.server``, ``.connection``, ``.router`` and ``websockets.exceptions`` are
    picows.websockets; everything else is the real websockets.
-3. Run each ``tests/asyncio/test_*.py`` with pytest and print, per file, how
+3. Run each ``tests/asyncio/test_*.py`` with pytest (``PICOWS_LOOP_TLS=1``,
+   ``WEBSOCKETS_TESTS_TIMEOUT_FACTOR=10`` unless set) and print, per file, how
    many tests pass, fail, error and are skipped (``--verbose``: the names of
    those that do not pass, with the first line of the reason).
 
@@ -87,9 +88,12 @@ def prepare(source: str, workdir: str) -> str:
 
 def run_file(suite: str, path: str) -> dict:
     report = os.path.join(suite, os.path.basename(path) + ".xml")
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO_ROOT, suite]),
-               WEBSOCKETS_TESTS_TIMEOUT_FACTOR=os.environ.get(
-                   "WEBSOCKETS_TESTS_TIMEOUT_FACTOR", "10"))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([REPO_ROOT, suite]))
+    # A loaded machine: websockets' tests scale their MS unit by this factor.
+    env.setdefault("WEBSOCKETS_TESTS_TIMEOUT_FACTOR", "10")
+    # Their helper get_uri() tells ws:// from wss:// by the asyncio.Server's
+    # private _ssl_context, which is None when picows does TLS itself.
+    env.setdefault("PICOWS_LOOP_TLS", "1")
     proc = subprocess.run(
         [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-q", "-rN",
          "--timeout=60", f"--junitxml={report}", path],

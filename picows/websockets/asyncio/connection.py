@@ -116,6 +116,27 @@ class _ProtocolView:
     def state(self) -> State:
         return self._connection.state
 
+    @property
+    def extensions(self) -> List["PerMessageDeflate"]:
+        """The extensions negotiated: ``[PerMessageDeflate(...)]`` or []."""
+        ws = self._connection._ws
+        if ws is None or ws.extensions is None:
+            return []
+        return [PerMessageDeflate(ws.extensions)]
+
+
+class PerMessageDeflate:
+    """permessage-deflate, as negotiated (run by picows' core)."""
+
+    name = "permessage-deflate"
+
+    def __init__(self, header: str) -> None:
+        self.header = header
+        """The agreed Sec-WebSocket-Extensions value."""
+
+    def __repr__(self) -> str:
+        return f"PerMessageDeflate({self.header!r})"
+
 
 class Connection(WSListener):
     """A WebSocket connection, as websockets' ``asyncio.connection.Connection``.

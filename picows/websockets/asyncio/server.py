@@ -276,6 +276,9 @@ class serve:
         kwargs = dict(self.kwargs)
         if kwargs.get("ssl") is True:
             raise ValueError("ssl=True is for clients; pass an SSLContext")
+        if kwargs.get("ssl") is not None and self.open_timeout is not None:
+            # open_timeout bounds the TLS handshake too, as in websockets.
+            kwargs.setdefault("ssl_handshake_timeout", self.open_timeout)
         asyncio_server = await ws_create_server(
             lambda request: self._upgrade(server, request),
             self.host, self.port,
@@ -335,6 +338,11 @@ class serve:
                 raise TypeError("process_request returned an awaitable: picows.websockets "
                                 "runs process_request synchronously, in the core's "
                                 "listener factory (see docs/websockets-compat.md)")
+        if response is None and "Sec-WebSocket-Key" not in request.headers:
+            # process_request may edit the request; the core validated it before.
+            response = connection.respond(
+                http.HTTPStatus.BAD_REQUEST,
+                "Failed to open a WebSocket connection: missing Sec-WebSocket-Key header.\n")
         if response is None:
             try:
                 response = self._switch(connection, request)
