@@ -379,6 +379,11 @@ class serve:
         subprotocol: Optional[str] = None
         if self.select_subprotocol is not None:
             subprotocol = self.select_subprotocol(connection, offered)
+            if inspect.isawaitable(subprotocol):
+                if inspect.iscoroutine(subprotocol):
+                    subprotocol.close()
+                raise TypeError("select_subprotocol must be synchronous "
+                                "(see docs/websockets-compat.md)")
         elif self.subprotocols:
             for candidate in self.subprotocols:
                 if candidate in offered:
