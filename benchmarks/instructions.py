@@ -15,6 +15,7 @@ Kernel time (the syscalls) is not counted.
     python benchmarks/instructions.py                  # picows and raw, 256 B, uvloop
     python benchmarks/instructions.py --size 64 --loop asyncio --libs picows
     python benchmarks/instructions.py --top 25         # also the costliest functions
+    python benchmarks/instructions.py --libs picows.websockets,websockets --rounds 500,2500
 
 Needs valgrind. Runs the installed picows, else the in-place build of this
 repository, like the echo benchmark.
@@ -56,7 +57,7 @@ def run_echo(lib: str, loop_name: str, size: int, rounds: int) -> None:
     import contenders
 
     message = b"x" * size
-    if lib not in ("picows", "raw"):
+    if lib not in ("picows", "raw", "websockets", "picows.websockets"):
         raise SystemExit(f"unknown lib {lib!r}")
 
     async def main():
@@ -109,7 +110,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--libs", default="picows,raw", help="picows, raw")
+    parser.add_argument("--libs", default="picows,raw",
+                        help="picows, raw, websockets, picows.websockets")
     parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
     parser.add_argument("--size", type=int, default=256, help="message size in bytes")
     parser.add_argument("--rounds", default="2000,12000",
@@ -136,6 +138,9 @@ def main() -> None:
                     print(f"    {cost:8.0f}  {name}")
     if "picows" in results and "raw" in results:
         print(f"picows/raw: {results['picows'] / results['raw']:.2f}x the instructions")
+    if "picows.websockets" in results and "websockets" in results:
+        print(f"picows.websockets/websockets: "
+              f"{results['picows.websockets'] / results['websockets']:.2f}x the instructions")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,9 @@ Data = Union[str, bytes]
 DataLike = Union[str, bytes, bytearray, memoryview]
 LoggerLike = Union[logging.Logger, logging.LoggerAdapter]  # type: ignore[type-arg]
 
+# Enum members read once: on CPython 3.11 every Enum.MEMBER goes through the
+# enum class's __getattr__ hook, which costs more than the rest of a send.
+_CONNECTING, _OPEN, _CLOSING, _CLOSED = State.CONNECTING, State.OPEN, State.CLOSING, State.CLOSED
 _TEXT = WSMsgType.TEXT
 _BINARY = WSMsgType.BINARY
 _CONT = WSMsgType.CONTINUATION
@@ -146,6 +149,19 @@ class Connection(WSListener):
     (``create_connection=`` takes a subclass).
     """
 
+    # Slots: more than 30 instance attributes would leave CPython's shared-key
+    # instance dict, and with it the specialized attribute access of the hot path.
+    # Subclasses (ClientConnection, ServerConnection) have a __dict__ for more.
+    __slots__ = (
+        "id", "logger", "max_message_size", "_queue_high", "_write_high",
+        "ping_interval", "ping_timeout", "close_timeout", "_queue_low",
+        "_write_low", "is_client", "_ws", "transport", "protocol", "request", "response",
+        "subprotocol", "state", "latency", "_local_address", "_remote_address", "_loop",
+        "_messages", "_frames", "_fragments", "_waiter", "_reading_paused", "_write_paused",
+        "_drain_waiters", "_fragmented_send", "_pings", "_keepalive_timer", "_close_rcvd",
+        "_close_sent", "_rcvd_then_sent", "_close_exc", "_closed",
+    )
+
     def __init__(self, *, ping_interval: Optional[float] = 20,
                  ping_timeout: Optional[float] = 20,
                  close_timeout: Optional[float] = 10,
@@ -181,7 +197,7 @@ class Connection(WSListener):
         """The opening handshake's response."""
         self.subprotocol: Optional[str] = None
         """The subprotocol negotiated, or None."""
-        self.state = State.CONNECTING
+        self.state = _CONNECTING
         self.latency: float = 0.0
         """Latency of the last PING / PONG round trip, in seconds (0 until
         one completed)."""
@@ -212,7 +228,7 @@ class Connection(WSListener):
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self._ws = transport
-        self.state = State.OPEN
+        self.state = _OPEN
         underlying = self.transport = transport.underlying_transport
         self._local_address = underlying.get_extra_info("sockname")
         self._remote_address = underlying.get_extra_info("peername")
@@ -267,7 +283,7 @@ class Connection(WSListener):
                 waiter.set_result(None)
         self._frames += 1
         if (self._queue_high is not None and self._frames >= self._queue_high
-                and not self._reading_paused and self.state is State.OPEN):
+                and not self._reading_paused and self.state is _OPEN):
             self._reading_paused = True
             transport.underlying_transport.pause_reading()
 
@@ -283,7 +299,7 @@ class Connection(WSListener):
         else:
             exc = ConnectionClosedError(rcvd, sent, self._rcvd_then_sent)
         self._close_exc = exc
-        self.state = State.CLOSED
+        self.state = _CLOSED
         if self._keepalive_timer is not None:
             self._keepalive_timer.cancel()
             self._keepalive_timer = None
@@ -326,8 +342,8 @@ class Connection(WSListener):
         else:
             # The core answers with the same code (an empty CLOSE to an empty one).
             self._rcvd_then_sent = True
-        if self.state is State.OPEN:
-            self.state = State.CLOSING
+        if self.state is _OPEN:
+            self.state = _CLOSING
         self._resume_reading()
 
     def _on_pong(self, data: bytes) -> None:
@@ -353,8 +369,8 @@ class Connection(WSListener):
         if not transport.is_close_frame_sent:
             self._record_sent(code, reason)
             transport.send_close(code, reason.encode()[:123])
-        if self.state is State.OPEN:
-            self.state = State.CLOSING
+        if self.state is _OPEN:
+            self.state = _CLOSING
         transport.disconnect()
 
     def _record_sent(self, code: int, reason: str) -> None:
@@ -373,7 +389,7 @@ class Connection(WSListener):
 
     def _keepalive(self) -> None:
         self._keepalive_timer = None
-        if self.state is not State.OPEN or self.ping_interval is None:
+        if self.state is not _OPEN or self.ping_interval is None:
             return
         waiter = self._send_ping(None)
         if self.ping_timeout is not None:
@@ -381,7 +397,7 @@ class Connection(WSListener):
         self._keepalive_timer = self._loop.call_later(self.ping_interval, self._keepalive)
 
     def _keepalive_timeout(self, waiter: "asyncio.Future[float]") -> None:
-        if waiter.done() or self.state is State.CLOSED:
+        if waiter.done() or self.state is _CLOSED:
             return
         self.logger.info("keepalive ping timeout; closing connection")
         self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
@@ -401,7 +417,7 @@ class Connection(WSListener):
     @property
     def close_code(self) -> Optional[int]:
         """The close code received, 1006 if none; None until closed."""
-        if self.state is not State.CLOSED:
+        if self.state is not _CLOSED:
             return None
         if self._close_rcvd is None:
             return CloseCode.ABNORMAL_CLOSURE
@@ -410,7 +426,7 @@ class Connection(WSListener):
     @property
     def close_reason(self) -> Optional[str]:
         """The close reason received, "" if none; None until closed."""
-        if self.state is not State.CLOSED:
+        if self.state is not _CLOSED:
             return None
         return "" if self._close_rcvd is None else self._close_rcvd.reason
 
@@ -436,27 +452,23 @@ class Connection(WSListener):
             if messages:
                 head = messages[0]
                 tp = type(head)
-                if tp is str:
+                if tp is str or tp is bytes:
                     messages.popleft()
                     self._frames -= 1
-                    if self._reading_paused and self._frames <= cast(int, self._queue_low):
-                        self._resume_reading()
-                    return cast(str, head) if decode is not False else cast(str, head).encode()
-                if tp is bytes:
-                    messages.popleft()
-                    self._frames -= 1
-                    if self._reading_paused and self._frames <= cast(int, self._queue_low):
-                        self._resume_reading()
-                    return cast(bytes, head).decode() if decode else cast(bytes, head)
-                fragments = cast(_Fragments, head)
+                    if self._reading_paused:
+                        self._maybe_resume()
+                    if tp is str:
+                        return head if decode is not False else head.encode()  # type: ignore
+                    return head.decode() if decode else head  # type: ignore
+                fragments: _Fragments = head  # type: ignore[assignment]
                 if fragments.done:
                     messages.popleft()
                     self._frames -= fragments.frames
-                    if self._reading_paused and self._frames <= cast(int, self._queue_low):
-                        self._resume_reading()
+                    if self._reading_paused:
+                        self._maybe_resume()
                     return fragments.join(decode)
-            if self.state is State.CLOSED:
-                raise cast(ConnectionClosed, self._close_exc)
+            if self.state is _CLOSED:
+                raise self._close_exc  # type: ignore[misc]
             waiter = self._waiter = self._loop.create_future()
             try:
                 await waiter
@@ -474,7 +486,7 @@ class Connection(WSListener):
                                    "is already running recv or recv_streaming")
         messages = self._messages
         while not messages:
-            if self.state is State.CLOSED:
+            if self.state is _CLOSED:
                 raise cast(ConnectionClosed, self._close_exc)
             await self._wait_frame()
         head = messages[0]
@@ -498,7 +510,7 @@ class Connection(WSListener):
                     if decoder is not None else chunk
             if head.done:
                 break
-            if self.state is State.CLOSED:
+            if self.state is _CLOSED:
                 raise cast(ConnectionClosed, self._close_exc)
             await self._wait_frame()
         messages.popleft()
@@ -513,20 +525,31 @@ class Connection(WSListener):
             self._waiter = None
 
     def _maybe_resume(self) -> None:
-        if self._reading_paused and self._frames <= cast(int, self._queue_low):
+        if self._reading_paused and self._frames <= (self._queue_low or 0):
             self._resume_reading()
 
-    def __aiter__(self) -> AsyncIterator[Data]:
-        return self._iterate()
+    def __aiter__(self) -> "Connection":
+        """``async for message in connection``: messages until the
+        connection closes; ends on a normal closure, raises
+        ConnectionClosedError otherwise."""
+        return self
 
-    async def _iterate(self) -> AsyncIterator[Data]:
-        """Messages until the connection closes: returns on a normal
-        closure, raises ConnectionClosedError otherwise."""
+    async def __anext__(self) -> Data:
+        # Not an async generator: one coroutine per message, not two.
+        messages = self._messages
+        if messages and self._waiter is None:
+            head = messages[0]
+            tp = type(head)
+            if tp is str or tp is bytes:
+                messages.popleft()
+                self._frames -= 1
+                if self._reading_paused:
+                    self._maybe_resume()
+                return head  # type: ignore[return-value]
         try:
-            while True:
-                yield await self.recv()
+            return await self.recv()
         except ConnectionClosedOK:
-            return
+            raise StopAsyncIteration from None
 
     # -- public API: sending ----------------------------------------------------
 
@@ -542,12 +565,18 @@ class Connection(WSListener):
         :raises ConnectionClosed: when the connection is closed.
         :raises TypeError: for another type, or mixed types in an iterable.
         """
-        while self._fragmented_send is not None:
-            await asyncio.shield(self._fragmented_send)
-        if self.state is not State.OPEN:
-            await self._raise_closed()
-        transport = cast(WSTransport, self._ws)
-        if isinstance(message, str):
+        if self._fragmented_send is not None or self.state is not _OPEN:
+            while self._fragmented_send is not None:
+                await asyncio.shield(self._fragmented_send)
+            if self.state is not _OPEN:
+                await self._raise_closed()
+        transport: WSTransport = self._ws  # type: ignore[assignment]
+        tp = type(message)
+        if tp is str:
+            transport.send(_BINARY if text is False else _TEXT, message)  # type: ignore
+        elif tp is bytes:
+            transport.send(_TEXT if text else _BINARY, message)  # type: ignore
+        elif isinstance(message, str):
             transport.send(_BINARY if text is False else _TEXT, message)
         elif isinstance(message, (bytes, bytearray, memoryview)):
             transport.send(_TEXT if text else _BINARY, message)
@@ -591,18 +620,18 @@ class Connection(WSListener):
                         chunk, (str, bytes, bytearray, memoryview)):
                     self._fail(CloseCode.INTERNAL_ERROR, "error in fragmented message")
                     raise TypeError("iterable must contain uniform types")
-                if self.state is not State.OPEN:
+                if self.state is not _OPEN:
                     await self._raise_closed()
                 transport.send(msg_type if first else _CONT, chunk, fin=False)
                 first = False
                 if self._write_paused:
                     await self._drain()
             if not first:
-                if self.state is not State.OPEN:
+                if self.state is not _OPEN:
                     await self._raise_closed()
                 transport.send(_CONT, b"", fin=True)
         except BaseException:
-            if not first and self.state is State.OPEN:
+            if not first and self.state is _OPEN:
                 # A message cannot be left half sent.
                 self._fail(CloseCode.INTERNAL_ERROR, "error in fragmented message")
             raise
@@ -611,17 +640,17 @@ class Connection(WSListener):
             done.set_result(None)
 
     async def _drain(self) -> None:
-        while self._write_paused and self.state is not State.CLOSED:
+        while self._write_paused and self.state is not _CLOSED:
             fut: asyncio.Future[None] = self._loop.create_future()
             self._drain_waiters.append(fut)
             await fut
-        if self.state is State.CLOSED:
+        if self.state is _CLOSED:
             await self._raise_closed()
 
     async def _raise_closed(self) -> None:
         """Wait for the close to finish (at most close_timeout), then raise
         the ConnectionClosed exception."""
-        if self.state is not State.CLOSED:
+        if self.state is not _CLOSED:
             try:
                 await asyncio.wait_for(asyncio.shield(self._closed), self.close_timeout)
             except asyncio.TimeoutError:
@@ -650,11 +679,11 @@ class Connection(WSListener):
         Idempotent: closing a closed connection does nothing.
         """
         transport = self._ws
-        if transport is not None and self.state is State.OPEN:
+        if transport is not None and self.state is _OPEN:
             if self._fragmented_send is not None:
                 # websockets does the same: a fragmented message cannot end.
                 code, reason = CloseCode.INTERNAL_ERROR, "close during fragmented message"
-            self.state = State.CLOSING
+            self.state = _CLOSING
             self._record_sent(code, reason)
             if code == CloseCode.NO_STATUS_RCVD:
                 transport.send_close()
@@ -679,7 +708,7 @@ class Connection(WSListener):
         :raises ConnectionClosed: when the connection is closed.
         :raises ConcurrencyError: when a PING with the same data awaits its PONG.
         """
-        if self.state is not State.OPEN:
+        if self.state is not _OPEN:
             await self._raise_closed()
         if isinstance(data, str):
             data = data.encode()
@@ -704,7 +733,7 @@ class Connection(WSListener):
 
         :raises ConnectionClosed: when the connection is closed.
         """
-        if self.state is not State.OPEN:
+        if self.state is not _OPEN:
             await self._raise_closed()
         cast(WSTransport, self._ws).send_pong(data)
 
@@ -754,7 +783,7 @@ def broadcast(connections: Iterable[Connection], message: DataLike,
     frame: Optional[bytes] = None
     exceptions: List[Exception] = []
     for connection in connections:
-        if connection.state is not State.OPEN:
+        if connection.state is not _OPEN:
             continue
         if connection._fragmented_send is not None:
             if raise_exceptions:
