@@ -50,8 +50,6 @@ _CONNECTING, _OPEN, _CLOSING, _CLOSED = State.CONNECTING, State.OPEN, State.CLOS
 _TEXT = WSMsgType.TEXT
 _BINARY = WSMsgType.BINARY
 _CONT = WSMsgType.CONTINUATION
-_CLOSE = WSMsgType.CLOSE
-_PONG = WSMsgType.PONG
 
 #: core's max_frame_size when max_size is None (no limit).
 _NO_LIMIT = 2 ** 63 - 1
@@ -241,20 +239,22 @@ class Connection(WSListener):
                                                           self._keepalive)
 
     def on_ws_frame(self, transport: WSTransport, frame: Any) -> None:
+        # Opcodes as int literals: compiled, msg_type is the C enum of the
+        # frame and these compare in C (an Enum member would be converted).
         msg_type = frame.msg_type
-        if msg_type is _TEXT or msg_type is _BINARY:
+        if msg_type == 1 or msg_type == 2:  # TEXT, BINARY
             if frame.fin:
                 # The hot path: a whole message in one frame.
-                if msg_type is _TEXT:
+                if msg_type == 1:
                     self._messages.append(frame.get_payload_as_utf8_text())
                 else:
                     self._messages.append(frame.get_payload_as_bytes())
             else:
-                fragments = self._fragments = _Fragments(msg_type is _TEXT)
+                fragments = self._fragments = _Fragments(msg_type == 1)
                 fragments.size = frame.payload_size
                 fragments.chunks.append(frame.get_payload_as_bytes())
                 self._messages.append(fragments)
-        elif msg_type is _CONT:
+        elif msg_type == 0:  # CONTINUATION
             fragments = cast(_Fragments, self._fragments)
             size = frame.payload_size
             fragments.size += size
@@ -268,10 +268,10 @@ class Connection(WSListener):
             if frame.fin:
                 fragments.done = True
                 self._fragments = None
-        elif msg_type is _PONG:
+        elif msg_type == 10:  # PONG
             self._on_pong(frame.get_payload_as_bytes())
             return
-        elif msg_type is _CLOSE:
+        elif msg_type == 8:  # CLOSE
             self._on_close(frame)
             return
         else:
@@ -535,17 +535,27 @@ class Connection(WSListener):
         return self
 
     async def __anext__(self) -> Data:
-        # Not an async generator: one coroutine per message, not two.
+        # Not an async generator, and recv's loop inlined for whole messages:
+        # one coroutine per message.
         messages = self._messages
-        if messages and self._waiter is None:
-            head = messages[0]
-            tp = type(head)
-            if tp is str or tp is bytes:
+        while self._waiter is None:
+            if messages:
+                head = messages[0]
+                tp = type(head)
+                if tp is not str and tp is not bytes:
+                    break
                 messages.popleft()
                 self._frames -= 1
                 if self._reading_paused:
                     self._maybe_resume()
                 return head  # type: ignore[return-value]
+            if self.state is _CLOSED:
+                break
+            waiter = self._waiter = self._loop.create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
         try:
             return await self.recv()
         except ConnectionClosedOK:
