@@ -16,6 +16,9 @@ websockets   websockets.asyncio (compression off, no size limit)
 picows.websockets
              the same echo code as ``websockets``, with the websockets API of
              this repository's picows (``picows.websockets``) on both ends
+picows-pypi.websockets
+             the same, with the PyPI release's ``picows.websockets`` (run by
+             the ``--orig-python`` interpreter; reference only)
 aiohttp      aiohttp client/server websockets (compression off, no size limit)
 
 This module is imported only by ``echo.py`` in a child process, after the
@@ -286,8 +289,8 @@ async def picows_client(lib, host, port, ssl_context, message, window):
 def websockets_api(lib: str):
     """The (connect, serve) of ``lib``: websockets, or the same API of
     picows.websockets."""
-    if lib == "picows.websockets":
-        import_picows("picows")
+    if lib in ("picows.websockets", "picows-pypi.websockets"):
+        import_picows("picows" if lib == "picows.websockets" else "picows-pypi")
         from picows.websockets import connect, serve
     else:
         from websockets.asyncio.client import connect
@@ -382,7 +385,8 @@ async def aiohttp_client(host, port, ssl_context, message, window):
 # Dispatch
 # ---------------------------------------------------------------------------
 
-LIBS = ("raw", "picows", "picows-pypi", "websockets", "picows.websockets", "aiohttp")
+LIBS = ("raw", "picows", "picows-pypi", "websockets", "picows.websockets",
+        "picows-pypi.websockets", "aiohttp")
 
 
 async def start_server(lib, host, port, ssl_context):
@@ -391,7 +395,7 @@ async def start_server(lib, host, port, ssl_context):
         server = await raw_server(host, port, ssl_context)
     elif lib in ("picows", "picows-pypi"):
         server = await picows_server(lib, host, port, ssl_context)
-    elif lib in ("websockets", "picows.websockets"):
+    elif lib in ("websockets", "picows.websockets", "picows-pypi.websockets"):
         server = await websockets_server(host, port, ssl_context, lib)
     elif lib == "aiohttp":
         runner = await aiohttp_server(host, port, ssl_context)
@@ -406,7 +410,7 @@ async def run_client(lib, host, port, ssl_context, message, window):
         await raw_client(host, port, ssl_context, message, window)
     elif lib in ("picows", "picows-pypi"):
         await picows_client(lib, host, port, ssl_context, message, window)
-    elif lib in ("websockets", "picows.websockets"):
+    elif lib in ("websockets", "picows.websockets", "picows-pypi.websockets"):
         await websockets_client(host, port, ssl_context, message, window, lib)
     elif lib == "aiohttp":
         await aiohttp_client(host, port, ssl_context, message, window)
@@ -418,8 +422,9 @@ def library_version(lib) -> str:
     try:
         if lib == "raw":
             return "asyncio"
-        if lib in ("picows", "picows-pypi", "picows.websockets"):
-            picows = import_picows("picows" if lib == "picows.websockets" else lib)
+        if lib in ("picows", "picows-pypi", "picows.websockets", "picows-pypi.websockets"):
+            picows = import_picows({"picows.websockets": "picows",
+                                    "picows-pypi.websockets": "picows-pypi"}.get(lib, lib))
             where = os.path.dirname(os.path.dirname(os.path.abspath(picows.__file__)))
             return f"{getattr(picows, '__version__', '?')} from {where}"
 

@@ -16,6 +16,8 @@ Kernel time (the syscalls) is not counted.
     python benchmarks/instructions.py --size 64 --loop asyncio --libs picows
     python benchmarks/instructions.py --top 25         # also the costliest functions
     python benchmarks/instructions.py --libs picows.websockets,websockets --rounds 500,2500
+    python benchmarks/instructions.py --libs picows.websockets,picows-pypi.websockets \
+        --orig-python /tmp/orig-venv/bin/python --rounds 300,1300
 
 Needs valgrind. Runs the installed picows, else the in-place build of this
 repository, like the echo benchmark.
@@ -57,7 +59,8 @@ def run_echo(lib: str, loop_name: str, size: int, rounds: int) -> None:
     import contenders
 
     message = b"x" * size
-    if lib not in ("picows", "raw", "websockets", "picows.websockets"):
+    if lib not in ("picows", "raw", "websockets", "picows.websockets",
+                   "picows-pypi", "picows-pypi.websockets"):
         raise SystemExit(f"unknown lib {lib!r}")
 
     async def main():
@@ -80,10 +83,15 @@ _TOTAL = re.compile(r"^(?:summary|totals):\s+([\d,]+)", re.M)
 _FN = re.compile(r"^\s*([\d,]+) \([^)]*\)\s+(?:\S+:)?(\S+?)(?: \[|$)", re.M)
 
 
-def callgrind(lib, loop, size, rounds, outdir, top):
+def callgrind(lib, loop, size, rounds, outdir, top, orig_python=None):
     out = os.path.join(outdir, f"cg.{lib}.{loop}.{size}.{rounds}")
+    python = sys.executable
+    if lib.startswith("picows-pypi"):
+        if not orig_python:
+            raise SystemExit(f"{lib} needs --orig-python (a venv with the PyPI release)")
+        python = orig_python
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-           sys.executable, os.path.abspath(__file__), "--child", lib, loop,
+           python, os.path.abspath(__file__), "--child", lib, loop,
            str(size), str(rounds)]
     # A fixed hash seed: dict layouts, and so a few instructions per round
     # trip, otherwise change from run to run.
@@ -111,7 +119,10 @@ def main() -> None:
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--libs", default="picows,raw",
-                        help="picows, raw, websockets, picows.websockets")
+                        help="picows, raw, websockets, picows.websockets, and with "
+                             "--orig-python picows-pypi, picows-pypi.websockets")
+    parser.add_argument("--orig-python", metavar="PYTHON",
+                        help="interpreter whose environment has the PyPI picows")
     parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
     parser.add_argument("--size", type=int, default=256, help="message size in bytes")
     parser.add_argument("--rounds", default="2000,12000",
@@ -125,8 +136,10 @@ def main() -> None:
     results = {}
     with tempfile.TemporaryDirectory() as outdir:
         for lib in args.libs.split(","):
-            t1, f1 = callgrind(lib, args.loop, args.size, n1, outdir, args.top)
-            t2, f2 = callgrind(lib, args.loop, args.size, n2, outdir, args.top)
+            t1, f1 = callgrind(lib, args.loop, args.size, n1, outdir, args.top,
+                               args.orig_python)
+            t2, f2 = callgrind(lib, args.loop, args.size, n2, outdir, args.top,
+                               args.orig_python)
             per_rt = (t2 - t1) / (n2 - n1)
             results[lib] = per_rt
             print(f"{lib:8s} {args.loop} {args.size} B: {per_rt:,.0f} instructions "
@@ -138,9 +151,10 @@ def main() -> None:
                     print(f"    {cost:8.0f}  {name}")
     if "picows" in results and "raw" in results:
         print(f"picows/raw: {results['picows'] / results['raw']:.2f}x the instructions")
-    if "picows.websockets" in results and "websockets" in results:
-        print(f"picows.websockets/websockets: "
-              f"{results['picows.websockets'] / results['websockets']:.2f}x the instructions")
+    for other in ("websockets", "picows-pypi.websockets"):
+        if "picows.websockets" in results and other in results:
+            print(f"picows.websockets/{other}: "
+                  f"{results['picows.websockets'] / results[other]:.2f}x the instructions")
 
 
 if __name__ == "__main__":
