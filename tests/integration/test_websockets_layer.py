@@ -69,25 +69,24 @@ async def test_buffered_message_returned_without_suspending(echo_server):
 
 async def test_waiting_recv_woken_once_per_message(echo_server):
     async with ours.connect(uri_of(echo_server)) as ws:
-        wakeups = 0
-        real_create_future = ws._loop.create_future
+        futures = 0
+        real_create_future = ws._create_future
 
         def counting_create_future():
-            nonlocal wakeups
-            wakeups += 1
+            nonlocal futures
+            futures += 1
             return real_create_future()
 
-        ws._loop = type("L", (), {"create_future": staticmethod(counting_create_future),
-                                   "time": ws._loop.time})()
+        ws._create_future = counting_create_future
         try:
             task = asyncio.ensure_future(ws.recv())
             await asyncio.sleep(0)
             await ws.send("x")
             assert await wait_for(task) == "x"
         finally:
-            ws._loop = asyncio.get_running_loop()
+            ws._create_future = real_create_future
         # One future parked, resolved once by on_ws_frame.
-        assert wakeups == 1
+        assert futures == 1
 
 
 async def test_recv_is_cancel_safe(echo_server):

@@ -44,6 +44,10 @@ cdef class Connection(WSListener):
     cdef public object _rcvd_then_sent
     cdef public object _close_exc
     cdef public object _closed
+    cdef public object _push
+    cdef public object _pop
+    cdef public object _create_future
+    cdef public object _send
 
     cpdef on_ws_connected(self, WSTransport transport)
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame)

@@ -158,6 +158,7 @@ class Connection(WSListener):
         "_messages", "_frames", "_fragments", "_waiter", "_reading_paused", "_write_paused",
         "_drain_waiters", "_fragmented_send", "_pings", "_keepalive_timer", "_close_rcvd",
         "_close_sent", "_rcvd_then_sent", "_close_exc", "_closed",
+        "_push", "_pop", "_create_future", "_send",
     )
 
     def __init__(self, *, ping_interval: Optional[float] = 20,
@@ -204,6 +205,11 @@ class Connection(WSListener):
         self._loop = asyncio.get_running_loop()
         # Receiving.
         self._messages: Deque[Union[str, bytes, _Fragments]] = collections.deque()
+        # Bound methods of the per-message path, looked up once.
+        self._push = self._messages.append
+        self._pop = self._messages.popleft
+        self._create_future = self._loop.create_future
+        self._send: Any = None
         self._frames = 0                    # data frames buffered, for max_queue
         self._fragments: Optional[_Fragments] = None
         self._waiter: Optional[asyncio.Future[None]] = None
@@ -226,6 +232,7 @@ class Connection(WSListener):
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self._ws = transport
+        self._send = transport.send
         self.state = _OPEN
         underlying = self.transport = transport.underlying_transport
         self._local_address = underlying.get_extra_info("sockname")
@@ -246,9 +253,9 @@ class Connection(WSListener):
             if frame.fin:
                 # The hot path: a whole message in one frame.
                 if msg_type == 1:
-                    self._messages.append(frame.get_payload_as_utf8_text())
+                    self._push(frame.get_payload_as_utf8_text())
                 else:
-                    self._messages.append(frame.get_payload_as_bytes())
+                    self._push(frame.get_payload_as_bytes())
             else:
                 fragments = self._fragments = _Fragments(msg_type == 1)
                 fragments.size = frame.payload_size
@@ -453,7 +460,7 @@ class Connection(WSListener):
                 head = messages[0]
                 tp = type(head)
                 if tp is str or tp is bytes:
-                    messages.popleft()
+                    self._pop()
                     self._frames -= 1
                     if self._reading_paused:
                         self._maybe_resume()
@@ -462,14 +469,14 @@ class Connection(WSListener):
                     return head.decode() if decode else head  # type: ignore
                 fragments: _Fragments = head  # type: ignore[assignment]
                 if fragments.done:
-                    messages.popleft()
+                    self._pop()
                     self._frames -= fragments.frames
                     if self._reading_paused:
                         self._maybe_resume()
                     return fragments.join(decode)
             if self.state is _CLOSED:
                 raise self._close_exc  # type: ignore[misc]
-            waiter = self._waiter = self._loop.create_future()
+            waiter = self._waiter = self._create_future()
             try:
                 await waiter
             finally:
@@ -491,7 +498,7 @@ class Connection(WSListener):
             await self._wait_frame()
         head = messages[0]
         if not isinstance(head, _Fragments):
-            messages.popleft()
+            self._pop()
             self._frames -= 1
             self._maybe_resume()
             if isinstance(head, str):
@@ -513,12 +520,12 @@ class Connection(WSListener):
             if self.state is _CLOSED:
                 raise cast(ConnectionClosed, self._close_exc)
             await self._wait_frame()
-        messages.popleft()
+        self._pop()
         self._frames -= head.frames
         self._maybe_resume()
 
     async def _wait_frame(self) -> None:
-        waiter = self._waiter = self._loop.create_future()
+        waiter = self._waiter = self._create_future()
         try:
             await waiter
         finally:
@@ -544,14 +551,14 @@ class Connection(WSListener):
                 tp = type(head)
                 if tp is not str and tp is not bytes:
                     break
-                messages.popleft()
+                self._pop()
                 self._frames -= 1
                 if self._reading_paused:
                     self._maybe_resume()
                 return head  # type: ignore[return-value]
             if self.state is _CLOSED:
                 break
-            waiter = self._waiter = self._loop.create_future()
+            waiter = self._waiter = self._create_future()
             try:
                 await waiter
             finally:
@@ -583,9 +590,9 @@ class Connection(WSListener):
         transport: WSTransport = self._ws  # type: ignore[assignment]
         tp = type(message)
         if tp is str:
-            transport.send(_BINARY if text is False else _TEXT, message)  # type: ignore
+            self._send(_BINARY if text is False else _TEXT, message)
         elif tp is bytes:
-            transport.send(_TEXT if text else _BINARY, message)  # type: ignore
+            self._send(_TEXT if text else _BINARY, message)
         elif isinstance(message, str):
             transport.send(_BINARY if text is False else _TEXT, message)
         elif isinstance(message, (bytes, bytearray, memoryview)):
