@@ -9,12 +9,15 @@ sends is inflated the other way round (7.2.2).
 """
 from __future__ import annotations
 
-import asyncio
 import random
 import zlib
 
 import pytest
-from wsutil import (
+
+from picows import WSMsgType
+from picows.handshake import DEFLATE_OFFER, build_upgrade_request
+
+from tests.support import (
     BINARY,
     CLIENT_KEY,
     CLOSE,
@@ -24,22 +27,11 @@ from wsutil import (
     RSV1,
     RSV2,
     RSV3,
-    SERVER_KEY,
     TEXT,
-    WAIT,
     Conn,
-    FakeTransport,
-    RecordingListener,
     close_payload,
-    feed,
-    flush,
-    switching_response,
-    upgrade_request,
 )
 
-from picows import WSMsgType
-from picows.handshake import DEFLATE_OFFER, build_upgrade_request
-from picows.picows import WSProtocol
 
 PMD = "permessage-deflate"
 TAIL = b"\x00\x00\xff\xff"
@@ -105,59 +97,22 @@ def negotiation(role: str, params: str = "") -> str:
     return PMD + (f"; {params}" if params else "")
 
 
-async def open_deflate(role: str, agreed: str | None, listener=None, **kwargs) -> Conn:
-    """A WSProtocol past a handshake where ``agreed`` (an offer towards a
-    server, the response towards a client) was exchanged; None: no
-    Sec-WebSocket-Extensions from the peer."""
-    listener = listener if listener is not None else RecordingListener()
-    fake = FakeTransport()
-    kwargs.setdefault("enable_compression", True)
-    ext = b"" if agreed is None else b"Sec-WebSocket-Extensions: " + agreed.encode() + b"\r\n"
-    if role == "server":
-        proto = WSProtocol(is_client=False, listener_factory=lambda request: listener,
-                           **kwargs)
-    else:
-        request = build_upgrade_request("example.com", "/ws", CLIENT_KEY,
-                                        [("Sec-WebSocket-Extensions", DEFLATE_OFFER)])
-        proto = WSProtocol(is_client=True, listener_factory=lambda: listener,
-                           upgrade_request=request, client_key=CLIENT_KEY, **kwargs)
-    fake.proto = proto
-    conn = Conn(role, proto, fake, listener)
-    proto.connection_made(fake)
-    if role == "server":
-        feed(proto, upgrade_request(SERVER_KEY, extra=ext))
-        assert fake.data().startswith(b"HTTP/1.1 101 ")
-    else:
-        feed(proto, switching_response(CLIENT_KEY, extra=ext))
-        await asyncio.wait_for(proto.handshake_future, WAIT)
-    assert proto.transport is not None
-    conn.mark = len(fake.data())
-    return conn
-
-
 @pytest.fixture
-async def make_deflate():
-    """``await make_deflate(role, agreed=PMD, listener=None, **WSProtocol kwargs)``;
-    at teardown, as conftest's make_conn: every connection is closed and
-    on_ws_disconnected ran exactly once."""
-    conns: list[Conn] = []
+async def make_deflate(make_conn):
+    """``await make_deflate(role, agreed=PMD, listener=None, **WSProtocol options)``:
+    a connection past a handshake where ``agreed`` (an offer towards a
+    server, the response towards a client) was exchanged; None: no
+    Sec-WebSocket-Extensions from the peer. Torn down as make_conn's."""
 
     async def factory(role: str, agreed: str | None = PMD, listener=None, **kwargs) -> Conn:
-        conn = await open_deflate(role, agreed, listener, **kwargs)
-        conns.append(conn)
-        return conn
+        kwargs.setdefault("enable_compression", True)
+        if role == "client":
+            kwargs.setdefault("upgrade_request", build_upgrade_request(
+                "example.com", "/ws", CLIENT_KEY, [("Sec-WebSocket-Extensions", DEFLATE_OFFER)]))
+        ext = b"" if agreed is None else b"Sec-WebSocket-Extensions: " + agreed.encode() + b"\r\n"
+        return await make_conn(role, listener, extra=ext, **kwargs)
 
-    yield factory
-
-    for conn in conns:
-        if not conn.fake.lost:
-            if conn.fake.closing:
-                await asyncio.wait_for(conn.listener.disconnected_event.wait(), WAIT)
-            else:
-                conn.fake.peer_close()
-    await flush()
-    for conn in conns:
-        assert len(conn.listener.disconnected) == 1
+    return factory
 
 
 @pytest.fixture

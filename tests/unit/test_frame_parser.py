@@ -4,7 +4,8 @@ from __future__ import annotations
 import struct
 
 import pytest
-from wsutil import (
+
+from tests.support import (
     BINARY,
     CLOSE,
     CONT,
@@ -17,6 +18,7 @@ from wsutil import (
     flush,
     next_mask,
 )
+
 
 # (opcode, payload, fin): a stream mixing sizes, types, a fragmented TEXT
 # message split inside a code point with control frames interleaved, and a

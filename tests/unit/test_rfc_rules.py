@@ -3,7 +3,10 @@ one CLOSE carrying the right code, then the connection is closed."""
 from __future__ import annotations
 
 import pytest
-from wsutil import (
+
+from picows import WSMsgType
+
+from tests.support import (
     BINARY,
     CLOSE,
     CONT,
@@ -17,7 +20,6 @@ from wsutil import (
     close_payload,
 )
 
-from picows import WSMsgType
 
 MiB = 1024 * 1024
 
@@ -443,7 +445,7 @@ async def test_failure_with_half_close(make_conn, role, kind, peer):
             conn.fake.peer_eof()
     await conn.fake.wait_lost()
     await conn.wait_disconnected()
-    assert len(conn.listener.disconnected) == 1
+    assert conn.listener.disconnected_calls == 1
     assert [c.close_code for c in conn.sent_closes()] == [VIOLATIONS[kind]]
 
 
@@ -454,7 +456,7 @@ async def test_failure_ends_within_close_timeout(make_conn, role, kind):
     assert [c.close_code for c in conn.sent_closes()] == [VIOLATIONS[kind]]
     await conn.fake.wait_lost()
     await conn.wait_disconnected()
-    assert len(conn.listener.disconnected) == 1
+    assert conn.listener.disconnected_calls == 1
 
 
 @pytest.mark.parametrize("kind", ["rsv1", "invalid-utf8"])
