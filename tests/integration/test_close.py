@@ -8,7 +8,7 @@ import time
 
 from picows import WSCloseCode, WSMsgType
 
-from .helpers import (
+from tests.support import (
     TIMEOUT,
     RecordingListener,
     client_frame,
@@ -23,6 +23,7 @@ from .helpers import (
     server_frame,
     wait_for,
 )
+
 
 CLOSE_TIMEOUT = 0.5
 

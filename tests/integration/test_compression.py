@@ -20,16 +20,17 @@ from websockets.extensions.permessage_deflate import (
 
 from picows import WSError, WSMsgType, ws_connect
 
-from .helpers import (
-    accept_for,
+from tests.support import (
     client_frame,
     close_writer,
     connect,
+    expected_accept,
     raw_server,
     read_frame,
     serve,
     wait_for,
 )
+
 
 PMD = "permessage-deflate"
 TAIL = b"\x00\x00\xff\xff"
@@ -159,7 +160,7 @@ async def raw_client(net, port: int, offer: bytes | None) -> AsyncIterator[tuple
         assert lines[0].startswith("HTTP/1.1 101"), head
         headers = {k.strip().lower(): v.strip()
                    for k, _, v in (line.partition(":") for line in lines[1:] if line)}
-        assert headers["sec-websocket-accept"] == accept_for(key)
+        assert headers["sec-websocket-accept"] == expected_accept(key)
         yield reader, writer, headers
     finally:
         await close_writer(writer)
@@ -242,7 +243,7 @@ async def answer_with(net, extensions: bytes | None, on_request=None):
         ext = b"" if extensions is None else b"Sec-WebSocket-Extensions: " + extensions + b"\r\n"
         writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-                     + accept_for(key).encode() + b"\r\n" + ext + b"\r\n")
+                     + expected_accept(key).encode() + b"\r\n" + ext + b"\r\n")
         await writer.drain()
         await reader.read()  # until the client goes away
 
@@ -286,7 +287,7 @@ async def test_wire_format_client(net):
                if line.lower().startswith(b"sec-websocket-key:")][0]
         writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-                     + accept_for(key.decode()).encode()
+                     + expected_accept(key.decode()).encode()
                      + b"\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
         inflater = zlib.decompressobj(-15)
         for _ in range(3):

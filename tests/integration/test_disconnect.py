@@ -10,8 +10,16 @@ import pytest
 
 from picows import WSCloseCode, WSMsgType, ws_connect
 
-from .helpers import (RecordingListener, close_writer, connect, raw_handshake,
-                      read_server_frame, serve, wait_for)
+from tests.support import (
+    RecordingListener,
+    close_writer,
+    connect,
+    raw_handshake,
+    read_frame,
+    serve,
+    wait_for,
+)
+
 
 
 async def test_client_disconnect(net):
@@ -107,7 +115,7 @@ async def test_nothing_sent_after_disconnect(net, caplog):
         for _ in range(10):
             server_transport.send(WSMsgType.BINARY, b"after")
         server_transport.send_ping(b"ping")
-        assert await read_server_frame(reader) == (True, WSMsgType.BINARY, b"before")
+        assert await read_frame(reader) == (True, WSMsgType.BINARY, b"before")
         assert await wait_for(reader.read()) == b""
         await wait_for(server_transport.wait_disconnected())
         await close_writer(writer)

@@ -8,7 +8,8 @@ import pytest
 
 from picows import WSCloseCode, WSMsgType
 
-from .helpers import connect, pattern, raw_accept, raw_server, read_frame, serve, wait_for
+from tests.support import connect, pattern, raw_accept, raw_server, read_frame, serve, wait_for
+
 
 # Payload lengths around the 7-bit / 16-bit / 64-bit length encodings
 # (RFC 6455 section 5.2) and a couple of larger reads.

@@ -10,15 +10,16 @@ from __future__ import annotations
 
 from picows import WSMsgType
 
-from .helpers import (
+from tests.support import (
     RecordingListener,
     close_writer,
     pattern,
     raw_handshake,
-    read_server_frame,
+    read_frame,
     serve,
     wait_for,
 )
+
 
 CHUNK = 64 * 1024
 MAX_BYTES = 256 * 1024 * 1024  # the kernel buffers a few MiB; this means "never paused"
@@ -76,7 +77,7 @@ async def test_pause_and_resume_writing(net):
             flooder.draining = True
             received = 0
             while True:
-                fin, opcode, payload = await wait_for(read_server_frame(reader))
+                fin, opcode, payload = await wait_for(read_frame(reader))
                 assert fin
                 if opcode == WSMsgType.TEXT:
                     break

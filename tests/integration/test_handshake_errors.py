@@ -9,7 +9,8 @@ import pytest
 
 from picows import WSError, WSListener, ws_connect
 
-from .helpers import TIMEOUT, close_writer, raw_handshake, raw_server, serve, wait_for
+from tests.support import TIMEOUT, close_writer, raw_handshake, raw_server, serve, wait_for
+
 
 HANDSHAKE_TIMEOUT = 0.5
 

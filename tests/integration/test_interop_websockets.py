@@ -14,7 +14,8 @@ from websockets.exceptions import ConnectionClosed
 
 from picows import WSCloseCode, WSMsgType
 
-from .helpers import EchoListener, RecordingListener, connect, pattern, serve, wait_for
+from tests.support import EchoListener, RecordingListener, connect, pattern, serve, wait_for
+
 
 SIZES = [0, 125, 126, 65535, 65536, 1 << 20]
 

@@ -28,10 +28,11 @@ from picows import (
 )
 from picows.handshake import MAX_HEAD_SIZE, MAX_HEADERS
 
-from .helpers import (
+from tests.support import (
     TIMEOUT,
     RecordingListener,
     client_frame,
+    client_upgrade,
     close_writer,
     connect,
     pattern,
@@ -39,12 +40,11 @@ from .helpers import (
     raw_handshake,
     raw_server,
     read_frame,
-    read_server_frame,
     serve,
     server_frame,
-    upgrade_request,
     wait_for,
 )
+
 
 SHORT = 0.3  # a configured timeout short enough for the tests
 
@@ -122,7 +122,7 @@ def test_documented_defaults():
 def _request_with(pad_headers: int = 0, total_size: int | None = None) -> bytes:
     """A valid upgrade request with `pad_headers` extra header lines, padded
     with one long header to exactly `total_size` bytes when given."""
-    base, _ = upgrade_request("/")
+    base, _ = client_upgrade("/")
     head = base[:-2] + b"".join(b"X-Pad-%d: p\r\n" % i for i in range(pad_headers))
     if total_size is not None:
         filler = total_size - len(head) - len(b"X-Long: \r\n\r\n")
@@ -189,7 +189,7 @@ async def test_upgrade_request_header_count_limit(net, headers, status):
 async def test_trickling_handshake_is_dropped_after_the_timeout(net):
     """The timeout bounds the whole handshake: a client that keeps sending a
     byte every 50 ms but never finishes is still dropped after it."""
-    request, _ = upgrade_request("/")
+    request, _ = client_upgrade("/")
     async with serve(net, websocket_handshake_timeout=SHORT) as server:
         reader, writer = await wait_for(asyncio.open_connection(
             "127.0.0.1", server.port, **net.raw_kwargs()))
@@ -233,7 +233,7 @@ async def test_slow_handshakes_do_not_block_others(tcp):
     the handshake timeout."""
     _raise_nofile(4 * SLOW_CLIENTS + 256)
     handshake_timeout = 2.5
-    request, _ = upgrade_request("/")
+    request, _ = client_upgrade("/")
     async with serve(tcp, websocket_handshake_timeout=handshake_timeout,
                      backlog=SLOW_CLIENTS + 100) as server:
         conns: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
@@ -294,7 +294,7 @@ async def test_server_max_frame_size(net, size, expected):
         reader, writer = await raw_handshake(net, server.port)
         try:
             writer.write(client_frame(WSMsgType.BINARY, pattern(size)))
-            _, opcode, payload = await wait_for(read_server_frame(reader))
+            _, opcode, payload = await wait_for(read_frame(reader))
         finally:
             await close_writer(writer)
     if expected == "echo":
@@ -312,7 +312,7 @@ async def test_default_max_frame_size_checked_before_the_payload(net):
         try:
             n = 10 * 1024 * 1024 + 1
             writer.write(bytes([0x82, 0x80 | 127]) + struct.pack("!Q", n) + b"mask")
-            _, opcode, payload = await wait_for(read_server_frame(reader))
+            _, opcode, payload = await wait_for(read_frame(reader))
         finally:
             await close_writer(writer)
     assert opcode == WSMsgType.CLOSE
@@ -361,7 +361,7 @@ async def _deflate_exchange(net, frame: bytes, **server_kwargs):
         reader, writer = await wait_for(asyncio.open_connection(
             "127.0.0.1", server.port, **net.raw_kwargs()))
         try:
-            request, _ = upgrade_request("/")
+            request, _ = client_upgrade("/")
             writer.write(request[:-2] + b"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
             head = await wait_for(reader.readuntil(b"\r\n\r\n"))
             assert b"permessage-deflate" in head, head
@@ -423,10 +423,10 @@ async def test_control_frame_limit_incoming(net):
         reader, writer = await raw_handshake(net, server.port)
         try:
             writer.write(client_frame(WSMsgType.PING, b"p" * 125))
-            assert await wait_for(read_server_frame(reader)) == (True, WSMsgType.PONG,
+            assert await wait_for(read_frame(reader)) == (True, WSMsgType.PONG,
                                                                   b"p" * 125)
             writer.write(client_frame(WSMsgType.PING, b"p" * 126))
-            _, opcode, payload = await wait_for(read_server_frame(reader))
+            _, opcode, payload = await wait_for(read_frame(reader))
         finally:
             await close_writer(writer)
     assert opcode == WSMsgType.CLOSE
@@ -463,7 +463,7 @@ async def test_server_close_timeout_peer_never_answers(net):
             transport = await wait_for(listener.connected)
             started = time.monotonic()
             transport.send_close(WSCloseCode.GOING_AWAY)
-            assert (await wait_for(read_server_frame(reader)))[1] == WSMsgType.CLOSE
+            assert (await wait_for(read_frame(reader)))[1] == WSMsgType.CLOSE
             await wait_for(listener.disconnected)
             _check_elapsed(started, SHORT)
             assert await wait_for(_read_until_eof(reader)) == b""
@@ -526,7 +526,7 @@ async def test_server_failing_peer_that_never_closes(net):
             listener = await server.next_listener()
             started = time.monotonic()
             writer.write(client_frame(0x3, b"reserved opcode"))
-            _, opcode, payload = await wait_for(read_server_frame(reader))
+            _, opcode, payload = await wait_for(read_frame(reader))
             assert opcode == WSMsgType.CLOSE
             assert struct.unpack("!H", payload[:2])[0] == WSCloseCode.PROTOCOL_ERROR
             await wait_for(listener.disconnected)
@@ -754,7 +754,7 @@ async def test_two_origin_headers_get_403(net):
 
 
 async def test_origin_403_raw_response(tcp):
-    request, _ = upgrade_request("/")
+    request, _ = client_upgrade("/")
     request = request[:-2] + b"Origin: https://example.com.evil.org\r\n\r\n"
     async with serve(tcp, allowed_origins=ALLOWED) as server:
         response = await _raw_exchange(tcp, server.port, request)

@@ -6,7 +6,8 @@ import pytest
 
 from picows import WSCloseCode, WSMsgType
 
-from .helpers import EchoListener, RecordingListener, connect, serve, wait_for
+from tests.support import EchoListener, RecordingListener, connect, serve, wait_for
+
 
 
 class Boom(Exception):

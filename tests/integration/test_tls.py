@@ -23,21 +23,22 @@ import pytest
 
 from picows import WSCloseCode, WSMsgType, ws_connect, ws_create_server
 
-from .helpers import (
+from .test_interop_websockets import websockets_client, websockets_server
+
+from tests.support import (
     EchoListener,
     Net,
     RecordingListener,
-    accept_for,
+    client_upgrade,
     close_writer,
     connect,
+    expected_accept,
     pattern,
     raw_handshake,
     raw_server,
     serve,
-    upgrade_request,
     wait_for,
 )
-from .test_interop_websockets import websockets_client, websockets_server
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -128,7 +129,7 @@ class HandDrivenTLS:
     async def upgrade(self) -> None:
         """TLS handshake, then the websocket upgrade; asserts the 101."""
         await wait_for(self.handshake())
-        self.send(upgrade_request()[0])
+        self.send(client_upgrade()[0])
         head = await wait_for(self.read_until(b"\r\n\r\n"))
         assert head.startswith(b"HTTP/1.1 101"), head
 
@@ -469,7 +470,7 @@ async def test_plain_tcp_client_is_dropped(tls):
     keeps serving."""
     async with serve(tls) as server:
         reader, writer = await wait_for(asyncio.open_connection("127.0.0.1", server.port))
-        writer.write(upgrade_request()[0])
+        writer.write(client_upgrade()[0])
         try:
             data, _ = await wait_for(read_until_closed(reader), FAST)
         finally:
@@ -601,7 +602,7 @@ async def check_disconnect_sends_close_notify(tls, tcp, side: str) -> None:
                        if line.lower().startswith("sec-websocket-key:"))
             peer.send(("HTTP/1.1 101 Switching Protocols\r\n"
                        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                       f"Sec-WebSocket-Accept: {accept_for(key)}\r\n\r\n").encode())
+                       f"Sec-WebSocket-Accept: {expected_accept(key)}\r\n\r\n").encode())
             endings.put_nowait(await peer.read_to_end())
             peer.close()
 
@@ -750,7 +751,7 @@ async def test_pause_and_resume_reading(tls, side):
         # Nothing to await for something that must not happen: give the
         # loop some turns to read it if it would.
         await asyncio.sleep(0.05)
-        assert receiver.frames.empty()
+        assert receiver.drain() == []
         receiving.resume_reading()
         assert receiving.is_reading()
         frame = await receiver.next_frame()
