@@ -8,21 +8,9 @@ import time
 
 from picows import WSCloseCode, WSMsgType
 
-from tests.support import (
-    TIMEOUT,
-    RecordingListener,
-    client_frame,
-    close_payload,
-    close_writer,
-    connect,
-    raw_accept,
-    raw_handshake,
-    raw_server,
-    read_frame,
-    serve,
-    server_frame,
-    wait_for,
-)
+from tests.support import (TIMEOUT, RecordingListener, client_frame, close_payload, close_writer,
+    connect, raw_accept, raw_handshake, raw_server, read_frame, serve, server_frame, wait_for)
+
 
 
 CLOSE_TIMEOUT = 0.5

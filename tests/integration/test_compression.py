@@ -20,16 +20,9 @@ from websockets.extensions.permessage_deflate import (
 
 from picows import WSError, WSMsgType, ws_connect
 
-from tests.support import (
-    client_frame,
-    close_writer,
-    connect,
-    expected_accept,
-    raw_server,
-    read_frame,
-    serve,
-    wait_for,
-)
+from tests.support import (client_frame, close_writer, connect, expected_accept, raw_server,
+    read_frame, serve, wait_for)
+
 
 
 PMD = "permessage-deflate"

@@ -10,15 +10,9 @@ import pytest
 
 from picows import WSCloseCode, WSMsgType, ws_connect
 
-from tests.support import (
-    RecordingListener,
-    close_writer,
-    connect,
-    raw_handshake,
-    read_frame,
-    serve,
-    wait_for,
-)
+from tests.support import (RecordingListener, close_writer, connect, raw_handshake, read_frame,
+    serve, wait_for)
+
 
 
 

@@ -21,23 +21,10 @@ import pytest
 
 from picows import WSCloseCode, WSError, WSListener, WSMsgType, ws_connect
 
-from tests.support import (
-    TIMEOUT,
-    EchoListener,
-    RecordingListener,
-    client_frame,
-    client_upgrade,
-    close_payload,
-    close_writer,
-    connect,
-    expected_accept,
-    pattern,
-    raw_handshake,
-    read_frame,
-    serve,
-    server_frame,
-    wait_for,
-)
+from tests.support import (TIMEOUT, EchoListener, RecordingListener, client_frame, client_upgrade,
+    close_payload, close_writer, connect, expected_accept, pattern, raw_handshake, read_frame,
+    serve, server_frame, wait_for)
+
 
 
 REPEAT = 100

@@ -10,15 +10,9 @@ from __future__ import annotations
 
 from picows import WSMsgType
 
-from tests.support import (
-    RecordingListener,
-    close_writer,
-    pattern,
-    raw_handshake,
-    read_frame,
-    serve,
-    wait_for,
-)
+from tests.support import (RecordingListener, close_writer, pattern, raw_handshake, read_frame,
+    serve, wait_for)
+
 
 
 CHUNK = 64 * 1024

@@ -12,6 +12,7 @@ from picows import WSError, WSListener, ws_connect
 from tests.support import TIMEOUT, close_writer, raw_handshake, raw_server, serve, wait_for
 
 
+
 HANDSHAKE_TIMEOUT = 0.5
 
 

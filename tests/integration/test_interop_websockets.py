@@ -17,6 +17,7 @@ from picows import WSCloseCode, WSMsgType
 from tests.support import EchoListener, RecordingListener, connect, pattern, serve, wait_for
 
 
+
 SIZES = [0, 125, 126, 65535, 65536, 1 << 20]
 
 

@@ -15,20 +15,9 @@ import pytest
 
 from picows import WSError, WSMsgType
 
-from tests.support import (
-    TIMEOUT,
-    RecordingListener,
-    client_frame,
-    close_writer,
-    connect,
-    raw_accept,
-    raw_handshake,
-    raw_server,
-    read_frame,
-    serve,
-    server_frame,
-    wait_for,
-)
+from tests.support import (TIMEOUT, RecordingListener, client_frame, close_writer, connect,
+    raw_accept, raw_handshake, raw_server, read_frame, serve, server_frame, wait_for)
+
 
 
 IDLE = 0.3

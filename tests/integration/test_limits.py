@@ -28,22 +28,10 @@ from picows import (
 )
 from picows.handshake import MAX_HEAD_SIZE, MAX_HEADERS
 
-from tests.support import (
-    TIMEOUT,
-    RecordingListener,
-    client_frame,
-    client_upgrade,
-    close_writer,
-    connect,
-    pattern,
-    raw_accept,
-    raw_handshake,
-    raw_server,
-    read_frame,
-    serve,
-    server_frame,
-    wait_for,
-)
+from tests.support import (TIMEOUT, RecordingListener, client_frame, client_upgrade, close_writer,
+    connect, pattern, raw_accept, raw_handshake, raw_server, read_frame, serve,
+    server_frame, wait_for)
+
 
 
 SHORT = 0.3  # a configured timeout short enough for the tests

@@ -10,6 +10,7 @@ from picows import WSCloseCode, WSError, WSListener, WSMsgType, ws_connect
 from tests.support import RecordingListener, connect, serve, wait_for
 
 
+
 FORMATTER = logging.Formatter()
 
 

@@ -25,20 +25,9 @@ from picows import WSCloseCode, WSMsgType, ws_connect, ws_create_server
 
 from .test_interop_websockets import websockets_client, websockets_server
 
-from tests.support import (
-    EchoListener,
-    Net,
-    RecordingListener,
-    client_upgrade,
-    close_writer,
-    connect,
-    expected_accept,
-    pattern,
-    raw_handshake,
-    raw_server,
-    serve,
-    wait_for,
-)
+from tests.support import (EchoListener, Net, RecordingListener, client_upgrade, close_writer,
+    connect, expected_accept, pattern, raw_handshake, raw_server, serve, wait_for)
+
 
 KIB = 1024
 MIB = 1024 * KIB

@@ -17,20 +17,9 @@ import pytest
 from picows import WSMsgType
 from picows.handshake import DEFLATE_OFFER, build_upgrade_request
 
-from tests.support import (
-    BINARY,
-    CLIENT_KEY,
-    CLOSE,
-    CONT,
-    PING,
-    PONG,
-    RSV1,
-    RSV2,
-    RSV3,
-    TEXT,
-    Conn,
-    close_payload,
-)
+from tests.support import (BINARY, CLIENT_KEY, CLOSE, CONT, PING, PONG, RSV1, RSV2, RSV3, TEXT,
+    Conn, close_payload)
+
 
 
 PMD = "permessage-deflate"

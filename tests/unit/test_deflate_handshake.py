@@ -17,20 +17,9 @@ from picows.handshake import (
 )
 from picows.types import WSHandshakeError
 
-from tests.support import (
-    CLIENT_KEY,
-    RSV1,
-    SERVER_KEY,
-    TEXT,
-    WAIT,
-    build_frame,
-    decode_frames,
-    feed,
-    head_headers,
-    start_protocol,
-    switching_response,
-    upgrade_request,
-)
+from tests.support import (CLIENT_KEY, RSV1, SERVER_KEY, TEXT, WAIT, build_frame, decode_frames,
+    feed, head_headers, start_protocol, switching_response, upgrade_request)
+
 
 
 PMD = "permessage-deflate"

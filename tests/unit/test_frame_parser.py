@@ -5,19 +5,9 @@ import struct
 
 import pytest
 
-from tests.support import (
-    BINARY,
-    CLOSE,
-    CONT,
-    PING,
-    PONG,
-    TEXT,
-    build_frame,
-    build_header,
-    close_payload,
-    flush,
-    next_mask,
-)
+from tests.support import (BINARY, CLOSE, CONT, PING, PONG, TEXT, build_frame, build_header,
+    close_payload, flush, next_mask)
+
 
 
 # (opcode, payload, fin): a stream mixing sizes, types, a fragmented TEXT

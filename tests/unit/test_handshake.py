@@ -8,21 +8,9 @@ import pytest
 from picows import WSError, WSMsgType, handshake
 from picows.types import WSHandshakeError, WSUpgradeRequest
 
-from tests.support import (
-    BINARY,
-    CLIENT_KEY,
-    SERVER_KEY,
-    TEXT,
-    WAIT,
-    RecordingListener,
-    build_frame,
-    expected_accept,
-    feed,
-    flush,
-    start_protocol,
-    switching_response,
-    upgrade_request,
-)
+from tests.support import (BINARY, CLIENT_KEY, SERVER_KEY, TEXT, WAIT, RecordingListener,
+    build_frame, expected_accept, feed, flush, start_protocol, switching_response, upgrade_request)
+
 
 
 GOOD_HEADERS = [

@@ -8,22 +8,9 @@ import pytest
 
 from picows import WSCloseCode, WSMsgType
 
-from tests.support import (
-    BINARY,
-    CLOSE,
-    PING,
-    PONG,
-    SERVER_KEY,
-    TEXT,
-    WAIT,
-    RecordingListener,
-    build_frame,
-    close_payload,
-    feed,
-    flush,
-    start_protocol,
-    upgrade_request,
-)
+from tests.support import (BINARY, CLOSE, PING, PONG, SERVER_KEY, TEXT, WAIT, RecordingListener,
+    build_frame, close_payload, feed, flush, start_protocol, upgrade_request)
+
 
 
 # --------------------------------------------------------------------------

@@ -6,19 +6,9 @@ import pytest
 
 from picows import WSMsgType
 
-from tests.support import (
-    BINARY,
-    CLOSE,
-    CONT,
-    PING,
-    PONG,
-    RSV1,
-    RSV2,
-    RSV3,
-    TEXT,
-    build_frame,
-    close_payload,
-)
+from tests.support import (BINARY, CLOSE, CONT, PING, PONG, RSV1, RSV2, RSV3, TEXT, build_frame,
+    close_payload)
+
 
 
 MiB = 1024 * 1024

@@ -22,25 +22,10 @@ import pytest
 from picows import WSMsgType
 from picows.picows import TLSLayer
 
-from tests.support import (
-    BINARY,
-    CLIENT_KEY,
-    SERVER_KEY,
-    TEXT,
-    WAIT,
-    FakeTransport,
-    RecordingListener,
-    build_frame,
-    client_frame,
-    decode_frames,
-    feed,
-    flush,
-    new_protocol,
-    server_frame,
-    switching_response,
-    tls_contexts,
-    upgrade_request,
-)
+from tests.support import (BINARY, CLIENT_KEY, SERVER_KEY, TEXT, WAIT, FakeTransport,
+    RecordingListener, build_frame, client_frame, decode_frames, feed, flush, new_protocol,
+    server_frame, switching_response, tls_contexts, upgrade_request)
+
 
 pytest.importorskip("trustme")
 
