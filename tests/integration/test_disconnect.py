@@ -15,7 +15,6 @@ from tests.support import (RecordingListener, close_writer, connect, raw_handsha
 
 
 
-
 async def test_client_disconnect(net):
     async with serve(net) as server, connect(net, server.url()) as (transport, client):
         server_listener = await server.next_listener()
@@ -94,7 +93,6 @@ async def test_server_close_while_connected(net):
     # serve() disconnected every server-side connection on exit.
     await wait_for(transport.wait_disconnected())
     assert client.disconnected_calls == 1
-
 
 
 async def test_nothing_sent_after_disconnect(net, caplog):

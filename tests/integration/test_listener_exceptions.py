@@ -10,7 +10,6 @@ from tests.support import EchoListener, RecordingListener, connect, serve, wait_
 
 
 
-
 class Boom(Exception):
     pass
 

@@ -29,6 +29,7 @@ from tests.support import (EchoListener, Net, RecordingListener, client_upgrade,
     connect, expected_accept, pattern, raw_handshake, raw_server, serve, wait_for)
 
 
+
 KIB = 1024
 MIB = 1024 * KIB
 TLS_RECORD = 16 * KIB  # the most plaintext one TLS record carries

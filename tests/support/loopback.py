@@ -8,9 +8,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import resource
 import ssl
+import time
 from collections.abc import AsyncIterator
 from typing import Any, Callable
+
+import pytest
 
 from picows import WSListener, ws_connect, ws_create_server
 
@@ -26,6 +30,23 @@ def pattern(size: int) -> bytes:
     """Deterministic, non-repeating-looking bytes of a given size."""
     block = bytes((i * 7 + 3) & 0xFF for i in range(251))  # 251: prime, so misalignments show
     return (block * (size // len(block) + 1))[:size]
+
+
+def check_elapsed(started: float, timeout: float) -> float:
+    """A configured timeout fired: not before 80 % of it, and well within TIMEOUT."""
+    elapsed = time.monotonic() - started
+    assert timeout * 0.8 <= elapsed < TIMEOUT / 2, elapsed
+    return elapsed
+
+
+def raise_nofile(needed: int) -> None:
+    """Raise RLIMIT_NOFILE to ``needed`` file descriptors, or skip the test."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft >= needed:
+        return
+    if hard != resource.RLIM_INFINITY and hard < needed:
+        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {needed}")
+    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 class Net:
@@ -158,6 +179,19 @@ async def raw_handshake(net: Net, port: int, path: str = "/", *,
     assert status.startswith(b"HTTP/1.1 101"), head
     assert headers.get("sec-websocket-accept") == expected_accept(key), head
     return reader, writer
+
+
+async def read_until_eof(reader: asyncio.StreamReader) -> bytes:
+    """Everything the peer sends until it closes (or the connection breaks)."""
+    data = b""
+    try:
+        while True:
+            chunk = await reader.read(65536)
+            if not chunk:
+                return data
+            data += chunk
+    except (ConnectionError, ssl.SSLError):
+        return data
 
 
 async def close_writer(writer: asyncio.StreamWriter) -> None:
