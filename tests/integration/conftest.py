@@ -19,6 +19,7 @@ from tests.support import Net, tls_contexts
 
 
 
+
 try:
     import uvloop
 except ImportError:  # pragma: no cover - uvloop is not available on Windows

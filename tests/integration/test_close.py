@@ -17,6 +17,7 @@ from tests.support import (TIMEOUT, RecordingListener, check_elapsed, client_fra
 
 
 
+
 CLOSE_TIMEOUT = 0.5
 
 

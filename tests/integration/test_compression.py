@@ -21,23 +21,14 @@ from websockets.extensions.permessage_deflate import (
 from picows import WSError, WSMsgType, ws_connect
 
 from tests.support import (client_frame, close_writer, connect, expected_accept, raw_server,
-    read_frame, serve, wait_for)
+    read_frame, serve, text_payload, wait_for)
+
 
 
 
 PMD = "permessage-deflate"
 TAIL = b"\x00\x00\xff\xff"
 SIZES = [0, 1, 125, 126, 65536, 1 << 20]
-
-
-def text_payload(size: int) -> bytes:
-    """ASCII words: valid UTF-8 at any length, and compressible."""
-    words = [b"alpha", b"beta", b"gamma", b"delta", b"epsilon", b"zeta", b"eta"]
-    rnd = random.Random(size)
-    out = bytearray()
-    while len(out) < size:
-        out += rnd.choice(words) + b" "
-    return bytes(out[:size])
 
 
 def binary_payload(size: int) -> bytes:
@@ -359,19 +350,23 @@ MESSAGES = [
 ]
 
 
-# Agreements with websockets: None is websockets' default for compression="deflate".
-CLIENT_SIDE_AGREEMENTS = {
+# Agreements with websockets, as parameters of its extension factories (the
+# client's offer or the server's policy); None: websockets' default for
+# compression="deflate".
+AGREEMENTS = {
     "default": None,
     "server-nct": dict(server_no_context_takeover=True),
     "client-nct": dict(client_no_context_takeover=True),
     "server-bits-9": dict(server_max_window_bits=9),
+    "server-bits-10": dict(server_max_window_bits=10),
+    "client-bits-9": dict(client_max_window_bits=9),
     "client-bits-10": dict(client_max_window_bits=10),
 }
 
 
-@pytest.mark.parametrize("agreement", list(CLIENT_SIDE_AGREEMENTS))
+@pytest.mark.parametrize("agreement", list(AGREEMENTS))
 async def test_picows_server_websockets_client(net, agreement):
-    params = CLIENT_SIDE_AGREEMENTS[agreement]
+    params = AGREEMENTS[agreement]
     kwargs = {} if params is None else {
         "extensions": [ClientPerMessageDeflateFactory(**params)]}
     async with serve(net, enable_compression=True) as server, \
@@ -393,18 +388,9 @@ async def test_picows_server_websockets_client(net, agreement):
         assert await wait_for(ws.recv()) == b"\x00" * 1000 + b"\x01" * 1000
 
 
-SERVER_SIDE_AGREEMENTS = {
-    "default": None,
-    "server-nct": dict(server_no_context_takeover=True),
-    "client-nct": dict(client_no_context_takeover=True),
-    "server-bits-10": dict(server_max_window_bits=10),
-    "client-bits-9": dict(client_max_window_bits=9),
-}
-
-
-@pytest.mark.parametrize("agreement", list(SERVER_SIDE_AGREEMENTS))
+@pytest.mark.parametrize("agreement", list(AGREEMENTS))
 async def test_picows_client_websockets_server(net, agreement):
-    params = SERVER_SIDE_AGREEMENTS[agreement]
+    params = AGREEMENTS[agreement]
     kwargs = {} if params is None else {
         "extensions": [ServerPerMessageDeflateFactory(**params)]}
     async with websockets_server(net, **kwargs) as peer, \

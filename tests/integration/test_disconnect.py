@@ -15,6 +15,7 @@ from tests.support import (RecordingListener, close_writer, connect, raw_handsha
 
 
 
+
 async def test_client_disconnect(net):
     async with serve(net) as server, connect(net, server.url()) as (transport, client):
         server_listener = await server.next_listener()

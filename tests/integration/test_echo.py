@@ -12,6 +12,7 @@ from tests.support import connect, pattern, raw_accept, raw_server, read_frame, 
 
 
 
+
 # Payload lengths around the 7-bit / 16-bit / 64-bit length encodings
 # (RFC 6455 section 5.2) and a couple of larger reads.
 SIZES = [0, 1, 125, 126, 127, 65535, 65536, 65537, 1 << 20]

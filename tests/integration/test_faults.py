@@ -27,6 +27,7 @@ from tests.support import (TIMEOUT, EchoListener, RecordingListener, client_fram
 
 
 
+
 REPEAT = 100
 # Where the fault comes: the bytes the peer sends first, by parser state.
 STATES = ["handshake", "header", "length", "mask", "payload", "close-frame", "closing"]

@@ -15,6 +15,7 @@ from tests.support import (RecordingListener, close_writer, pattern, raw_handsha
 
 
 
+
 CHUNK = 64 * 1024
 MAX_BYTES = 256 * 1024 * 1024  # the kernel buffers a few MiB; this means "never paused"
 

@@ -13,6 +13,7 @@ from tests.support import (TIMEOUT, close_writer, raw_handshake, raw_server, rea
 
 
 
+
 HANDSHAKE_TIMEOUT = 0.5
 
 

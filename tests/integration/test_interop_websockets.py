@@ -18,6 +18,7 @@ from tests.support import EchoListener, RecordingListener, connect, pattern, ser
 
 
 
+
 SIZES = [0, 125, 126, 65535, 65536, 1 << 20]
 
 

@@ -20,6 +20,7 @@ from tests.support import (TIMEOUT, RecordingListener, client_frame, close_write
 
 
 
+
 IDLE = 0.3
 REPLY = 0.3
 

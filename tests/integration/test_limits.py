@@ -33,6 +33,7 @@ from tests.support import (TIMEOUT, RecordingListener, check_elapsed, client_fra
 
 
 
+
 SHORT = 0.3  # a configured timeout short enough for the tests
 
 

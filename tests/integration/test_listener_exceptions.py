@@ -10,6 +10,7 @@ from tests.support import EchoListener, RecordingListener, connect, serve, wait_
 
 
 
+
 class Boom(Exception):
     pass
 

@@ -36,6 +36,7 @@ from picows import WSCloseCode, WSListener, WSMsgType, ws_connect
 from tests.support import raise_nofile
 
 
+
 try:
     import uvloop  # noqa: F401
     LOOP = "uvloop"

@@ -11,6 +11,7 @@ from tests.support import RecordingListener, connect, serve, wait_for
 
 
 
+
 FORMATTER = logging.Formatter()
 
 

@@ -12,6 +12,7 @@ from tests.support import EchoListener, RecordingListener, connect, serve, wait_
 
 
 
+
 class Greeter(RecordingListener):
     def on_ws_connected(self, transport) -> None:
         super().on_ws_connected(transport)

@@ -30,6 +30,7 @@ from tests.support import (EchoListener, Net, RecordingListener, client_upgrade,
 
 
 
+
 KIB = 1024
 MIB = 1024 * KIB
 TLS_RECORD = 16 * KIB  # the most plaintext one TLS record carries

@@ -7,6 +7,7 @@
 - ``protocol``: ``new_protocol``, the one place that constructs
   ``picows.picows.WSProtocol``; ``start_protocol``, ``open_conn`` / ``Conn``.
 - ``loopback``: a picows server and client over TCP or TLS, a raw peer.
+- ``payloads``: ``pattern``, ``text_payload``: reproducible payloads.
 - ``certs``: TLS contexts with a trustme certificate (trustme imported lazily).
 
 Everything is re-exported here: ``from tests.support import build_frame``.
@@ -23,7 +24,6 @@ from .loopback import (
     check_elapsed,
     close_writer,
     connect,
-    pattern,
     raw_accept,
     raw_handshake,
     raw_server,
@@ -32,6 +32,7 @@ from .loopback import (
     serve,
     wait_for,
 )
+from .payloads import pattern, text_payload
 from .protocol import WAIT, Conn, new_protocol, open_conn, start_protocol
 from .transport import FakeTransport, feed, flush
 from .wire import (
@@ -75,6 +76,6 @@ __all__ = [
     "close_payload", "close_writer", "connect", "copy_frame", "decode_frames",
     "expected_accept", "feed", "flush", "head_headers", "new_key", "new_protocol",
     "next_mask", "open_conn", "pattern", "raw_accept", "raw_handshake", "raw_server",
-    "read_frame", "serve", "server_frame", "start_protocol", "switching_response",
+    "read_frame", "serve", "server_frame", "start_protocol", "switching_response", "text_payload",
     "tls_contexts", "upgrade_request", "wait_for",
 ]

@@ -26,12 +26,6 @@ async def wait_for(aw, timeout: float = TIMEOUT):
     return await asyncio.wait_for(aw, timeout)
 
 
-def pattern(size: int) -> bytes:
-    """Deterministic, non-repeating-looking bytes of a given size."""
-    block = bytes((i * 7 + 3) & 0xFF for i in range(251))  # 251: prime, so misalignments show
-    return (block * (size // len(block) + 1))[:size]
-
-
 def check_elapsed(started: float, timeout: float) -> float:
     """A configured timeout fired: not before 80 % of it, and well within TIMEOUT."""
     elapsed = time.monotonic() - started

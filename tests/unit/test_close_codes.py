@@ -10,6 +10,7 @@ from tests.support import CLOSE, close_payload, flush
 
 
 
+
 API_CODES = {
     "NO_INFO": 0, "OK": 1000, "GOING_AWAY": 1001, "PROTOCOL_ERROR": 1002,
     "UNSUPPORTED_DATA": 1003, "ABNORMAL_CLOSURE": 1006, "INVALID_TEXT": 1007,

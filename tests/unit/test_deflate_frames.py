@@ -18,7 +18,8 @@ from picows import WSMsgType
 from picows.handshake import DEFLATE_OFFER, build_upgrade_request
 
 from tests.support import (BINARY, CLIENT_KEY, CLOSE, CONT, PING, PONG, RSV1, RSV2, RSV3, TEXT,
-    Conn, close_payload)
+    Conn, close_payload, text_payload)
+
 
 
 
@@ -29,16 +30,6 @@ SIZES = [0, 1, 125, 126, 65535, 65536, 1 << 20]
 
 # --------------------------------------------------------------------------
 # Helpers
-
-
-def text_data(size: int) -> bytes:
-    """ASCII (so valid UTF-8 at any length), compressible but not trivially."""
-    words = [b"alpha", b"beta", b"gamma", b"delta", b"epsilon", b"zeta", b"eta"]
-    rnd = random.Random(size)
-    out = bytearray()
-    while len(out) < size:
-        out += rnd.choice(words) + b" "
-    return bytes(out[:size])
 
 
 def binary_data(size: int) -> bytes:
@@ -144,14 +135,14 @@ async def test_extensions_attribute(make_deflate, make_conn, role):
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("opcode", [TEXT, BINARY])
 async def test_compressed_message_delivered_plain(dconn, opcode, size):
-    msg = text_data(size) if opcode == TEXT else binary_data(size)
+    msg = text_payload(size) if opcode == TEXT else binary_data(size)
     dconn.feed_frame(opcode, PeerDeflate().message(msg), rsv=RSV1)
     assert [f.key() for f in dconn.frames] == [(opcode, True, False, msg, None, None)]
     no_close(dconn)
 
 
 async def test_compressed_message_one_byte_at_a_time(dconn):
-    msg = text_data(300)
+    msg = text_payload(300)
     data = dconn.peer_frame(TEXT, PeerDeflate().message(msg), rsv=RSV1)
     for i in range(len(data)):
         dconn.feed(data[i:i + 1])
@@ -161,7 +152,7 @@ async def test_compressed_message_one_byte_at_a_time(dconn):
 
 async def test_two_compressed_frames_in_one_chunk(dconn):
     peer = PeerDeflate()
-    one, two = text_data(200), binary_data(200)
+    one, two = text_payload(200), binary_data(200)
     dconn.feed(dconn.peer_frame(TEXT, peer.message(one), rsv=RSV1)
                + dconn.peer_frame(BINARY, peer.message(two), rsv=RSV1))
     assert [(f.msg_type, f.payload, f.rsv1) for f in dconn.frames] == [
@@ -170,7 +161,7 @@ async def test_two_compressed_frames_in_one_chunk(dconn):
 
 @pytest.mark.parametrize("opcode", [TEXT, BINARY])
 async def test_fragmented_compressed_message(dconn, opcode):
-    msg = text_data(5000)
+    msg = text_payload(5000)
     payload = PeerDeflate().message(msg)
     a, b = len(payload) // 3, 2 * len(payload) // 3
     dconn.feed_frame(opcode, payload[:a], fin=False, rsv=RSV1)
@@ -198,7 +189,7 @@ async def test_fragmented_compressed_message_split_at_every_offset(dconn):
 
 
 async def test_control_frames_between_compressed_fragments(dconn):
-    msg = text_data(3000)
+    msg = text_payload(3000)
     payload = PeerDeflate().message(msg)
     half = len(payload) // 2
     dconn.feed_frame(TEXT, payload[:half], fin=False, rsv=RSV1)
@@ -216,7 +207,7 @@ async def test_context_takeover_across_messages(dconn):
     """The peer keeps its LZ77 window between messages (the default): later
     messages refer back into earlier ones."""
     peer = PeerDeflate()
-    msg = text_data(4000)
+    msg = text_payload(4000)
     first = peer.message(msg)
     second = peer.message(msg)
     assert len(second) < len(first) // 4  # it did refer back
@@ -249,7 +240,7 @@ async def test_peer_with_small_window(make_deflate, role):
     peer_param = "client_max_window_bits=9" if role == "server" else "server_max_window_bits=9"
     conn = await make_deflate(role, negotiation(role, peer_param))
     peer = PeerDeflate(wbits=9)
-    msg = text_data(10000)
+    msg = text_payload(10000)
     conn.feed_frame(BINARY, peer.message(msg), rsv=RSV1)
     conn.feed_frame(BINARY, peer.message(msg), rsv=RSV1)
     assert [f.payload for f in conn.frames] == [msg, msg]
@@ -319,7 +310,7 @@ async def test_messages_ending_with_bfinal_block(make_deflate, role, peer_nct):
 
 
 async def test_rsv1_on_continuation_of_compressed_message_1002(dconn):
-    payload = PeerDeflate().message(text_data(500))
+    payload = PeerDeflate().message(text_payload(500))
     dconn.feed_frame(TEXT, payload[:10], fin=False, rsv=RSV1)
     dconn.feed_frame(CONT, payload[10:], fin=True, rsv=RSV1)
     await dconn.expect_close(1002)
@@ -394,7 +385,7 @@ async def test_corrupt_deflate_data_1007(dconn, payload, opcode):
 
 
 async def test_corrupt_deflate_data_in_continuation_1007(dconn):
-    payload = PeerDeflate().message(text_data(2000))
+    payload = PeerDeflate().message(text_payload(2000))
     dconn.feed_frame(BINARY, payload[:20], fin=False, rsv=RSV1)
     dconn.feed_frame(CONT, b"\x07" * 8 + payload[20:], fin=True)
     await dconn.expect_close(1007)
@@ -427,7 +418,7 @@ async def test_deflate_bomb_in_continuation_1009(make_deflate, role):
 async def test_inflated_size_boundary(make_deflate, role, extra, ok):
     limit = 1000
     conn = await make_deflate(role, max_frame_size=limit)
-    msg = text_data(limit + extra)
+    msg = text_payload(limit + extra)
     conn.feed_frame(TEXT, PeerDeflate().message(msg), rsv=RSV1)
     if ok:
         assert [f.payload for f in conn.frames] == [msg]
@@ -520,7 +511,7 @@ def one_compressed(conn: Conn, opcode: int):
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 65536, 1 << 20])
 @pytest.mark.parametrize("opcode", [TEXT, BINARY])
 async def test_send_compresses_whole_message(dconn, opcode, size):
-    msg = text_data(size) if opcode == TEXT else binary_data(size)
+    msg = text_payload(size) if opcode == TEXT else binary_data(size)
     dconn.ws.send(WSMsgType(opcode), msg)
     f = one_compressed(dconn, opcode)
     assert inflate(f.payload) == msg
@@ -544,7 +535,7 @@ async def test_send_context_takeover(dconn):
     msg = binary_data(8000)  # random: only a back reference can shrink it
     sizes = []
     for i in range(4):
-        payload = msg if i % 2 == 0 else text_data(100)
+        payload = msg if i % 2 == 0 else text_payload(100)
         dconn.ws.send(WSMsgType.BINARY, payload)
         f = one_compressed(dconn, BINARY)
         assert inflate(f.payload, d) == payload
@@ -563,7 +554,7 @@ async def test_send_no_context_takeover(make_deflate, role):
 
 async def test_send_window_bits_8_uncompressed(make_deflate, role):
     conn = await make_deflate(role, negotiation(role, own(role, "max_window_bits=8")))
-    msg = text_data(3000)
+    msg = text_payload(3000)
     conn.ws.send(WSMsgType.TEXT, msg)
     conn.ws.send(WSMsgType.BINARY, b"")
     assert [(f.opcode, f.fin, f.rsv, f.payload) for f in conn.sent()] == [
@@ -632,7 +623,7 @@ async def test_echo_round_trip_between_roles(make_deflate):
     """Our compressed output is valid input for our own inflater."""
     server = await make_deflate("server")
     client = await make_deflate("client")
-    for msg in (b"", text_data(10), text_data(70000), binary_data(3000), text_data(70000)):
+    for msg in (b"", text_payload(10), text_payload(70000), binary_data(3000), text_payload(70000)):
         client.ws.send(WSMsgType.BINARY, msg)
         server.feed(client.written())
         client.mark = len(client.fake.data())

@@ -22,6 +22,7 @@ from tests.support import (CLIENT_KEY, RSV1, SERVER_KEY, TEXT, WAIT, build_frame
 
 
 
+
 PMD = "permessage-deflate"
 
 

@@ -9,6 +9,7 @@ from tests.support import BINARY, CLOSE, CONT, PING, PONG, RSV1, TEXT, build_fra
 
 
 
+
 LENGTHS = [0, 1, 125, 126, 127, 65535, 65536, 1 << 20]
 
 

@@ -10,6 +10,7 @@ from tests.support import (BINARY, CLOSE, CONT, PING, PONG, TEXT, build_frame, b
 
 
 
+
 # (opcode, payload, fin): a stream mixing sizes, types, a fragmented TEXT
 # message split inside a code point with control frames interleaved, and a
 # final CLOSE.

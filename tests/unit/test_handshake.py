@@ -13,6 +13,7 @@ from tests.support import (BINARY, CLIENT_KEY, SERVER_KEY, TEXT, WAIT, Recording
 
 
 
+
 GOOD_HEADERS = [
     (b"Host", b"example.com"),
     (b"Upgrade", b"websocket"),

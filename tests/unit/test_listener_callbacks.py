@@ -13,6 +13,7 @@ from tests.support import (BINARY, CLOSE, PING, PONG, SERVER_KEY, TEXT, WAIT, Re
 
 
 
+
 # --------------------------------------------------------------------------
 # auto pong
 

@@ -10,6 +10,7 @@ from tests.support import BINARY, CLOSE, PING, PONG, TEXT, build_frame, decode_f
 
 
 
+
 def sent_frames(conn):
     return decode_frames(conn.written())
 

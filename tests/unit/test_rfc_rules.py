@@ -11,6 +11,7 @@ from tests.support import (BINARY, CLOSE, CONT, PING, PONG, RSV1, RSV2, RSV3, TE
 
 
 
+
 MiB = 1024 * 1024
 
 # --------------------------------------------------------------------------

@@ -28,6 +28,7 @@ from tests.support import (BINARY, CLIENT_KEY, SERVER_KEY, TEXT, WAIT, FakeTrans
 
 
 
+
 pytest.importorskip("trustme")
 
 SIZES = [1, 125, 16 * 1024, 16 * 1024 + 1, 33 * 1024 + 7, 300 * 1024]

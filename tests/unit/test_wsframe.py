@@ -17,6 +17,7 @@ from tests.support import BINARY, CLOSE, CONT, PING, PONG, TEXT, build_frame, cl
 
 
 
+
 MSG_TYPES = {TEXT: WSMsgType.TEXT, BINARY: WSMsgType.BINARY, PING: WSMsgType.PING,
              PONG: WSMsgType.PONG, CLOSE: WSMsgType.CLOSE}
 
