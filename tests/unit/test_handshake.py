@@ -256,7 +256,17 @@ def test_response_invalid_101_rejected(raw):
 # Through a server-role WSProtocol
 
 
-class ServerSide:
+class Side:
+    """A protocol on a fake transport before the handshake (start_protocol)."""
+
+    async def peer_closes(self) -> None:
+        """The peer closes TCP: on_ws_disconnected runs, once."""
+        self.fake.peer_close()
+        await self.listener.wait_disconnected(WAIT)
+        assert self.listener.disconnected_calls == 1
+
+
+class ServerSide(Side):
     def __init__(self, factory=None, **kwargs):
         self.requests = []
 
@@ -284,9 +294,7 @@ async def test_server_good_request_101():
     request = side.requests[0]
     assert request.path == b"/ws" and request.method == b"GET"
     assert request.headers["host"] == "example.com"
-    side.fake.peer_close()
-    await side.listener.wait_disconnected(WAIT)
-    assert side.listener.disconnected_calls == 1
+    await side.peer_closes()
 
 
 async def test_server_request_one_byte_at_a_time():
@@ -450,7 +458,7 @@ async def test_server_handshake_timeout_closes():
 # Through a client-role WSProtocol
 
 
-class ClientSide:
+class ClientSide(Side):
     def __init__(self, **kwargs):
         self.request = handshake.build_upgrade_request("example.com", "/ws", CLIENT_KEY)
         self.proto, self.fake, self.listener = start_protocol(
@@ -465,9 +473,7 @@ async def test_client_writes_request_and_completes():
     assert listener is side.listener
     assert transport is side.proto.transport
     assert [f.payload for f in side.listener.frames] == [b"\x00\x01"]
-    side.fake.peer_close()
-    await side.listener.wait_disconnected(WAIT)
-    assert side.listener.disconnected_calls == 1
+    await side.peer_closes()
 
 
 async def test_client_response_one_byte_at_a_time():

@@ -274,52 +274,37 @@ async def test_fragments_one_byte_each_are_fine(conn):
     assert not conn.fake.closing
 
 
-@pytest.mark.parametrize("last", [b"\xc3", b"ok\xe2\x82", b"\xf0\x9f"])
-async def test_final_fragment_ending_mid_code_point_1007(conn, last):
-    conn.feed_frame(TEXT, b"fine", fin=False)
-    conn.feed_frame(CONT, last, fin=True)
+@pytest.mark.parametrize("fragments", [
+    # (payload, fin) of the TEXT frame, then of its continuations
+    [(b"fine", False), (b"\xc3", True)],          # the message ends mid code point
+    [(b"fine", False), (b"ok\xe2\x82", True)],
+    [(b"fine", False), (b"\xf0\x9f", True)],
+    [(b"x\xe2\x82", False), (b"", True)],         # an empty final fragment after it
+    [(b"ok\xc3", False), (b"(", True)],            # valid so far; \xc3 ( is invalid
+    [(b"good", False), (b"bad\xff", False)],       # invalid before the message ends
+], ids=["ends-in-2-byte", "ends-in-3-byte", "ends-in-4-byte", "empty-final", "across",
+        "later-fragment"])
+async def test_invalid_utf8_across_fragments_1007(conn, fragments):
+    for i, (payload, fin) in enumerate(fragments):
+        conn.feed_frame(CONT if i else TEXT, payload, fin=fin)
     await conn.expect_close(1007)
 
 
-async def test_final_empty_fragment_after_incomplete_code_point_1007(conn):
-    conn.feed_frame(TEXT, b"x\xe2\x82", fin=False)
-    conn.feed_frame(CONT, b"", fin=True)
-    await conn.expect_close(1007)
-
-
-async def test_invalid_sequence_across_fragments_1007(conn):
-    conn.feed_frame(TEXT, b"ok\xc3", fin=False)   # valid so far
-    conn.feed_frame(CONT, b"(", fin=True)         # \xc3 ( is invalid
-    await conn.expect_close(1007)
-
-
-async def test_invalid_in_later_fragment_1007_before_message_ends(conn):
-    conn.feed_frame(TEXT, b"good", fin=False)
-    conn.feed_frame(CONT, b"bad\xff", fin=False)
-    await conn.expect_close(1007)
-
-
-async def test_invalid_utf8_in_partial_frame_closed_early(conn):
-    header, mask = conn.peer_header(TEXT, 100)
-    payload = b"ab\xff" + b"c" * 97
-    body = payload if mask is None else build_frame(TEXT, payload, mask=mask)[len(header):]
-    conn.feed(header + body[:3])
+@pytest.mark.parametrize("before, opcode, payload, cut", [
+    ([], TEXT, b"ab\xff" + b"c" * 97, 3),
+    ([(TEXT, b"ok")], CONT, b"\xc0" + b"c" * 49, 2),
+], ids=["text", "continuation"])
+async def test_invalid_utf8_in_partial_frame_closed_early(conn, before, opcode, payload, cut):
+    for first_opcode, first_payload in before:
+        conn.feed_frame(first_opcode, first_payload, fin=False)
+    header, mask = conn.peer_header(opcode, len(payload))
+    body = payload if mask is None else build_frame(opcode, payload, mask=mask)[len(header):]
+    conn.feed(header + body[:cut])
     # the rest of the frame has not arrived: the CLOSE must already be out
-    closes = conn.sent_closes()
-    assert [c.close_code for c in closes] == [1007], \
-        "invalid UTF-8 in a partial TEXT frame must be detected before the frame completes"
+    assert [c.close_code for c in conn.sent_closes()] == [1007], \
+        "invalid UTF-8 in a partial frame must be detected before the frame completes"
     await conn.expect_close(1007)
-    assert conn.frames == []
-
-
-async def test_invalid_utf8_in_partial_continuation_closed_early(conn):
-    conn.feed_frame(TEXT, b"ok", fin=False)
-    header, mask = conn.peer_header(CONT, 50)
-    payload = b"\xc0" + b"c" * 49
-    body = payload if mask is None else build_frame(CONT, payload, mask=mask)[len(header):]
-    conn.feed(header + body[:2])
-    assert [c.close_code for c in conn.sent_closes()] == [1007]
-    await conn.expect_close(1007)
+    assert [f.payload for f in conn.frames] == [p for _, p in before]  # none of the bad frame
 
 
 async def test_control_frames_inside_text_do_not_disturb_validation(conn):
