@@ -22,8 +22,9 @@ import pytest
 from picows import WSCloseCode, WSError, WSListener, WSMsgType, ws_connect
 
 from tests.support import (TIMEOUT, EchoListener, RecordingListener, client_frame, client_upgrade,
-    close_payload, close_writer, connect, expected_accept, pattern, raw_handshake, read_frame,
-    serve, server_frame, wait_for)
+    close_payload, close_writer, connect, expected_accept, head_headers, pattern, raw_handshake,
+    raw_server, read_frame, serve, server_frame, switching_response, wait_for)
+
 
 
 
@@ -164,22 +165,10 @@ class CloseOnConnectClient(RecordingListener):
 
 @contextlib.asynccontextmanager
 async def faulty_server(net, state: str, kind: str):
-    writers: list[asyncio.StreamWriter] = []
-    tasks: list[asyncio.Task] = []
-
     async def handler(reader, writer):
-        writers.append(writer)
-        tasks.append(asyncio.current_task())
         try:
             head = await reader.readuntil(b"\r\n\r\n")
-            key = ""
-            for line in head.decode("latin-1").split("\r\n")[1:]:
-                name, _, value = line.partition(":")
-                if name.strip().lower() == "sec-websocket-key":
-                    key = value.strip()
-            response = ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                        "Connection: Upgrade\r\n"
-                        f"Sec-WebSocket-Accept: {expected_accept(key)}\r\n\r\n").encode()
+            response = switching_response(head_headers(head)[1].get("sec-websocket-key", ""))
             if state == "handshake":
                 writer.write(response[:len(response) // 2])
             elif state == "closing":
@@ -193,19 +182,8 @@ async def faulty_server(net, state: str, kind: str):
         finally:
             fault(writer, kind)
 
-    server = await asyncio.start_server(handler, "127.0.0.1", 0, backlog=REPEAT * 2,
-                                        **net.raw_server_kwargs())
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        if tasks:
-            for result in await wait_for(asyncio.gather(*tasks, return_exceptions=True)):
-                if isinstance(result, BaseException):
-                    raise result
-        for writer in writers:
-            await close_writer(writer)
-        await wait_for(server.wait_closed())
+    async with raw_server(net, handler, backlog=REPEAT * 2) as port:
+        yield port
 
 
 async def _faulty_connect(net, port: int, state: str):

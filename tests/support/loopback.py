@@ -195,8 +195,10 @@ async def close_writer(writer: asyncio.StreamWriter) -> None:
 
 
 @contextlib.asynccontextmanager
-async def raw_server(net: Net, on_connection: Callable) -> AsyncIterator[int]:
-    """An asyncio stream server; yields its port. Open connections are closed on exit."""
+async def raw_server(net: Net, on_connection: Callable, **kwargs) -> AsyncIterator[int]:
+    """An asyncio stream server (``kwargs`` for ``asyncio.start_server``);
+    yields its port. Open connections are closed on exit, and an exception
+    in ``on_connection`` other than a broken connection fails the test."""
     writers: list[asyncio.StreamWriter] = []
     tasks: list[asyncio.Task] = []
 
@@ -208,7 +210,8 @@ async def raw_server(net: Net, on_connection: Callable) -> AsyncIterator[int]:
         except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
             pass
 
-    server = await asyncio.start_server(handler, "127.0.0.1", 0, **net.raw_server_kwargs())
+    server = await asyncio.start_server(handler, "127.0.0.1", 0, **net.raw_server_kwargs(),
+                                        **kwargs)
     try:
         yield server.sockets[0].getsockname()[1]
     finally:
