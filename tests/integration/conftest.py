@@ -18,8 +18,6 @@ import pytest_asyncio
 from tests.support import Net, tls_contexts
 
 
-
-
 try:
     import uvloop
 except ImportError:  # pragma: no cover - uvloop is not available on Windows

@@ -16,8 +16,6 @@ from tests.support import (TIMEOUT, RecordingListener, check_elapsed, client_fra
     serve, server_frame, wait_for)
 
 
-
-
 CLOSE_TIMEOUT = 0.5
 
 
@@ -58,8 +56,7 @@ async def test_server_close_timeout_peer_never_answers(net):
     async with serve(net, close_timeout=CLOSE_TIMEOUT) as server:
         reader, writer = await raw_handshake(net, server.port)
         try:
-            listener = await server.next_listener()
-            transport = await wait_for(listener.connected)
+            listener, transport = await server.next_connected()
             started = time.monotonic()
             transport.send_close(WSCloseCode.GOING_AWAY)
             assert (await wait_for(read_frame(reader)))[1] == WSMsgType.CLOSE

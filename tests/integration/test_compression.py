@@ -24,8 +24,6 @@ from tests.support import (client_frame, close_writer, connect, expected_accept,
     read_frame, serve, text_payload, wait_for)
 
 
-
-
 PMD = "permessage-deflate"
 TAIL = b"\x00\x00\xff\xff"
 SIZES = [0, 1, 125, 126, 65536, 1 << 20]

@@ -19,8 +19,6 @@ import pytest
 from tests.support import serve, wait_for
 
 
-
-
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"
 PROCESS_TIMEOUT = 30

@@ -26,9 +26,6 @@ from tests.support import (TIMEOUT, EchoListener, RecordingListener, client_fram
     raw_server, read_frame, serve, server_frame, switching_response, wait_for)
 
 
-
-
-
 REPEAT = 100
 # Where the fault comes: the bytes the peer sends first, by parser state.
 STATES = ["handshake", "header", "length", "mask", "payload", "close-frame", "closing"]

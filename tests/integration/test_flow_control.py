@@ -14,8 +14,6 @@ from tests.support import (RecordingListener, close_writer, pattern, raw_handsha
     serve, wait_for)
 
 
-
-
 CHUNK = 64 * 1024
 MAX_BYTES = 256 * 1024 * 1024  # the kernel buffers a few MiB; this means "never paused"
 
@@ -62,8 +60,7 @@ async def test_pause_and_resume_writing(net):
     async with serve(net, lambda request: Flooder()) as server:
         reader, writer = await raw_handshake(net, server.port, limit=4096)
         try:
-            flooder = await server.next_listener()
-            await wait_for(flooder.connected)
+            flooder, _ = await server.next_connected()
             # Whenever this coroutine runs, the flooder has sent until paused.
             assert flooder.pause_calls >= 1, "pause_writing was never called"
             assert flooder.paused

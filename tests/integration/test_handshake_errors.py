@@ -12,8 +12,6 @@ from tests.support import (TIMEOUT, close_writer, raw_handshake, raw_server, rea
     wait_for)
 
 
-
-
 HANDSHAKE_TIMEOUT = 0.5
 
 
@@ -111,17 +109,8 @@ async def test_wrong_accept_key_raises_wserror(net):
                                       **net.client_kwargs()))
 
 
-BAD_URLS = [
-    "http://127.0.0.1:{port}/",
-    "https://127.0.0.1:{port}/",
-    "ftp://127.0.0.1:{port}/",
-    "127.0.0.1:{port}",
-    "not a url",
-    "ws://",
-    "ws:///path",
-    "ws://127.0.0.1:notaport/",
-    "",
-]
+BAD_URLS = ["http://127.0.0.1:{port}/", "https://127.0.0.1:{port}/", "ftp://127.0.0.1:{port}/",
+            "127.0.0.1:{port}", "not a url", "ws://", "ws:///path", "ws://127.0.0.1:notaport/", ""]
 
 
 @pytest.mark.parametrize("url", BAD_URLS)

@@ -19,8 +19,6 @@ from tests.support import (TIMEOUT, RecordingListener, client_frame, close_write
     raw_accept, raw_handshake, raw_server, read_frame, serve, server_frame, wait_for)
 
 
-
-
 IDLE = 0.3
 REPLY = 0.3
 
@@ -130,8 +128,7 @@ async def test_server_keepalive_off_by_default(tcp):
 @pytest.mark.parametrize("side", ["client", "server"])
 async def test_measure_roundtrip_time(net, side):
     async with serve(net) as server, connect(net, server.url()) as (transport, client):
-        server_listener = await server.next_listener()
-        server_transport = await wait_for(server_listener.connected)
+        server_listener, server_transport = await server.next_connected()
         ws, listener = (transport, client) if side == "client" else (server_transport,
                                                                       server_listener)
         rtts = await wait_for(ws.measure_roundtrip_time(5))

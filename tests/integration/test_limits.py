@@ -32,8 +32,6 @@ from tests.support import (TIMEOUT, RecordingListener, check_elapsed, client_fra
     read_frame, read_until_eof, serve, wait_for)
 
 
-
-
 SHORT = 0.3  # a configured timeout short enough for the tests
 
 
@@ -284,8 +282,7 @@ async def test_default_max_frame_size_checked_before_the_payload(net):
 async def test_client_max_frame_size(net, size, expected):
     async with serve(net) as server, connect(net, server.url(),
                                              max_frame_size=LIMIT) as (transport, client):
-        server_listener = await server.next_listener()
-        server_transport = await wait_for(server_listener.connected)
+        server_listener, server_transport = await server.next_connected()
         server_transport.send(WSMsgType.BINARY, pattern(size))
         if expected == "frame":
             frame = await client.next_frame()
@@ -516,8 +513,7 @@ async def test_paused_reading_keeps_frames_intact(net, paused_side):
     client_factory = PausingReader if paused_side == "client" else RecordingListener
     async with serve(net, lambda request: server_factory()) as server, \
             connect(net, server.url(), client_factory) as (transport, client):
-        server_listener = await server.next_listener()
-        server_transport = await wait_for(server_listener.connected)
+        server_listener, server_transport = await server.next_connected()
         sender, receiver = ((server_transport, client) if paused_side == "client"
                             else (transport, server_listener))
         sent = await _send_mixed(sender)
@@ -535,8 +531,7 @@ async def test_reading_paused_from_on_ws_connected(net):
 
     async with serve(net) as server, connect(net, server.url(), PausedAtStart) as (transport,
                                                                                    client):
-        server_listener = await server.next_listener()
-        server_transport = await wait_for(server_listener.connected)
+        server_listener, server_transport = await server.next_connected()
         sent = await _send_mixed(server_transport)
         await asyncio.sleep(0.2)  # nothing may arrive while paused
         assert client.drain() == []

@@ -36,7 +36,6 @@ from picows import WSCloseCode, WSListener, WSMsgType, ws_connect
 from tests.support import raise_nofile
 
 
-
 try:
     import uvloop  # noqa: F401
     LOOP = "uvloop"

@@ -10,8 +10,6 @@ from picows import WSCloseCode, WSError, WSListener, WSMsgType, ws_connect
 from tests.support import RecordingListener, connect, serve, wait_for
 
 
-
-
 FORMATTER = logging.Formatter()
 
 

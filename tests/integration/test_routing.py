@@ -11,8 +11,6 @@ from picows import WSError, WSListener, WSMsgType, ws_connect
 from tests.support import EchoListener, RecordingListener, connect, serve, wait_for
 
 
-
-
 class Greeter(RecordingListener):
     def on_ws_connected(self, transport) -> None:
         super().on_ws_connected(transport)

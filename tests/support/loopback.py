@@ -91,6 +91,11 @@ class ServerHandle:
     async def next_listener(self, timeout: float = TIMEOUT):
         return await wait_for(self.new_listener.get(), timeout)
 
+    async def next_connected(self, timeout: float = TIMEOUT) -> tuple[Any, Any]:
+        """(listener, transport) of the next connection, once on_ws_connected ran."""
+        listener = await self.next_listener(timeout)
+        return listener, await wait_for(listener.connected, timeout)
+
 
 @contextlib.asynccontextmanager
 async def serve(net: Net, route: Callable | None = None,

@@ -116,6 +116,12 @@ class Conn:
     async def wait_disconnected(self, timeout: float = WAIT) -> None:
         await self.listener.wait_disconnected(timeout)
 
+    async def wait_closed(self) -> None:
+        """The library closed the transport, and on_ws_disconnected ran once."""
+        await self.fake.wait_lost(WAIT)
+        await self.wait_disconnected()
+        assert self.listener.disconnected_calls == 1
+
     async def finish(self) -> None:
         """End the connection: wait for the close the library started, or
         have the peer close TCP; on_ws_disconnected must run exactly once."""
@@ -128,8 +134,10 @@ class Conn:
         assert self.listener.disconnected_calls == 1, (
             f"on_ws_disconnected called {self.listener.disconnected_calls} times")
 
-    async def expect_close(self, code: int, *, peer_completes: bool = True) -> WireFrame:
-        """The connection wrote exactly one CLOSE with ``code`` and disconnects.
+    async def expect_close(self, code: int, *, peer_completes: bool = True,
+                           delivered: list[bytes] | None = None) -> WireFrame:
+        """The connection wrote exactly one CLOSE with ``code`` and disconnects;
+        with ``delivered``, the listener got frames with exactly these payloads.
 
         The CLOSE must be written at once. Then, unless the library already
         closed the transport, the peer completes the closing handshake
@@ -151,6 +159,8 @@ class Conn:
         closes = self.sent_closes()
         assert [c.close_code for c in closes] == [code], "a second CLOSE was written"
         assert self.listener.disconnected_calls == 1
+        if delivered is not None:
+            assert [f.payload for f in self.frames] == delivered
         return closes[0]
 
 

@@ -15,8 +15,6 @@ import pytest
 from tests.support import open_conn
 
 
-
-
 @pytest.fixture
 async def make_conn():
     """``await make_conn(role, listener=None, eof_capable=False, **WSProtocol options)``.

@@ -9,8 +9,6 @@ from picows import WSCloseCode, WSMsgType
 from tests.support import CLOSE, close_payload, flush
 
 
-
-
 API_CODES = {
     "NO_INFO": 0, "OK": 1000, "GOING_AWAY": 1001, "PROTOCOL_ERROR": 1002,
     "UNSUPPORTED_DATA": 1003, "ABNORMAL_CLOSURE": 1006, "INVALID_TEXT": 1007,
@@ -170,9 +168,7 @@ async def test_listener_close_via_send_in_callback_not_duplicated(conn):
 async def test_server_closes_transport_after_reply(server):
     server.feed_frame(CLOSE, close_payload(1001))
     assert [f.close_code for f in server.sent_closes()] == [1001]
-    await server.fake.wait_lost()
-    await server.wait_disconnected()
-    assert server.listener.disconnected_calls == 1
+    await server.wait_closed()
 
 
 async def test_client_closes_itself_after_close_timeout(make_conn):
@@ -180,9 +176,7 @@ async def test_client_closes_itself_after_close_timeout(make_conn):
     client.feed_frame(CLOSE, close_payload(1000))
     assert [f.close_code for f in client.sent_closes()] == [1000]
     assert not client.fake.closing
-    await client.fake.wait_lost()
-    await client.wait_disconnected()
-    assert client.listener.disconnected_calls == 1
+    await client.wait_closed()
 
 
 async def test_client_disconnected_when_server_closes_tcp(make_conn):

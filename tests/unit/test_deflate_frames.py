@@ -21,8 +21,6 @@ from tests.support import (BINARY, CLIENT_KEY, CLOSE, CONT, PING, PONG, RSV1, RS
     Conn, close_payload, text_payload)
 
 
-
-
 PMD = "permessage-deflate"
 TAIL = b"\x00\x00\xff\xff"
 SIZES = [0, 1, 125, 126, 65535, 65536, 1 << 20]
@@ -328,8 +326,7 @@ async def test_rsv1_on_continuation_of_plain_message_1002(dconn):
                          ids=["ping", "pong", "empty-ping", "close"])
 async def test_rsv1_on_control_frame_1002(dconn, opcode, payload):
     dconn.feed_frame(opcode, payload, rsv=RSV1)
-    await dconn.expect_close(1002)
-    assert dconn.frames == []
+    await dconn.expect_close(1002, delivered=[])
 
 
 @pytest.mark.parametrize("rsv", [RSV2, RSV3, RSV1 | RSV2, RSV1 | RSV3, RSV1 | RSV2 | RSV3],
@@ -337,8 +334,7 @@ async def test_rsv1_on_control_frame_1002(dconn, opcode, payload):
 @pytest.mark.parametrize("opcode", [TEXT, BINARY])
 async def test_rsv2_rsv3_rejected_with_compression(dconn, rsv, opcode):
     dconn.feed_frame(opcode, PeerDeflate().message(b"data"), rsv=rsv)
-    await dconn.expect_close(1002)
-    assert dconn.frames == []
+    await dconn.expect_close(1002, delivered=[])
 
 
 async def test_rsv1_without_negotiation_1002(make_deflate, role):
@@ -346,8 +342,7 @@ async def test_rsv1_without_negotiation_1002(make_deflate, role):
     conn = await make_deflate(role, None)
     assert conn.ws.extensions is None
     conn.feed_frame(TEXT, PeerDeflate().message(b"data"), rsv=RSV1)
-    await conn.expect_close(1002)
-    assert conn.frames == []
+    await conn.expect_close(1002, delivered=[])
 
 
 async def test_rsv1_with_compression_disabled_1002(make_deflate, role):
@@ -424,8 +419,7 @@ async def test_inflated_size_boundary(make_deflate, role, extra, ok):
         assert [f.payload for f in conn.frames] == [msg]
         no_close(conn)
     else:
-        await conn.expect_close(1009)
-        assert conn.frames == []
+        await conn.expect_close(1009, delivered=[])
 
 
 async def test_largest_max_frame_size_inflates(make_deflate, role):
@@ -441,8 +435,7 @@ async def test_largest_max_frame_size_inflates(make_deflate, role):
                          ids=["ff", "bad-continuation", "surrogate", "truncated"])
 async def test_compressed_text_invalid_utf8_1007(dconn, msg):
     dconn.feed_frame(TEXT, PeerDeflate().message(msg), rsv=RSV1)
-    await dconn.expect_close(1007)
-    assert dconn.frames == []
+    await dconn.expect_close(1007, delivered=[])
 
 
 async def test_compressed_binary_not_utf8_checked(dconn):

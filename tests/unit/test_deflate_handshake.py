@@ -21,8 +21,6 @@ from tests.support import (CLIENT_KEY, RSV1, SERVER_KEY, TEXT, WAIT, build_frame
     feed, head_headers, start_protocol, switching_response, upgrade_request)
 
 
-
-
 PMD = "permessage-deflate"
 
 

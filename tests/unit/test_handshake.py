@@ -12,8 +12,6 @@ from tests.support import (BINARY, CLIENT_KEY, SERVER_KEY, TEXT, WAIT, Recording
     build_frame, expected_accept, feed, flush, start_protocol, switching_response, upgrade_request)
 
 
-
-
 GOOD_HEADERS = [
     (b"Host", b"example.com"),
     (b"Upgrade", b"websocket"),

@@ -12,8 +12,6 @@ from tests.support import (BINARY, CLOSE, PING, PONG, SERVER_KEY, TEXT, WAIT, Re
     build_frame, close_payload, feed, flush, start_protocol, upgrade_request)
 
 
-
-
 # --------------------------------------------------------------------------
 # auto pong
 

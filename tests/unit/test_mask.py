@@ -9,8 +9,6 @@ from picows import WSCloseCode, WSMsgType
 from tests.support import BINARY, CLOSE, PING, PONG, TEXT, build_frame, decode_frames
 
 
-
-
 def sent_frames(conn):
     return decode_frames(conn.written())
 

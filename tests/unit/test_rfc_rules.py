@@ -10,8 +10,6 @@ from tests.support import (BINARY, CLOSE, CONT, PING, PONG, RSV1, RSV2, RSV3, TE
     close_payload)
 
 
-
-
 MiB = 1024 * 1024
 
 # --------------------------------------------------------------------------
@@ -20,20 +18,17 @@ MiB = 1024 * 1024
 
 async def test_server_rejects_unmasked_frame(server):
     server.feed_frame(TEXT, b"hello", mask=None)
-    await server.expect_close(1002)
-    assert server.frames == []
+    await server.expect_close(1002, delivered=[])
 
 
 async def test_server_rejects_unmasked_control_frame(server):
     server.feed_frame(PING, b"hello", mask=None)
-    await server.expect_close(1002)
-    assert server.frames == []
+    await server.expect_close(1002, delivered=[])
 
 
 async def test_client_rejects_masked_frame(client):
     client.feed_frame(TEXT, b"hello", mask=b"\x01\x02\x03\x04")
-    await client.expect_close(1002)
-    assert client.frames == []
+    await client.expect_close(1002, delivered=[])
 
 
 async def test_client_rejects_masked_frame_even_with_zero_mask(client):
@@ -50,8 +45,7 @@ async def test_client_rejects_masked_frame_even_with_zero_mask(client):
 @pytest.mark.parametrize("opcode", [TEXT, BINARY, PING])
 async def test_rsv_bits_rejected(conn, rsv, opcode):
     conn.feed_frame(opcode, b"data", rsv=rsv)
-    await conn.expect_close(1002)
-    assert conn.frames == []
+    await conn.expect_close(1002, delivered=[])
 
 
 async def test_rsv_on_continuation_rejected(conn):
@@ -67,8 +61,7 @@ async def test_rsv_on_continuation_rejected(conn):
 @pytest.mark.parametrize("opcode", [3, 4, 5, 6, 7, 11, 12, 13, 14, 15])
 async def test_reserved_opcode_rejected(conn, opcode):
     conn.feed_frame(opcode, b"")
-    await conn.expect_close(1002)
-    assert conn.frames == []
+    await conn.expect_close(1002, delivered=[])
 
 
 @pytest.mark.parametrize("opcode", [3, 11])
@@ -87,8 +80,7 @@ async def test_reserved_opcode_inside_fragmented_message_rejected(conn, opcode):
 async def test_control_frame_over_125_rejected(conn, opcode, length):
     payload = b"\x03\xe8" + b"x" * (length - 2)
     conn.feed_frame(opcode, payload)
-    await conn.expect_close(1002)
-    assert conn.frames == []
+    await conn.expect_close(1002, delivered=[])
 
 
 @pytest.mark.parametrize("opcode", [PING, PONG])
@@ -107,8 +99,7 @@ async def test_close_of_125_accepted(conn):
 @pytest.mark.parametrize("opcode", [PING, PONG, CLOSE])
 async def test_fragmented_control_frame_rejected(conn, opcode):
     conn.feed_frame(opcode, b"\x03\xe8", fin=False)
-    await conn.expect_close(1002)
-    assert conn.frames == []
+    await conn.expect_close(1002, delivered=[])
 
 
 # --------------------------------------------------------------------------
@@ -118,8 +109,7 @@ async def test_fragmented_control_frame_rejected(conn, opcode):
 @pytest.mark.parametrize("fin", [True, False])
 async def test_continuation_without_open_message(conn, fin):
     conn.feed_frame(CONT, b"orphan", fin=fin)
-    await conn.expect_close(1002)
-    assert conn.frames == []
+    await conn.expect_close(1002, delivered=[])
 
 
 async def test_continuation_after_finished_message(conn):
@@ -187,8 +177,7 @@ async def test_length_with_top_bit_set(conn, length):
 async def test_over_default_max_frame_size_1009_on_header(conn, length):
     header, _ = conn.peer_header(BINARY, length)
     conn.feed(header)  # the payload never comes
-    await conn.expect_close(1009)
-    assert conn.frames == []
+    await conn.expect_close(1009, delivered=[])
 
 
 @pytest.mark.parametrize("opcode", [TEXT, BINARY])
@@ -236,8 +225,7 @@ INVALID_UTF8 = {
 @pytest.mark.parametrize("payload", INVALID_UTF8.values(), ids=INVALID_UTF8.keys())
 async def test_invalid_utf8_text_1007(conn, payload):
     conn.feed_frame(TEXT, b"ok " + payload + b" ok")
-    await conn.expect_close(1007)
-    assert conn.frames == []
+    await conn.expect_close(1007, delivered=[])
 
 
 @pytest.mark.parametrize("payload", [b"\xc3", b"\xe2\x82", b"\xf0\x9f\x98", b"abc\xf0"])
@@ -419,9 +407,7 @@ async def test_failure_with_half_close(make_conn, role, kind, peer):
                 conn.fake.peer_close()  # the server closes TCP
         elif peer == "eof":
             conn.fake.peer_eof()
-    await conn.fake.wait_lost()
-    await conn.wait_disconnected()
-    assert conn.listener.disconnected_calls == 1
+    await conn.wait_closed()
     assert [c.close_code for c in conn.sent_closes()] == [VIOLATIONS[kind]]
 
 
@@ -430,9 +416,7 @@ async def test_failure_ends_within_close_timeout(make_conn, role, kind):
     conn = await make_conn(role, close_timeout=0.05)
     conn.feed(violation_bytes(conn, kind))
     assert [c.close_code for c in conn.sent_closes()] == [VIOLATIONS[kind]]
-    await conn.fake.wait_lost()
-    await conn.wait_disconnected()
-    assert conn.listener.disconnected_calls == 1
+    await conn.wait_closed()
 
 
 @pytest.mark.parametrize("kind", ["rsv1", "invalid-utf8"])

@@ -10,8 +10,6 @@ from picows import WSCloseCode, WSMsgType
 from tests.support import BINARY, CLOSE, PING, TEXT, close_payload
 
 
-
-
 async def test_no_data_frames_after_our_close(conn):
     conn.ws.send(WSMsgType.TEXT, b"before")
     conn.ws.send_close(WSCloseCode.GOING_AWAY)

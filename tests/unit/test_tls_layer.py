@@ -27,8 +27,6 @@ from tests.support import (BINARY, CLIENT_KEY, SERVER_KEY, TEXT, WAIT, FakeTrans
     server_frame, switching_response, tls_contexts, upgrade_request)
 
 
-
-
 pytest.importorskip("trustme")
 
 SIZES = [1, 125, 16 * 1024, 16 * 1024 + 1, 33 * 1024 + 7, 300 * 1024]
