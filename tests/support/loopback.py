@@ -14,8 +14,6 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any, Callable
 
-import pytest
-
 from picows import WSListener, ws_connect, ws_create_server
 
 from .listeners import TIMEOUT, EchoListener, RecordingListener
@@ -35,6 +33,8 @@ def check_elapsed(started: float, timeout: float) -> float:
 
 def raise_nofile(needed: int) -> None:
     """Raise RLIMIT_NOFILE to ``needed`` file descriptors, or skip the test."""
+    import pytest  # here: the fuzz targets import tests.support without pytest
+
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft >= needed:
         return
