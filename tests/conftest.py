@@ -3,8 +3,7 @@
 - autouse ``_no_loop_exceptions``: fails a test when anything reaches the
   running loop's exception handler (an exception in a callback, a task
   destroyed while pending, a future whose exception was never retrieved...),
-  as uvloop's own test suite does. tests/unit/conftest.py may override it
-  with a fixture of the same name.
+  as uvloop's own test suite does.
 - session-wide ``_gc_freeze``: keeps that fixture's per-test gc.collect() cheap.
 
 The repository root is appended to ``sys.path`` (at the end, so an installed
