@@ -23,7 +23,7 @@ matched by several keys, an exact ID wins over a pattern, and a longer
 pattern over a shorter one.
 
 Nothing here touches the network, wstest or picows, so the gate is unit
-tested on hand-written ``index.json`` samples (tests/unit/test_conformance_gate.py).
+tested on hand-written ``index.json`` samples (tests/tooling/test_conformance_gate.py).
 """
 from __future__ import annotations
 

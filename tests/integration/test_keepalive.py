@@ -15,21 +15,9 @@ import pytest
 
 from picows import WSError, WSMsgType
 
-from .helpers import (
-    TIMEOUT,
-    RecordingListener,
-    client_frame,
-    close_writer,
-    connect,
-    raw_accept,
-    raw_handshake,
-    raw_server,
-    read_frame,
-    read_server_frame,
-    serve,
-    server_frame,
-    wait_for,
-)
+from tests.support import (TIMEOUT, RecordingListener, client_frame, close_writer, connect,
+    raw_accept, raw_handshake, raw_server, read_frame, serve, server_frame, wait_for)
+
 
 IDLE = 0.3
 REPLY = 0.3
@@ -47,12 +35,12 @@ async def test_server_pings_an_idle_client_and_drops_a_silent_one(net):
             listener = await server.next_listener()
             started = time.monotonic()
             # Idle: a PING after IDLE seconds; the answer keeps the connection.
-            assert await wait_for(read_server_frame(reader)) == (True, WSMsgType.PING, b"")
+            assert await wait_for(read_frame(reader)) == (True, WSMsgType.PING, b"")
             assert IDLE * 0.8 <= _since(started) < TIMEOUT / 2
             writer.write(client_frame(WSMsgType.PONG))
             answered = time.monotonic()
             # Idle again: another PING; this time no PONG, so a disconnect.
-            assert await wait_for(read_server_frame(reader)) == (True, WSMsgType.PING, b"")
+            assert await wait_for(read_frame(reader)) == (True, WSMsgType.PING, b"")
             assert IDLE * 0.8 <= _since(answered) < TIMEOUT / 2
             pinged = time.monotonic()
             assert await wait_for(reader.read()) == b""
@@ -76,9 +64,9 @@ async def test_incoming_data_defers_the_ping(net):
                 writer.write(client_frame(WSMsgType.BINARY, b"busy"))
                 last_sent = time.monotonic()
                 # The echo, never a PING.
-                assert await wait_for(read_server_frame(reader)) == (True, WSMsgType.BINARY,
+                assert await wait_for(read_frame(reader)) == (True, WSMsgType.BINARY,
                                                                      b"busy")
-            assert await wait_for(read_server_frame(reader)) == (True, WSMsgType.PING, b"")
+            assert await wait_for(read_frame(reader)) == (True, WSMsgType.PING, b"")
             assert IDLE * 0.8 <= _since(last_sent) < TIMEOUT / 2
             writer.write(client_frame(WSMsgType.PONG))
         finally:
@@ -128,7 +116,7 @@ async def test_server_keepalive_off_by_default(tcp):
         reader, writer = await raw_handshake(tcp, server.port)
         try:
             with pytest.raises(asyncio.TimeoutError):
-                await asyncio.wait_for(read_server_frame(reader), 0.5)
+                await asyncio.wait_for(read_frame(reader), 0.5)
         finally:
             await close_writer(writer)
 
@@ -140,8 +128,7 @@ async def test_server_keepalive_off_by_default(tcp):
 @pytest.mark.parametrize("side", ["client", "server"])
 async def test_measure_roundtrip_time(net, side):
     async with serve(net) as server, connect(net, server.url()) as (transport, client):
-        server_listener = await server.next_listener()
-        server_transport = await wait_for(server_listener.connected)
+        server_listener, server_transport = await server.next_connected()
         ws, listener = (transport, client) if side == "client" else (server_transport,
                                                                       server_listener)
         rtts = await wait_for(ws.measure_roundtrip_time(5))

@@ -4,25 +4,13 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from wsutil import (
-    new_protocol,
-    BINARY,
-    CLIENT_KEY,
-    SERVER_KEY,
-    TEXT,
-    WAIT,
-    FakeTransport,
-    RecordingListener,
-    build_frame,
-    expected_accept,
-    feed,
-    flush,
-    switching_response,
-    upgrade_request,
-)
 
 from picows import WSError, WSMsgType, handshake
 from picows.types import WSHandshakeError, WSUpgradeRequest
+
+from tests.support import (BINARY, CLIENT_KEY, SERVER_KEY, TEXT, WAIT, RecordingListener,
+    build_frame, expected_accept, feed, flush, start_protocol, switching_response, upgrade_request)
+
 
 GOOD_HEADERS = [
     (b"Host", b"example.com"),
@@ -266,20 +254,26 @@ def test_response_invalid_101_rejected(raw):
 # Through a server-role WSProtocol
 
 
-class ServerSide:
+class Side:
+    """A protocol on a fake transport before the handshake (start_protocol)."""
+
+    async def peer_closes(self) -> None:
+        """The peer closes TCP: on_ws_disconnected runs, once."""
+        self.fake.peer_close()
+        await self.listener.wait_disconnected(WAIT)
+        assert self.listener.disconnected_calls == 1
+
+
+class ServerSide(Side):
     def __init__(self, factory=None, **kwargs):
         self.requests = []
-        self.listener = RecordingListener()
 
         def default_factory(request):
             self.requests.append(request)
             return self.listener
 
-        self.fake = FakeTransport()
-        self.proto = new_protocol(False, factory or default_factory,
-                                **kwargs)
-        self.fake.proto = self.proto
-        self.proto.connection_made(self.fake)
+        self.proto, self.fake, self.listener = start_protocol(
+            False, listener_factory=factory or default_factory, **kwargs)
 
     def status_line(self) -> bytes:
         return self.fake.data().split(b"\r\n", 1)[0]
@@ -294,13 +288,11 @@ async def test_server_good_request_101():
     assert b"\r\nsec-websocket-accept: " + expected_accept(SERVER_KEY).lower().encode() in head
     assert b"\r\nupgrade: websocket" in head
     assert not side.fake.closing
-    assert side.listener.connected == [side.proto.transport]
+    assert (side.listener.connected_calls, side.listener.transport) == (1, side.proto.transport)
     request = side.requests[0]
     assert request.path == b"/ws" and request.method == b"GET"
     assert request.headers["host"] == "example.com"
-    side.fake.peer_close()
-    await asyncio.wait_for(side.listener.disconnected_event.wait(), WAIT)
-    assert len(side.listener.disconnected) == 1
+    await side.peer_closes()
 
 
 async def test_server_request_one_byte_at_a_time():
@@ -312,7 +304,7 @@ async def test_server_request_one_byte_at_a_time():
     assert side.status_line().startswith(b"HTTP/1.1 101 ")
     side.fake.peer_close()
     await flush()
-    assert len(side.listener.disconnected) == 1
+    assert side.listener.disconnected_calls == 1
 
 
 async def test_server_request_and_first_frame_in_one_chunk():
@@ -345,7 +337,7 @@ async def test_server_bad_request_gets_error_and_close(raw, status):
         assert b"\r\nsec-websocket-version: 13\r\n" in side.fake.data().lower()
     await side.fake.wait_lost()
     assert side.requests == []
-    assert side.proto.transport is None or side.listener.connected == []
+    assert side.proto.transport is None or side.listener.connected_calls == 0
 
 
 async def test_server_origin_not_allowed_403():
@@ -451,7 +443,7 @@ async def test_server_factory_sees_request_headers():
     assert request.path == b"/route/7"
     assert request.headers["x-token"] == "abc"
     side.fake.peer_close()
-    await asyncio.wait_for(listener.disconnected_event.wait(), WAIT)
+    await listener.wait_disconnected(WAIT)
 
 
 async def test_server_handshake_timeout_closes():
@@ -464,15 +456,11 @@ async def test_server_handshake_timeout_closes():
 # Through a client-role WSProtocol
 
 
-class ClientSide:
+class ClientSide(Side):
     def __init__(self, **kwargs):
-        self.listener = RecordingListener()
-        self.fake = FakeTransport()
         self.request = handshake.build_upgrade_request("example.com", "/ws", CLIENT_KEY)
-        self.proto = new_protocol(True, lambda: self.listener,
-                                upgrade_request=self.request, client_key=CLIENT_KEY, **kwargs)
-        self.fake.proto = self.proto
-        self.proto.connection_made(self.fake)
+        self.proto, self.fake, self.listener = start_protocol(
+            True, upgrade_request=self.request, **kwargs)
 
 
 async def test_client_writes_request_and_completes():
@@ -483,9 +471,7 @@ async def test_client_writes_request_and_completes():
     assert listener is side.listener
     assert transport is side.proto.transport
     assert [f.payload for f in side.listener.frames] == [b"\x00\x01"]
-    side.fake.peer_close()
-    await asyncio.wait_for(side.listener.disconnected_event.wait(), WAIT)
-    assert len(side.listener.disconnected) == 1
+    await side.peer_closes()
 
 
 async def test_client_response_one_byte_at_a_time():
@@ -512,7 +498,7 @@ async def test_client_rejected_response_fails_handshake(raw, needle):
         await asyncio.wait_for(side.proto.handshake_future, WAIT)
     assert needle in str(info.value)
     await side.fake.wait_lost()
-    assert side.listener.connected == []
+    assert side.listener.connected_calls == 0
 
 
 async def test_client_handshake_timeout():
