@@ -5,6 +5,7 @@ Set ``PICOWS_SANITIZE=1`` to build with AddressSanitizer and
 UndefinedBehaviorSanitizer (see docs/security.md), ``PICOWS_LINETRACE=1`` to
 build with Cython line tracing for coverage (``tox -e coverage``; much slower).
 """
+import glob
 import os
 import sys
 
@@ -38,6 +39,9 @@ extensions = [
     Extension(
         "picows.picows",
         ["picows/picows.pyx"],
+        # The units under picows/_core/ are included into picows.pyx (Cython
+        # tracks them); the C helpers are headers it includes.
+        depends=sorted(glob.glob("picows/includes/*.h")),
         extra_compile_args=extra_compile_args,
         extra_link_args=extra_link_args,
         define_macros=define_macros,

@@ -20,7 +20,7 @@ import zlib
 from typing import Any, Callable, List, Optional, Tuple
 
 from picows.handshake import accept_key, build_upgrade_request
-from picows.picows import WSProtocol
+from picows.picows import WSProtocol, _ConnectionOptions
 
 # The protocol logs every rejected input; the fuzzer produces millions of them.
 logging.disable(logging.CRITICAL)
@@ -320,9 +320,10 @@ def report(exc: BaseException) -> None:
 
 
 def new_protocol(is_client: bool, listener_factory: Callable, **kwargs: Any) -> Any:
+    request = key = None
     if is_client:
-        kwargs.setdefault("upgrade_request",
-                          build_upgrade_request("example.com", "/ws", CLIENT_KEY))
-        kwargs.setdefault("client_key", CLIENT_KEY)
-    return WSProtocol(is_client=is_client, listener_factory=listener_factory,
-                      logger_name="fuzz", **kwargs)
+        request = kwargs.pop("upgrade_request",
+                             build_upgrade_request("example.com", "/ws", CLIENT_KEY))
+        key = kwargs.pop("client_key", CLIENT_KEY)
+    options = _ConnectionOptions(listener_factory, logger_name="fuzz", **kwargs)
+    return WSProtocol(options, is_client=is_client, upgrade_request=request, client_key=key)

@@ -11,6 +11,8 @@ from .picows import (  # noqa: E402
     WSTransport,
 )
 from .api import ws_connect, ws_create_server  # noqa: E402
+from .proxy import WSParsedURL  # noqa: E402
+from .types import WSProxyError  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -25,4 +27,6 @@ __all__ = [
     "WSCloseCode",
     "WSError",
     "WSHandshakeError",
+    "WSProxyError",
+    "WSParsedURL",
 ]

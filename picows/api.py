@@ -12,7 +12,8 @@ import urllib.parse
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
 from .handshake import DEFLATE_OFFER, build_upgrade_request, new_client_key
-from .picows import TLSLayer, WSListener, WSProtocol, WSTransport
+from .picows import TLSLayer, WSListener, WSProtocol, WSTransport, _ConnectionOptions
+from .proxy import SocketFactory, open_socket
 from .types import WSUpgradeRequest
 
 __all__ = ["ws_connect", "ws_create_server"]
@@ -20,37 +21,6 @@ __all__ = ["ws_connect", "ws_create_server"]
 DEFAULT_MAX_FRAME_SIZE = 10 * 1024 * 1024
 
 ExtraHeaders = Union[Mapping[str, str], Iterable[Tuple[str, str]], None]
-
-
-def _protocol_options(ws_listener_factory: Callable[..., Any], logger_name: str,
-                      disconnect_on_exception: bool,
-                      websocket_handshake_timeout: Optional[float], max_frame_size: int,
-                      enable_auto_pong: bool, enable_auto_close: bool,
-                      enable_utf8_validation: bool, close_timeout: float,
-                      enable_auto_ping: bool, auto_ping_idle_timeout: float,
-                      auto_ping_reply_timeout: float,
-                      enable_compression: bool) -> Dict[str, Any]:
-    """Check the options both sides share; return them as WSProtocol kwargs."""
-    if not callable(ws_listener_factory):
-        raise TypeError("ws_listener_factory must be callable")
-    if websocket_handshake_timeout is not None and websocket_handshake_timeout <= 0:
-        raise ValueError("websocket_handshake_timeout must be positive or None")
-    if not isinstance(max_frame_size, int) or not 0 <= max_frame_size < 2 ** 63:
-        raise ValueError("max_frame_size must be an int between 0 and 2**63 - 1")
-    if close_timeout <= 0:
-        raise ValueError("close_timeout must be positive")
-    if auto_ping_idle_timeout <= 0 or auto_ping_reply_timeout <= 0:
-        raise ValueError("auto_ping timeouts must be positive")
-    return dict(
-        listener_factory=ws_listener_factory, logger_name=logger_name,
-        disconnect_on_exception=disconnect_on_exception,
-        websocket_handshake_timeout=websocket_handshake_timeout,
-        max_frame_size=max_frame_size, enable_auto_pong=enable_auto_pong,
-        enable_auto_close=enable_auto_close, enable_utf8_validation=enable_utf8_validation,
-        close_timeout=close_timeout, enable_auto_ping=enable_auto_ping,
-        auto_ping_idle_timeout=auto_ping_idle_timeout,
-        auto_ping_reply_timeout=auto_ping_reply_timeout,
-        enable_compression=enable_compression)
 
 
 def _own_tls(loop: asyncio.AbstractEventLoop, ssl_context: Any) -> bool:
@@ -121,6 +91,9 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
                      auto_ping_reply_timeout: float = 20.0,
                      extra_headers: ExtraHeaders = None,
                      enable_compression: bool = False,
+                     proxy: Union[str, bool, None] = None,
+                     proxy_ssl_context: Optional[ssl.SSLContext] = None,
+                     socket_factory: Optional[SocketFactory] = None,
                      **kwargs: Any) -> Tuple[WSTransport, WSListener]:
     """Open a websocket connection to `url`.
 
@@ -159,17 +132,44 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
         server accepts, received compressed messages are inflated before
         ``on_ws_frame`` and whole TEXT/BINARY messages sent with ``fin=True``
         are compressed.
+    :param proxy: connect through a proxy: ``http://`` or ``https://``
+        (HTTP CONNECT), ``socks4://``, ``socks4a://``, ``socks5://`` or
+        ``socks5h://`` (the last two letters: the proxy resolves the target's
+        name), with optional ``user:password@`` (percent-encoded; HTTP proxies
+        get them as ``Proxy-Authorization: Basic``). ``True`` takes the proxy
+        from the environment as :mod:`urllib.request` does
+        (``HTTPS_PROXY`` for ``wss://``, ``HTTP_PROXY`` for ``ws://``, then
+        ``ALL_PROXY``; ``NO_PROXY`` bypasses). SOCKS needs the
+        ``picows[proxy]`` extra (python-socks). With ``wss://`` TLS runs end
+        to end with the target inside the tunnel. The proxy step is bounded by
+        ``websocket_handshake_timeout``, and what it leaves of it bounds the
+        TLS handshake and the upgrade. Failures raise :any:`WSProxyError`.
+    :param proxy_ssl_context: the SSLContext for the TLS connection to an
+        ``https://`` proxy (default: ``ssl.create_default_context()``);
+        ignored for other proxies.
+    :param socket_factory: a function or coroutine function called with a
+        :any:`WSParsedURL` of where to connect (the target, or the proxy when
+        there is one) that returns a ``socket.socket``, connected or not
+        (picows connects it), or None for the usual connect. Cannot be
+        combined with ``sock=``.
     :return: the :any:`WSTransport` and the listener from the factory.
     :raises ValueError: for a malformed URL or bad arguments.
     :raises WSError: when the server refuses the upgrade or answers wrongly.
+    :raises WSProxyError: when connecting through the proxy fails; ``hop``
+        says whether the proxy itself or the proxy's way to the target failed.
     :raises asyncio.TimeoutError: when the handshake takes too long.
     """
     secure, host, port, host_header, target = _parse_url(url)
-    options = _protocol_options(
-        ws_listener_factory, logger_name, disconnect_on_exception,
-        websocket_handshake_timeout, max_frame_size, enable_auto_pong, enable_auto_close,
-        enable_utf8_validation, close_timeout, enable_auto_ping, auto_ping_idle_timeout,
-        auto_ping_reply_timeout, enable_compression)
+    options = _ConnectionOptions(
+        ws_listener_factory, logger_name=logger_name,
+        disconnect_on_exception=disconnect_on_exception,
+        websocket_handshake_timeout=websocket_handshake_timeout,
+        max_frame_size=max_frame_size, enable_auto_pong=enable_auto_pong,
+        enable_auto_close=enable_auto_close, enable_utf8_validation=enable_utf8_validation,
+        close_timeout=close_timeout, enable_auto_ping=enable_auto_ping,
+        auto_ping_idle_timeout=auto_ping_idle_timeout,
+        auto_ping_reply_timeout=auto_ping_reply_timeout,
+        enable_compression=enable_compression)
 
     if secure:
         if ssl_context is None or ssl_context is True:
@@ -189,10 +189,17 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
     request = build_upgrade_request(host_header, target, key, headers)
 
     def protocol_factory() -> WSProtocol:
-        return WSProtocol(is_client=True, upgrade_request=request, client_key=key,
-                          **options)
+        return WSProtocol(options, is_client=True, upgrade_request=request,
+                          client_key=key, handshake_timeout=handshake_timeout)
 
+    handshake_timeout = websocket_handshake_timeout
     loop = asyncio.get_running_loop()
+    if proxy not in (None, False) or socket_factory is not None:
+        sock, handshake_timeout = await open_socket(
+            secure, host, port, target, proxy, proxy_ssl_context, socket_factory,
+            websocket_handshake_timeout, kwargs, logger_name)
+        if sock is not None:
+            kwargs["sock"] = sock
     kwargs.setdefault("host", host)
     kwargs.setdefault("port", port)
     if "sock" in kwargs:
@@ -270,17 +277,21 @@ async def ws_create_server(
         (RFC 7692), see :any:`ws_connect`.
     :return: the :any:`asyncio.Server`.
     """
-    options = _protocol_options(
-        ws_listener_factory, logger_name, disconnect_on_exception,
-        websocket_handshake_timeout, max_frame_size, enable_auto_pong, enable_auto_close,
-        enable_utf8_validation, close_timeout, enable_auto_ping, auto_ping_idle_timeout,
-        auto_ping_reply_timeout, enable_compression)
-    origins = None if allowed_origins is None else frozenset(allowed_origins)
+    options = _ConnectionOptions(
+        ws_listener_factory, logger_name=logger_name,
+        disconnect_on_exception=disconnect_on_exception,
+        websocket_handshake_timeout=websocket_handshake_timeout,
+        max_frame_size=max_frame_size, enable_auto_pong=enable_auto_pong,
+        enable_auto_close=enable_auto_close, enable_utf8_validation=enable_utf8_validation,
+        close_timeout=close_timeout, enable_auto_ping=enable_auto_ping,
+        auto_ping_idle_timeout=auto_ping_idle_timeout,
+        auto_ping_reply_timeout=auto_ping_reply_timeout,
+        allowed_origins=allowed_origins, enable_compression=enable_compression)
     if port is None:
         port = 0
 
     def protocol_factory() -> WSProtocol:
-        return WSProtocol(is_client=False, allowed_origins=origins, **options)
+        return WSProtocol(options, is_client=False)
 
     loop = asyncio.get_running_loop()
     if host == "":

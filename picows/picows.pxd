@@ -5,6 +5,9 @@
 from cpython.object cimport PyObject
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
 
+# Declarations of the internal units (picows/_core/), shipped with this file.
+include "_core/consts.pxd"
+
 
 cpdef enum WSMsgType:
     CONTINUATION = 0x0
@@ -62,13 +65,19 @@ cdef class WSListener:
     cpdef resume_writing(self)
 
 
-cdef class _TLSLayer
+cdef class WSProtocolCore
 
 
 cdef class _ReadBufferView:
     # A writable window of a buffer of ours, handed out as a Python buffer.
     cdef char* ptr
     cdef Py_ssize_t size
+
+
+include "_core/writer.pxd"
+include "_core/deflate.pxd"
+include "_core/options.pxd"
+include "_core/tls.pxd"
 
 
 cdef class WSTransport:
@@ -83,9 +92,7 @@ cdef class WSTransport:
     cdef WSProtocolCore _protocol
     cdef object _disconnected_future
     cdef object _logger
-    cdef int _fd
-    cdef bint _backlog
-    cdef object _transport_write
+    cdef _SocketWriter _writer  # plain TCP; also the path of queued/TLS writes
     cdef _TLSLayer _tls         # picows' own TLS (default asyncio loop), else None
     cdef bint _closed
     cdef bint _write_closed
@@ -95,9 +102,7 @@ cdef class WSTransport:
     cdef uint32_t _pongs_sent
     cdef object _pending_pings
     cdef object _listener_exc
-    # permessage-deflate: our compressor (None: send uncompressed)
-    cdef object _deflater
-    cdef int _deflate_flush
+    cdef _PerMessageDeflate _deflate   # None: not negotiated
     cdef bint _sending_fragments
 
     cdef send_reuse_external_buffer(self, WSMsgType msg_type,
@@ -106,33 +111,33 @@ cdef class WSTransport:
                         size_t size, bint fin, bint rsv1) except -1
     cdef int _send_close_frame(self, int code, const uint8_t* reason,
                                size_t reason_size) except -1
-    cdef int _write(self, const uint8_t* data, size_t size) except -1
-    cdef int _write2(self, const uint8_t* header, size_t hlen,
-                     const uint8_t* payload, size_t size) except -1
     cdef int _mark_disconnected(self) except -1
     cdef _send_compressed(self, WSMsgType msg_type, message)
     cdef uint8_t* _reserve(self, size_t size) except NULL
 
 
+cdef struct _FrameHeader:
+    # The frame being parsed, as its header said.
+    uint8_t opcode
+    bint fin
+    bint rsv1
+    bint masked
+    uint8_t mask[4]
+    size_t hdr_len
+    uint64_t payload_len
+    uint64_t processed      # payload bytes unmasked (and validated) so far
+    bint text               # validate UTF-8 as the payload arrives
+    bint compressed         # part of a compressed message: inflate first
+
+
 cdef class WSProtocolCore:
     # Configuration
     cdef readonly bint is_client
-    cdef object _listener_factory
+    cdef _ConnectionOptions _opts
+    cdef object _handshake_timeout  # float or None
     cdef object _logger
-    cdef bint _disconnect_on_exception
-    cdef object _handshake_timeout
-    cdef uint64_t _max_frame_size
-    cdef bint _auto_pong
-    cdef bint _auto_close
-    cdef bint _utf8_validation
-    cdef double _close_timeout
-    cdef bint _auto_ping
-    cdef double _auto_ping_idle_timeout
-    cdef double _auto_ping_reply_timeout
-    cdef object _allowed_origins
-    cdef bytes _upgrade_request
-    cdef str _client_key
-    cdef bint _enable_compression
+    cdef bytes _upgrade_request     # client: the request to send
+    cdef str _client_key            # client: its Sec-WebSocket-Key
 
     # Connection
     cdef object _loop
@@ -145,7 +150,7 @@ cdef class WSProtocolCore:
     cdef object _ping_timer
     cdef double _last_activity
     cdef bint _ping_outstanding
-    cdef int _state
+    cdef _State _state
     cdef bint _connected_called
     cdef bint _closing
     cdef bint _disconnected_called
@@ -161,25 +166,14 @@ cdef class WSProtocolCore:
     cdef object _view
 
     # The frame being parsed (offsets relative to _rstart).
-    cdef int _fstate
-    cdef uint8_t _fopcode
-    cdef bint _ffin
-    cdef bint _frsv1
-    cdef bint _fmasked
-    cdef uint8_t _fmask[4]
-    cdef size_t _fhdr_len
-    cdef uint64_t _fpayload_len
-    cdef uint64_t _fprocessed
-    cdef bint _ftext
-    cdef bint _fcompressed
+    cdef _FrameState _fstate
+    cdef _FrameHeader _f
 
     # The message being received (fragmentation and UTF-8 state).
     cdef uint8_t _msg_opcode
     cdef uint32_t _utf8_state
     cdef bint _msg_compressed
-    cdef object _inflater
-    cdef bint _inflater_fresh
-    cdef bytes _inflated
+    cdef _PerMessageDeflate _deflate   # None: not negotiated
 
     cdef WSFrame _frame
     # The listener's on_ws_frame when it is a Python override: called
@@ -193,8 +187,6 @@ cdef class WSProtocolCore:
     cdef _process_client_handshake(self)
     cdef _open(self, WSTransport ws, WSListener listener)
     cdef _setup_deflate(self, WSTransport ws, deflate)
-    cdef bytes _inflate(self, const uint8_t* payload, size_t size, bint fin)
-    cdef bytes _inflate_into(self, bytes out, data)
     cdef _reject(self, int status, str reason, headers=*)
     cdef _cancel_handshake_timer(self)
     cdef _cancel_timers(self)
@@ -210,47 +202,3 @@ cdef class WSProtocolCore:
     cdef _fail(self, int code, str reason, bint peer_closed=*)
     cdef _disconnect(self)
     cdef _schedule_auto_ping(self, double delay)
-
-
-cdef class _TLSLayer:
-    # TLS over MemoryBIOs for the default asyncio loop (internal).
-    cdef readonly object app_transport
-    cdef readonly object handshake_waiter
-    cdef readonly object ssl_object
-    cdef readonly object _context
-    cdef bint _server_side
-    cdef object _server_hostname
-    cdef readonly WSProtocolCore _app
-    cdef object _handshake_timeout
-    cdef object _handshake_timer
-    cdef object _loop
-    cdef readonly object _tcp
-    cdef object _tcp_write
-    cdef int _fd
-    cdef bint _backlog
-    cdef object _incoming
-    cdef object _outgoing
-    cdef object _incoming_write
-    cdef object _outgoing_read
-    cdef object _ssl_read
-    cdef object _ssl_write
-    cdef object _ssl_pending
-    cdef char* _cbuf
-    cdef bint _read_full
-    cdef _ReadBufferView _cview
-    cdef _ReadBufferView _pview
-    cdef _ReadBufferView _wview
-    cdef list _pending
-    cdef object _exc
-    cdef bint _handshaking
-    cdef bint _app_connected
-    cdef bint _closed
-
-    cdef _do_handshake(self)
-    cdef _handshake_failed(self, exc)
-    cdef _cancel_handshake_timer(self)
-    cdef int _feed_app(self) except -1
-    cdef int _encrypt(self, const uint8_t* data, size_t size) except -1
-    cdef _queue(self, bytes data)
-    cdef int _flush(self) except -1
-    cdef _fatal(self, exc)

@@ -6,6 +6,7 @@ from typing import Dict, List, Optional, Tuple
 __all__ = [
     "WSError",
     "WSHandshakeError",
+    "WSProxyError",
     "WSUpgradeRequest",
     "WSUpgradeResponse",
 ]
@@ -29,6 +30,29 @@ class WSHandshakeError(WSError):
         self.status = status
         self.reason = reason
         self.headers: List[Tuple[str, str]] = list(headers or ())
+
+
+class WSProxyError(WSError):
+    """Connecting through a proxy failed.
+
+    :ivar hop: ``"proxy"`` when reaching or talking to the proxy failed
+        (connection refused, TLS, authentication, a refusal by policy such as
+        403, a proxy that closed or did not answer in time); ``"target"`` when
+        the proxy answered that it could not reach the target (HTTP 500, 502, 503,
+        504; a SOCKS "host unreachable", "connection refused", ...).
+    :ivar proxy: the proxy as ``scheme://host:port``, never with credentials.
+    :ivar status: the HTTP status of the CONNECT response, or the SOCKS
+        reply code; None when there was no answer.
+    :ivar reason: the HTTP reason phrase or the SOCKS error text, or None.
+    """
+
+    def __init__(self, message: str, *, hop: str, proxy: str,
+                 status: Optional[int] = None, reason: Optional[str] = None) -> None:
+        super().__init__(message)
+        self.hop = hop
+        self.proxy = proxy
+        self.status = status
+        self.reason = reason
 
 
 class WSUpgradeRequest:

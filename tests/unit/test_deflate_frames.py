@@ -15,6 +15,7 @@ import zlib
 
 import pytest
 from wsutil import (
+    new_protocol,
     BINARY,
     CLIENT_KEY,
     CLOSE,
@@ -39,7 +40,6 @@ from wsutil import (
 
 from picows import WSMsgType
 from picows.handshake import DEFLATE_OFFER, build_upgrade_request
-from picows.picows import WSProtocol
 
 PMD = "permessage-deflate"
 TAIL = b"\x00\x00\xff\xff"
@@ -114,12 +114,12 @@ async def open_deflate(role: str, agreed: str | None, listener=None, **kwargs) -
     kwargs.setdefault("enable_compression", True)
     ext = b"" if agreed is None else b"Sec-WebSocket-Extensions: " + agreed.encode() + b"\r\n"
     if role == "server":
-        proto = WSProtocol(is_client=False, listener_factory=lambda request: listener,
+        proto = new_protocol(False, lambda request: listener,
                            **kwargs)
     else:
         request = build_upgrade_request("example.com", "/ws", CLIENT_KEY,
                                         [("Sec-WebSocket-Extensions", DEFLATE_OFFER)])
-        proto = WSProtocol(is_client=True, listener_factory=lambda: listener,
+        proto = new_protocol(True, lambda: listener,
                            upgrade_request=request, client_key=CLIENT_KEY, **kwargs)
     fake.proto = proto
     conn = Conn(role, proto, fake, listener)

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 from wsutil import (
+    new_protocol,
     CLIENT_KEY,
     RSV1,
     SERVER_KEY,
@@ -29,7 +30,6 @@ from picows.handshake import (
     parse_upgrade_request,
     parse_upgrade_response,
 )
-from picows.picows import WSProtocol
 from picows.types import WSHandshakeError
 
 PMD = "permessage-deflate"
@@ -256,7 +256,7 @@ def serve_one(offer: bytes | None, **kwargs):
     """A server-role protocol fed an upgrade request with ``offer``."""
     listener = RecordingListener()
     fake = FakeTransport()
-    proto = WSProtocol(is_client=False, listener_factory=lambda request: listener, **kwargs)
+    proto = new_protocol(False, lambda request: listener, **kwargs)
     fake.proto = proto
     proto.connection_made(fake)
     extra = b"" if offer is None else b"Sec-WebSocket-Extensions: " + offer + b"\r\n"
@@ -334,7 +334,7 @@ def connect_one(offer: bool, **kwargs):
     fake = FakeTransport()
     extra = [("Sec-WebSocket-Extensions", DEFLATE_OFFER)] if offer else None
     request = build_upgrade_request("example.com", "/ws", CLIENT_KEY, extra)
-    proto = WSProtocol(is_client=True, listener_factory=lambda: listener,
+    proto = new_protocol(True, lambda: listener,
                        upgrade_request=request, client_key=CLIENT_KEY, **kwargs)
     fake.proto = proto
     proto.connection_made(fake)

@@ -5,6 +5,7 @@ import asyncio
 
 import pytest
 from wsutil import (
+    new_protocol,
     BINARY,
     CLIENT_KEY,
     SERVER_KEY,
@@ -21,7 +22,6 @@ from wsutil import (
 )
 
 from picows import WSError, WSMsgType, handshake
-from picows.picows import WSProtocol
 from picows.types import WSHandshakeError, WSUpgradeRequest
 
 GOOD_HEADERS = [
@@ -276,7 +276,7 @@ class ServerSide:
             return self.listener
 
         self.fake = FakeTransport()
-        self.proto = WSProtocol(is_client=False, listener_factory=factory or default_factory,
+        self.proto = new_protocol(False, factory or default_factory,
                                 **kwargs)
         self.fake.proto = self.proto
         self.proto.connection_made(self.fake)
@@ -469,7 +469,7 @@ class ClientSide:
         self.listener = RecordingListener()
         self.fake = FakeTransport()
         self.request = handshake.build_upgrade_request("example.com", "/ws", CLIENT_KEY)
-        self.proto = WSProtocol(is_client=True, listener_factory=lambda: self.listener,
+        self.proto = new_protocol(True, lambda: self.listener,
                                 upgrade_request=self.request, client_key=CLIENT_KEY, **kwargs)
         self.fake.proto = self.proto
         self.proto.connection_made(self.fake)

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 from wsutil import (
+    new_protocol,
     BINARY,
     CLOSE,
     PING,
@@ -23,7 +24,6 @@ from wsutil import (
 )
 
 from picows import WSCloseCode, WSMsgType
-from picows.picows import WSProtocol
 
 # --------------------------------------------------------------------------
 # auto pong
@@ -151,7 +151,7 @@ async def test_exception_in_on_ws_connected_disconnects():
 
     listener.on_connected = fail
     fake = FakeTransport()
-    proto = WSProtocol(is_client=False, listener_factory=lambda request: listener)
+    proto = new_protocol(False, lambda request: listener)
     fake.proto = proto
     proto.connection_made(fake)
     feed(proto, upgrade_request(SERVER_KEY))

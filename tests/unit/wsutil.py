@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from picows import WSCloseCode, WSListener, WSMsgType
-from picows.picows import WSProtocol
+from picows.picows import WSProtocol, _ConnectionOptions
 
 RFC_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 SERVER_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # the RFC 6455 section 1.3 example
@@ -462,11 +462,11 @@ async def open_conn(role: str, listener: RecordingListener | None = None,
     listener = listener if listener is not None else RecordingListener()
     fake = FakeTransport(eof_capable)
     if role == "server":
-        proto = WSProtocol(is_client=False, listener_factory=lambda request: listener,
+        proto = new_protocol(False, lambda request: listener,
                            **kwargs)
     else:
         from picows.handshake import build_upgrade_request
-        proto = WSProtocol(is_client=True, listener_factory=lambda: listener,
+        proto = new_protocol(True, lambda: listener,
                            upgrade_request=build_upgrade_request("example.com", "/ws",
                                                                  CLIENT_KEY),
                            client_key=CLIENT_KEY, **kwargs)
@@ -523,3 +523,11 @@ __all__ = [
     "switching_response",
     "upgrade_request",
 ]
+
+
+def new_protocol(is_client: bool, listener_factory: Callable, *,
+                 upgrade_request: bytes | None = None, client_key: str | None = None,
+                 **options: Any) -> WSProtocol:
+    """The one place the unit tests construct a WSProtocol."""
+    return WSProtocol(_ConnectionOptions(listener_factory, **options), is_client=is_client,
+                      upgrade_request=upgrade_request, client_key=client_key)

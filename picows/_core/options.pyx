@@ -1,0 +1,51 @@
+# _ConnectionOptions: the per-connection settings of ws_connect and
+# ws_create_server, declared and checked in one place. api.py builds one per
+# call; every protocol of that call reads its typed fields.
+
+
+@cython.final
+cdef class _ConnectionOptions:
+
+    def __init__(self, listener_factory, *, logger_name="test",
+                 bint disconnect_on_exception=True,
+                 websocket_handshake_timeout=5,
+                 max_frame_size=10 * 1024 * 1024,
+                 bint enable_auto_pong=True,
+                 bint enable_auto_close=True,
+                 bint enable_utf8_validation=True,
+                 close_timeout=5.0,
+                 bint enable_auto_ping=False,
+                 auto_ping_idle_timeout=20.0,
+                 auto_ping_reply_timeout=20.0,
+                 allowed_origins=None,
+                 bint enable_compression=False):
+        """The defaults are ws_connect's and ws_create_server's; see there.
+
+        :raises TypeError: for a listener factory that is not callable.
+        :raises ValueError: for a value out of its range.
+        """
+        if not callable(listener_factory):
+            raise TypeError("ws_listener_factory must be callable")
+        if websocket_handshake_timeout is not None and websocket_handshake_timeout <= 0:
+            raise ValueError("websocket_handshake_timeout must be positive or None")
+        if not isinstance(max_frame_size, int) or not 0 <= max_frame_size < 2 ** 63:
+            raise ValueError("max_frame_size must be an int between 0 and 2**63 - 1")
+        if close_timeout <= 0:
+            raise ValueError("close_timeout must be positive")
+        if auto_ping_idle_timeout <= 0 or auto_ping_reply_timeout <= 0:
+            raise ValueError("auto_ping timeouts must be positive")
+        self.listener_factory = listener_factory
+        self.logger = logging.getLogger(f"picows.{logger_name}")
+        self.disconnect_on_exception = disconnect_on_exception
+        self.websocket_handshake_timeout = websocket_handshake_timeout
+        self.max_frame_size = max_frame_size
+        self.enable_auto_pong = enable_auto_pong
+        self.enable_auto_close = enable_auto_close
+        self.enable_utf8_validation = enable_utf8_validation
+        self.close_timeout = close_timeout
+        self.enable_auto_ping = enable_auto_ping
+        self.auto_ping_idle_timeout = auto_ping_idle_timeout
+        self.auto_ping_reply_timeout = auto_ping_reply_timeout
+        self.allowed_origins = (None if allowed_origins is None
+                                else frozenset(allowed_origins))
+        self.enable_compression = enable_compression

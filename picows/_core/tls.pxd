@@ -1,0 +1,40 @@
+cdef class _TLSLayer:
+    # TLS over MemoryBIOs for the default asyncio loop (internal).
+    cdef readonly object app_transport
+    cdef readonly object handshake_waiter
+    cdef readonly object ssl_object
+    cdef readonly object _context
+    cdef bint _server_side
+    cdef object _server_hostname
+    cdef readonly WSProtocolCore _app
+    cdef object _handshake_timeout
+    cdef object _handshake_timer
+    cdef object _loop
+    cdef readonly object _tcp
+    cdef _SocketWriter _writer
+    cdef object _incoming
+    cdef object _outgoing
+    cdef object _incoming_write
+    cdef object _outgoing_read
+    cdef object _ssl_read
+    cdef object _ssl_write
+    cdef object _ssl_pending
+    cdef char* _cbuf
+    cdef bint _read_full
+    cdef _ReadBufferView _cview
+    cdef _ReadBufferView _pview
+    cdef _ReadBufferView _wview
+    cdef list _pending
+    cdef object _exc
+    cdef _TLSState _state
+    cdef bint _app_connected
+
+    cdef _do_handshake(self)
+    cdef _handshake_failed(self, exc)
+    cdef _cancel_handshake_timer(self)
+    cdef int _feed_app(self) except -1
+    cdef int _encrypt(self, const uint8_t* data, size_t size) except -1
+    cdef _queue(self, bytes data)
+    cdef int _flush(self) except -1
+    cdef _fatal(self, exc)
+    cdef _shut(self)

@@ -1,0 +1,390 @@
+# _TLSLayer: TLS for the default asyncio loop.
+#
+# asyncio's own TLS (sslproto) is pure Python: a few Python calls per read
+# and per write around each OpenSSL call, more than the rest of a small
+# echo. On the default loop picows does TLS itself instead: _TLSLayer is the
+# BufferedProtocol of the TCP transport and drives an ssl.SSLObject over two
+# MemoryBIOs. Ciphertext is read into a scratch buffer and fed to the
+# incoming BIO; plaintext is read by OpenSSL straight into the websocket
+# protocol's read buffer; frames are encrypted from the sender's buffer and
+# the ciphertext goes to the socket at once when the transport has nothing
+# queued. The websocket protocol sees a _TLSTransport, an asyncio.Transport
+# with the same extra info as asyncio's TLS transport (ssl_object, peercert,
+# cipher, ...). uvloop's TLS is already in Cython, so uvloop keeps its own.
+
+# asyncio's default for ssl_handshake_timeout.
+cdef double _TLS_HANDSHAKE_TIMEOUT = 60.0
+
+
+cdef class _TLSLayer:
+    """The TCP transport's protocol when picows does TLS (internal)."""
+
+    def __cinit__(self):
+        self._cbuf = NULL
+
+    def __init__(self, ssl_context, bint server_side, server_hostname,
+                 WSProtocolCore app, handshake_timeout=None):
+        self._context = ssl_context
+        self._server_side = server_side
+        self._server_hostname = server_hostname or None
+        self._app = app
+        self._handshake_timeout = (_TLS_HANDSHAKE_TIMEOUT if handshake_timeout is None
+                                   else handshake_timeout)
+        self._state = TLS_HANDSHAKE
+        self._cview = _ReadBufferView()
+        self._pview = _ReadBufferView()
+        self._wview = _ReadBufferView()
+        self.app_transport = _TLSTransport(self)
+        self.handshake_waiter = None
+
+    def __dealloc__(self):
+        if self._cbuf != NULL:
+            PyMem_Free(self._cbuf)
+            self._cbuf = NULL
+
+    @property
+    def app_protocol(self):
+        """The websocket protocol on top."""
+        return self._app
+
+    # -- protocol of the TCP transport -----------------------------------------
+
+    def connection_made(self, transport):
+        self._loop = asyncio.get_running_loop()
+        self._tcp = transport
+        if not self._server_side:
+            # ws_connect waits for it (and gets the handshake's exception).
+            self.handshake_waiter = self._loop.create_future()
+        self._incoming = ssl.MemoryBIO()
+        self._outgoing = ssl.MemoryBIO()
+        try:
+            self.ssl_object = self._context.wrap_bio(
+                self._incoming, self._outgoing, server_side=self._server_side,
+                server_hostname=self._server_hostname)
+        except Exception as exc:
+            # E.g. check_hostname without a server_hostname: ws_connect
+            # raises it (the loop's own TLS raises it from create_connection).
+            self._handshake_failed(exc)
+            return
+        # The C object under ssl.SSLObject: same read/write, no Python frame.
+        sslobj = getattr(self.ssl_object, "_sslobj", self.ssl_object)
+        self._ssl_read = sslobj.read
+        self._ssl_write = sslobj.write
+        self._ssl_pending = sslobj.pending
+        self._incoming_write = self._incoming.write
+        self._outgoing_read = self._outgoing.read
+        # Ciphertext straight to the socket (see writer.pyx).
+        self._writer = _SocketWriter(
+            transport, type(transport).__module__ == "asyncio.selector_events")
+        if self._handshake_timeout is not None and self._handshake_timeout > 0:
+            self._handshake_timer = self._loop.call_later(
+                self._handshake_timeout, self._on_handshake_timeout)
+        self._do_handshake()
+
+    @cython.binding(False)
+    @cython.always_allow_keywords(False)
+    def get_buffer(self, Py_ssize_t sizehint):
+        cdef Py_ssize_t size = _TLS_READ_BUFFER_LARGE if self._read_full else _TLS_READ_BUFFER
+        if self._cbuf != NULL:
+            PyMem_Free(self._cbuf)
+        self._cbuf = <char*>PyMem_Malloc(size)
+        if self._cbuf == NULL:
+            raise MemoryError()
+        self._cview.ptr = self._cbuf
+        self._cview.size = size
+        return self._cview
+
+    @cython.binding(False)
+    @cython.always_allow_keywords(False)
+    def buffer_updated(self, Py_ssize_t nbytes):
+        if nbytes <= 0 or self._state == TLS_CLOSED:
+            return
+        self._read_full = nbytes == self._cview.size
+        self._cview.size = nbytes
+        self._incoming_write(self._cview)
+        # The BIO has its own copy: an idle connection keeps no read buffer.
+        PyMem_Free(self._cbuf)
+        self._cbuf = NULL
+        if self._state == TLS_HANDSHAKE:
+            self._do_handshake()
+        else:
+            self._feed_app()
+
+    def eof_received(self):
+        if self._state == TLS_HANDSHAKE:
+            self._handshake_failed(ConnectionResetError(
+                "connection closed during the TLS handshake"))
+            return False
+        if self._app_connected:
+            return self._app.eof_received()
+        return False
+
+    def connection_lost(self, exc):
+        self._shut()
+        self._cancel_handshake_timer()
+        if exc is None:
+            exc = self._exc
+        if self.handshake_waiter is not None and not self.handshake_waiter.done():
+            self.handshake_waiter.set_exception(
+                exc if exc is not None else
+                ConnectionResetError("connection lost during the TLS handshake"))
+        if self._app_connected:
+            self._app_connected = False
+            self._app.connection_lost(exc)
+        if self._cbuf != NULL:
+            PyMem_Free(self._cbuf)
+            self._cbuf = NULL
+
+    def pause_writing(self):
+        if self._app_connected:
+            self._app.pause_writing()
+
+    def resume_writing(self):
+        if self._app_connected:
+            self._app.resume_writing()
+
+    # -- handshake --------------------------------------------------------------
+
+    cdef _do_handshake(self):
+        try:
+            self.ssl_object.do_handshake()
+        except ssl.SSLWantReadError:
+            self._flush()
+            return
+        except Exception as exc:
+            self._flush()
+            self._handshake_failed(exc)
+            return
+        self._flush()
+        self._state = TLS_OPEN
+        self._cancel_handshake_timer()
+        if self.handshake_waiter is not None and not self.handshake_waiter.done():
+            self.handshake_waiter.set_result(None)
+        self._app_connected = True
+        self._app.connection_made(self.app_transport)
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            for data in pending:
+                self.write(data)
+        # Data that came with the end of the handshake.
+        self._feed_app()
+
+    cdef _handshake_failed(self, exc):
+        self._cancel_handshake_timer()
+        if self._app is not None:
+            self._app._logger.debug("TLS handshake failed: %r", exc)
+        self._exc = exc
+        if self.handshake_waiter is not None and not self.handshake_waiter.done():
+            self.handshake_waiter.set_exception(exc)
+        self._shut()
+        self._tcp.abort()
+
+    def _on_handshake_timeout(self):
+        self._handshake_timer = None
+        if self._state == TLS_HANDSHAKE:
+            self._handshake_failed(ConnectionAbortedError(
+                f"TLS handshake is taking longer than {self._handshake_timeout} "
+                f"seconds: aborting the connection"))
+
+    cdef _cancel_handshake_timer(self):
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+
+    # -- data -------------------------------------------------------------------
+
+    cdef int _feed_app(self) except -1:
+        """Decrypt what the incoming BIO holds into the app's read buffer."""
+        cdef WSProtocolCore app = self._app
+        cdef _ReadBufferView view = self._pview
+        cdef Py_ssize_t n
+        while self._app_connected and self._state != TLS_CLOSED and not app._closing:
+            app._read_window(&view.ptr, &view.size)
+            if view.size > _TLS_MAX_CALL:
+                view.size = _TLS_MAX_CALL
+            try:
+                n = self._ssl_read(view.size, view)
+            except ssl.SSLWantReadError:
+                break
+            except ssl.SSLZeroReturnError:
+                n = 0
+            except Exception as exc:
+                self._fatal(exc)
+                return 0
+            if n <= 0:
+                # close_notify (the ssl module reads 0 bytes): the peer
+                # sends no more.
+                self._flush()
+                if not app.eof_received():
+                    self.close()
+                return 0
+            app._data_in(n)
+            if self._incoming.pending == 0 and self._ssl_pending() == 0:
+                break
+        # Post-handshake messages (key updates) may need an answer.
+        self._flush()
+        if self._pending is not None and self._state != TLS_CLOSED:
+            pending, self._pending = self._pending, None
+            for data in pending:
+                self.write(data)
+        return 0
+
+    cdef int _encrypt(self, const uint8_t* data, size_t size) except -1:
+        """Encrypt and send `size` bytes at `data` (the sender's buffer)."""
+        cdef _ReadBufferView view = self._wview
+        cdef size_t done = 0, chunk
+        if self._state == TLS_CLOSED:
+            return 0
+        if self._state == TLS_HANDSHAKE or self._pending is not None:
+            self._queue(PyBytes_FromStringAndSize(<char*>data, size))
+            return 0
+        while done < size:
+            # The ssl module takes at most INT_MAX bytes per call.
+            chunk = min(size - done, <size_t>_TLS_MAX_CALL)
+            view.ptr = <char*>data + done
+            view.size = chunk
+            try:
+                self._ssl_write(view)
+            except ssl.SSLWantReadError:
+                # A renegotiation (TLS 1.2) must finish first.
+                self._queue(PyBytes_FromStringAndSize(<char*>data + done, size - done))
+                break
+            except Exception as exc:
+                self._fatal(exc)
+                return 0
+            done += chunk
+        self._flush()
+        return 0
+
+    cdef _queue(self, bytes data):
+        if self._pending is None:
+            self._pending = []
+        self._pending.append(data)
+
+    cdef int _flush(self) except -1:
+        """Send the ciphertext the outgoing BIO holds."""
+        if self._state == TLS_CLOSED:
+            return 0
+        self._writer.write_bytes(self._outgoing_read())
+        return 0
+
+    cdef _shut(self):
+        """TLS_CLOSED: nothing more is read, written or queued."""
+        self._state = TLS_CLOSED
+        if self._writer is not None:
+            self._writer.close()
+
+    cdef _fatal(self, exc):
+        if self._app is not None:
+            self._app._logger.debug("TLS error: %r", exc)
+        self._exc = exc
+        self._shut()
+        self._tcp.abort()
+
+    # -- what _TLSTransport calls ------------------------------------------------
+
+    def write(self, data):
+        cdef Py_buffer view
+        PyObject_GetBuffer(data, &view, PyBUF_SIMPLE)
+        try:
+            self._encrypt(<uint8_t*>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+
+    def close(self):
+        if self._state == TLS_CLOSED:
+            return
+        if self._state == TLS_OPEN:
+            # Our close_notify; the peer's is not waited for.
+            try:
+                self.ssl_object.unwrap()
+            except ssl.SSLError:
+                pass
+            self._flush()
+        self._shut()
+        self._tcp.close()
+
+    def abort(self):
+        self._shut()
+        self._tcp.abort()
+
+    def is_closing(self):
+        return self._state == TLS_CLOSED or self._tcp.is_closing()
+
+
+class _TLSTransport(asyncio.Transport):
+    """What the websocket protocol and ``WSTransport.underlying_transport``
+    see when picows does TLS: an asyncio transport like asyncio's own TLS one."""
+
+    def __init__(self, layer):
+        super().__init__()
+        self._layer = layer
+
+    def get_extra_info(self, name, default=None):
+        layer = self._layer
+        sslobj = layer.ssl_object
+        if name == "ssl_object":
+            return sslobj
+        if name == "sslcontext":
+            return layer._context
+        if sslobj is not None:
+            if name == "peercert":
+                return sslobj.getpeercert()
+            if name == "cipher":
+                return sslobj.cipher()
+            if name == "compression":
+                return sslobj.compression()
+        return layer._tcp.get_extra_info(name, default)
+
+    def write(self, data):
+        self._layer.write(data)
+
+    def writelines(self, list_of_data):
+        self._layer.write(b"".join(list_of_data))
+
+    def can_write_eof(self):
+        return False
+
+    def write_eof(self):
+        raise NotImplementedError("TLS transports cannot write EOF")
+
+    def close(self):
+        self._layer.close()
+
+    def abort(self):
+        self._layer.abort()
+
+    def is_closing(self):
+        return self._layer.is_closing()
+
+    def pause_reading(self):
+        self._layer._tcp.pause_reading()
+
+    def resume_reading(self):
+        self._layer._tcp.resume_reading()
+
+    def is_reading(self):
+        return self._layer._tcp.is_reading()
+
+    def set_write_buffer_limits(self, high=None, low=None):
+        self._layer._tcp.set_write_buffer_limits(high, low)
+
+    def get_write_buffer_limits(self):
+        return self._layer._tcp.get_write_buffer_limits()
+
+    def get_write_buffer_size(self):
+        return self._layer._tcp.get_write_buffer_size()
+
+    def set_protocol(self, protocol):
+        raise NotImplementedError("picows does not support replacing its protocol")
+
+    def get_protocol(self):
+        return self._layer._app
+
+    def __repr__(self):
+        return f"<picows TLS transport over {self._layer._tcp!r}>"
+
+
+class TLSLayer(_TLSLayer, asyncio.BufferedProtocol):
+    """The TCP protocol when picows does TLS (internal; see _TLSLayer)."""
+    __slots__ = ()

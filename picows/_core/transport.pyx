@@ -1,0 +1,344 @@
+# WSTransport: the sending side of a connection. Frames are built in one
+# reused buffer and written once, through the connection's _SocketWriter
+# (plain TCP) or encrypted by the TLS layer.
+
+
+cdef class WSTransport:
+    """The sending side of a websocket connection.
+
+    :ivar underlying_transport: the asyncio TCP or SSL transport. Use it for
+        buffer limits and connection state; send only with ``send_*``.
+    :ivar is_client: True on the client side.
+    :ivar request: the :any:`WSUpgradeRequest` (both sides).
+    :ivar response: the upgrade response (client side), else None.
+    :ivar extensions: the negotiated Sec-WebSocket-Extensions value
+        (permessage-deflate), or None.
+    """
+
+    def __cinit__(self):
+        self._wbuf = NULL
+        self._wbuf_size = 0
+
+    def __init__(self, bint is_client, underlying_transport, logger, loop,
+                 request=None, response=None):
+        self.is_client = is_client
+        self.underlying_transport = underlying_transport
+        self.request = request
+        self.response = response
+        self._logger = logger
+        self._disconnected_future = loop.create_future()
+        self._pending_pings = None
+        if type(underlying_transport) is _TLSTransport:
+            # picows' own TLS: frames are encrypted from _wbuf, no bytes.
+            self._tls = underlying_transport._layer
+        # Straight to the socket only on the loops' plain TCP transports,
+        # whose socket closes after connection_lost (see writer.pyx). TLS
+        # transports must encrypt: they always get transport.write.
+        module = type(underlying_transport).__module__
+        self._writer = _SocketWriter(
+            underlying_transport,
+            module in ("asyncio.selector_events", "uvloop.loop")
+            and underlying_transport.get_extra_info("sslcontext") is None
+            and underlying_transport.get_extra_info("ssl_object") is None)
+
+    def __dealloc__(self):
+        if self._wbuf != NULL:
+            PyMem_Free(self._wbuf)
+            self._wbuf = NULL
+
+    # -- low level -----------------------------------------------------------
+
+    @cython.final
+    cdef uint8_t* _reserve(self, size_t size) except NULL:
+        cdef uint8_t* p
+        cdef size_t new_size
+        if self._wbuf_size > _WBUF_KEEP and size * 4 < self._wbuf_size:
+            # Shrink after a spike of large frames.
+            PyMem_Free(self._wbuf)
+            self._wbuf = NULL
+            self._wbuf_size = 0
+        if size > self._wbuf_size:
+            new_size = max(size, 2 * self._wbuf_size, <size_t>4096)
+            p = <uint8_t*>PyMem_Realloc(self._wbuf, new_size)
+            if p == NULL:
+                raise MemoryError()
+            self._wbuf = p
+            self._wbuf_size = new_size
+        return self._wbuf
+
+    cdef int send_frame(self, WSMsgType msg_type, const uint8_t* payload,
+                        size_t size, bint fin, bint rsv1) except -1:
+        """Send one frame: header and payload assembled, written once."""
+        cdef uint8_t mask[4]
+        cdef uint8_t* dst = NULL
+        cdef size_t hlen
+        cdef object out = None
+        if self._closed or self._write_closed:
+            return 0
+        if msg_type == WSMsgType.CLOSE:
+            # One CLOSE per connection (RFC 6455 5.5.1), however it is sent.
+            if self.is_close_frame_sent:
+                return 0
+            self.is_close_frame_sent = True
+        elif msg_type <= 2:
+            # No data frames after our CLOSE (RFC 6455 5.5.1).
+            if self.is_close_frame_sent:
+                return 0
+            # Whether our own fragmented message is open (never compressed).
+            if msg_type != 0:
+                self._sending_fragments = not fin
+            elif fin:
+                self._sending_fragments = False
+        cdef size_t total = _header_size(size, self.is_client) + size
+        cdef uint8_t header[10]
+        if not self.is_client and self._writer.fd >= 0 and size >= _GATHER_WRITE_MIN:
+            # Large server frames: no copy of the payload, the kernel gathers.
+            hlen = _write_header(header, <uint8_t>msg_type, size, fin, rsv1, NULL)
+            self._writer.write2(header, hlen, payload, size)
+        elif self._writer.fd >= 0 or self._tls is not None:
+            dst = self._reserve(total)
+        elif total >= _REUSE_WRITE_MIN:
+            # Through the transport (TLS): a large frame goes out of a
+            # bytearray reused from one frame to the next, unless the
+            # transport still holds the last one; a fresh allocation of this
+            # size costs page faults on every frame.
+            if self._big_out is None or _refcnt(<PyObject*>self._big_out) > 1:
+                self._big_out = bytearray()
+            PyByteArray_Resize(self._big_out, total)
+            out = self._big_out
+            dst = <uint8_t*>PyByteArray_AS_STRING(out)
+        else:
+            if self._big_out is not None:
+                self._big_out = None
+            out = PyBytes_FromStringAndSize(NULL, total)
+            dst = <uint8_t*>PyBytes_AS_STRING(out)
+        if dst == NULL:
+            pass
+        elif self.is_client:
+            _next_mask(mask)
+            hlen = _write_header(dst, <uint8_t>msg_type, size, fin, rsv1, mask)
+            picows_mask_copy(dst + hlen, payload, size, mask, 0)
+        else:
+            hlen = _write_header(dst, <uint8_t>msg_type, size, fin, rsv1, NULL)
+            if size:
+                memcpy(dst + hlen, payload, size)
+        if msg_type == WSMsgType.PONG:
+            self._pongs_sent += 1
+        if out is not None:
+            self._writer.write_object(out)
+        elif self._tls is not None:
+            self._tls._encrypt(dst, total)
+        elif dst != NULL:
+            self._writer.write(dst, total)
+        if msg_type == WSMsgType.CLOSE and self._protocol is not None:
+            self._protocol._on_close_sent()
+        return 0
+
+    cdef send_reuse_external_buffer(self, WSMsgType msg_type,
+                                    char* message, size_t message_size):
+        """Send a frame with `message` as its payload, writing the header into
+        the memory just before `message` instead of copying the payload.
+
+        The buffer must have at least 10 writable bytes before `message`. On
+        the client side the payload must be masked, so it is copied (masked)
+        into the transport's own buffer instead and `message` is left intact.
+
+        Available only from Cython.
+        """
+        cdef size_t hlen
+        cdef uint8_t* start
+        if self._closed or self._write_closed:
+            return
+        if self.is_client or self._writer.fd < 0 or msg_type >= WSMsgType.CLOSE:
+            # Control frames are small and need the bookkeeping of send_frame.
+            self.send_frame(msg_type, <uint8_t*>message, message_size, True, False)
+            return
+        hlen = _header_size(message_size, False)
+        start = <uint8_t*>message - hlen
+        _write_header(start, <uint8_t>msg_type, message_size, True, False, NULL)
+        self._writer.write(start, hlen + message_size)
+
+    cdef int _send_close_frame(self, int code, const uint8_t* reason,
+                               size_t reason_size) except -1:
+        cdef uint8_t payload[_MAX_CONTROL_PAYLOAD]
+        if code == 0:
+            return self.send_frame(WSMsgType.CLOSE, NULL, 0, True, False)
+        if reason_size > _MAX_CONTROL_PAYLOAD - 2:
+            reason_size = _MAX_CONTROL_PAYLOAD - 2
+        payload[0] = <uint8_t>(code >> 8)
+        payload[1] = <uint8_t>code
+        if reason_size:
+            memcpy(payload + 2, reason, reason_size)
+        return self.send_frame(WSMsgType.CLOSE, payload, reason_size + 2, True, False)
+
+    cdef int _mark_disconnected(self) except -1:
+        self._closed = True
+        self._writer.close()
+        self._protocol = None
+        if self._wbuf != NULL:
+            PyMem_Free(self._wbuf)
+            self._wbuf = NULL
+            self._wbuf_size = 0
+        self._big_out = None
+        if not self._disconnected_future.done():
+            self._disconnected_future.set_result(None)
+        return 0
+
+    # -- public API ----------------------------------------------------------
+
+    # binding(False), here and on the other per-frame methods: a plain
+    # method descriptor, cheaper to call from Python than a cyfunction.
+    @cython.binding(False)
+    def send(self, msg_type, message=None, rsv1=False, *, fin=True):
+        """Send a frame with `message` as its payload.
+
+        :param msg_type: :any:`WSMsgType`
+        :param message: an optional bytes-like object (any contiguous
+            buffer); a str is sent UTF-8 encoded.
+        :param rsv1: first reserved bit; extensions such as
+            permessage-deflate use it.
+        :param fin: False to send a fragment of a message; continue it with
+            ``WSMsgType.CONTINUATION`` frames, the last with ``fin=True``.
+
+        Nothing is sent once disconnected, and no data frame once a CLOSE
+        was sent (RFC 6455 5.5.1).
+        """
+        cdef Py_buffer view
+        cdef char* buf
+        cdef Py_ssize_t buflen
+        cdef int opcode = msg_type
+        if opcode not in (0, 1, 2, 8, 9, 10):
+            raise ValueError(f"invalid msg_type {msg_type!r}")
+        if message is None:
+            self.send_frame(<WSMsgType>opcode, NULL, 0, fin, rsv1)
+            return
+        if isinstance(message, str):
+            message = (<str>message).encode("utf-8")
+        if self._deflate is not None and self._deflate.deflates \
+                and (opcode == 1 or opcode == 2) and fin \
+                and not rsv1 and not self._sending_fragments:
+            self._send_compressed(<WSMsgType>opcode, message)
+            return
+        if type(message) is bytes:
+            if opcode >= 8 and PyBytes_GET_SIZE(message) > _MAX_CONTROL_PAYLOAD:
+                raise ValueError("control frame payload must be at most 125 bytes")
+            self.send_frame(<WSMsgType>opcode, <uint8_t*>PyBytes_AS_STRING(message),
+                            PyBytes_GET_SIZE(message), fin, rsv1)
+            return
+        if type(message) is memoryview and picows_memoryview_memory(message, &buf, &buflen):
+            if opcode >= 8 and buflen > _MAX_CONTROL_PAYLOAD:
+                raise ValueError("control frame payload must be at most 125 bytes")
+            self.send_frame(<WSMsgType>opcode, <uint8_t*>buf, buflen, fin, rsv1)
+            return
+        PyObject_GetBuffer(message, &view, PyBUF_SIMPLE)
+        try:
+            if opcode >= 8 and view.len > _MAX_CONTROL_PAYLOAD:
+                raise ValueError("control frame payload must be at most 125 bytes")
+            self.send_frame(<WSMsgType>opcode, <uint8_t*>view.buf, view.len, fin, rsv1)
+        finally:
+            PyBuffer_Release(&view)
+
+    cdef _send_compressed(self, WSMsgType msg_type, message):
+        """Send a whole message compressed (RFC 7692 7.2.1)."""
+        cdef bytes out
+        if self._closed or self._write_closed:
+            return
+        out = self._deflate.deflate(message)
+        self.send_frame(msg_type, <uint8_t*>PyBytes_AS_STRING(out),
+                        PyBytes_GET_SIZE(out), True, True)
+
+    @cython.binding(False)
+    def send_ping(self, message=None):
+        """Send a PING control frame.
+
+        :param message: an optional bytes-like object, at most 125 bytes.
+        """
+        self.send(WSMsgType.PING, message)
+
+    @cython.binding(False)
+    def send_pong(self, message=None):
+        """Send a PONG control frame.
+
+        :param message: an optional bytes-like object, at most 125 bytes.
+        """
+        self.send(WSMsgType.PONG, message)
+
+    def send_close(self, close_code=WSCloseCode.NO_INFO, close_message=None):
+        """Send a CLOSE control frame; the transport stays open.
+
+        Does nothing if the transport is disconnected or a CLOSE was sent
+        already.
+
+        :param close_code: :any:`WSCloseCode` or an int in 3000-4999.
+            ``NO_INFO`` sends a CLOSE with an empty payload.
+        :param close_message: an optional bytes-like object (or str), at most
+            123 bytes; ignored with ``NO_INFO``.
+        """
+        cdef int code = close_code
+        cdef Py_buffer view
+        if code != 0 and not (0 < code < 65536):
+            raise ValueError(f"invalid close code {close_code!r}")
+        if code == 0 or close_message is None:
+            self._send_close_frame(code, NULL, 0)
+            return
+        if isinstance(close_message, str):
+            close_message = (<str>close_message).encode("utf-8")
+        PyObject_GetBuffer(close_message, &view, PyBUF_SIMPLE)
+        try:
+            if view.len > _MAX_CONTROL_PAYLOAD - 2:
+                raise ValueError("close message must be at most 123 bytes")
+            self._send_close_frame(code, <uint8_t*>view.buf, view.len)
+        finally:
+            PyBuffer_Release(&view)
+
+    @cython.binding(False)
+    def disconnect(self):
+        """Close the underlying transport.
+
+        Buffered outgoing data is flushed asynchronously; nothing more is
+        received. Safe to call many times; does nothing once disconnected.
+        """
+        if self._closed:
+            return
+        if self._protocol is not None:
+            self._protocol._disconnect()
+        else:
+            self.underlying_transport.close()
+
+    async def wait_disconnected(self):
+        """Wait until the websocket is completely disconnected (the transport
+        is closed and ``on_ws_disconnected`` has been called).
+
+        On the client side, if a listener callback raised and so caused the
+        disconnect, that exception is raised here.
+        """
+        await asyncio.shield(self._disconnected_future)
+        if self._listener_exc is not None:
+            exc, self._listener_exc = self._listener_exc, None
+            raise exc
+
+    async def measure_roundtrip_time(self, int rounds=1):
+        """Send `rounds` PINGs one after another and return the list of
+        round-trip times in seconds, measured when each PONG arrives.
+
+        The PONGs are still delivered to ``on_ws_frame``.
+        """
+        loop = asyncio.get_running_loop()
+        results = []
+        for _ in range(rounds):
+            if self._closed:
+                raise WSError("websocket is disconnected")
+            fut = loop.create_future()
+            if self._pending_pings is None:
+                self._pending_pings = []
+            self._pending_pings.append(fut)
+            started = time.perf_counter()
+            self.send_ping(b"picows-rtt")
+            await fut
+            results.append(time.perf_counter() - started)
+        return results
+
+    def __repr__(self):
+        side = "client" if self.is_client else "server"
+        state = "disconnected" if self._closed else "connected"
+        return f"<WSTransport {side} {state}>"
