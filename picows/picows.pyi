@@ -1,8 +1,9 @@
 """Typing surface of the picows.picows extension module."""
 import asyncio
 import enum
+import logging
 import ssl
-from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, FrozenSet, Iterable, List, Optional, Tuple, Union
 
 from .types import WSUpgradeRequest, WSUpgradeResponse
 
@@ -90,13 +91,10 @@ class WSListener:
     def resume_writing(self) -> None: ...
 
 
-class WSProtocolCore:
-    is_client: bool
-    transport: Optional[WSTransport]
-    listener: Optional[WSListener]
-    handshake_future: Optional["asyncio.Future[Tuple[WSTransport, WSListener]]"]
-
-    def __init__(self, *, is_client: bool, listener_factory: Callable[..., Any],
+class _ConnectionOptions:
+    """What ws_connect / ws_create_server were given, checked once (internal;
+    used by api.py). Read-only."""
+    def __init__(self, listener_factory: Callable[..., Any], *,
                  logger_name: str = ..., disconnect_on_exception: bool = ...,
                  websocket_handshake_timeout: Optional[float] = ...,
                  max_frame_size: int = ..., enable_auto_pong: bool = ...,
@@ -104,9 +102,46 @@ class WSProtocolCore:
                  close_timeout: float = ..., enable_auto_ping: bool = ...,
                  auto_ping_idle_timeout: float = ..., auto_ping_reply_timeout: float = ...,
                  allowed_origins: Optional[Iterable[str]] = ...,
-                 upgrade_request: Optional[bytes] = ...,
-                 client_key: Optional[str] = ...,
                  enable_compression: bool = ...) -> None: ...
+    @property
+    def listener_factory(self) -> Callable[..., Any]: ...
+    @property
+    def logger(self) -> logging.Logger: ...
+    @property
+    def disconnect_on_exception(self) -> bool: ...
+    @property
+    def websocket_handshake_timeout(self) -> Optional[float]: ...
+    @property
+    def max_frame_size(self) -> int: ...
+    @property
+    def enable_auto_pong(self) -> bool: ...
+    @property
+    def enable_auto_close(self) -> bool: ...
+    @property
+    def enable_utf8_validation(self) -> bool: ...
+    @property
+    def close_timeout(self) -> float: ...
+    @property
+    def enable_auto_ping(self) -> bool: ...
+    @property
+    def auto_ping_idle_timeout(self) -> float: ...
+    @property
+    def auto_ping_reply_timeout(self) -> float: ...
+    @property
+    def enable_compression(self) -> bool: ...
+    @property
+    def allowed_origins(self) -> Optional[FrozenSet[str]]: ...
+
+
+class WSProtocolCore:
+    is_client: bool
+    transport: Optional[WSTransport]
+    listener: Optional[WSListener]
+    handshake_future: Optional["asyncio.Future[Tuple[WSTransport, WSListener]]"]
+
+    def __init__(self, options: _ConnectionOptions, *, is_client: bool,
+                 upgrade_request: Optional[bytes] = None, client_key: Optional[str] = None,
+                 handshake_timeout: Optional[float] = ...) -> None: ...
     def connection_made(self, transport: asyncio.BaseTransport) -> None: ...
     def connection_lost(self, exc: Optional[BaseException]) -> None: ...
     def get_buffer(self, sizehint: int) -> Any: ...
