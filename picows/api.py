@@ -206,11 +206,13 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
         kwargs.pop("host")
         kwargs.pop("port")
     if secure and _own_tls(loop, ssl_context):
+        assert isinstance(ssl_context, ssl.SSLContext)  # _own_tls checked it
         server_hostname = kwargs.pop("server_hostname")
         tls_timeout = _pop_tls_options(kwargs)
         transport, layer = await loop.create_connection(
             lambda: TLSLayer(ssl_context, False, server_hostname, protocol_factory(),
                              tls_timeout), **kwargs)
+        assert layer.handshake_waiter is not None  # set by connection_made (client side)
         try:
             await layer.handshake_waiter
         except BaseException:
@@ -296,6 +298,7 @@ async def ws_create_server(
         host = None
     ssl_context = kwargs.get("ssl")
     if _own_tls(loop, ssl_context):
+        assert isinstance(ssl_context, ssl.SSLContext)  # _own_tls checked it
         tls_timeout = _pop_tls_options(kwargs)
         return await loop.create_server(
             lambda: TLSLayer(ssl_context, True, None, protocol_factory(), tls_timeout),
