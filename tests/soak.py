@@ -46,7 +46,12 @@ import time
 import weakref
 from collections import Counter
 
-from picows import WSListener, WSMsgType, ws_connect, ws_create_server
+# tests.support (and, without an installed picows, the in-place build) live
+# in the repository: append its root, so an installed picows still comes first.
+sys.path.append(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from picows import WSListener, WSMsgType, ws_connect, ws_create_server  # noqa: E402
+from tests.support import tls_contexts  # noqa: E402
 
 KINDS = ("clean", "reset", "server-reset", "tls-clean", "tls-abort")
 SIZES = (0, 1, 125, 126, 4096, 65536)
@@ -209,21 +214,10 @@ async def settle(stats: Stats, baseline_fds: int) -> None:
         await asyncio.sleep(0.05)
 
 
-def tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    import trustme
-
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1")
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(server_ctx)
-    client_ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    ca.configure_trust(client_ctx)
-    return server_ctx, client_ctx
-
-
 async def soak(args: argparse.Namespace) -> int:
     stats = Stats()
-    server_ssl, client_ssl = tls_contexts()
+    contexts = tls_contexts()
+    server_ssl, client_ssl = contexts.server, contexts.client
     servers = {
         "tcp": await ws_create_server(lambda request: ServerEcho(stats), "127.0.0.1", 0,
                                       backlog=1024),

@@ -41,7 +41,7 @@ from websockets.asyncio.client import connect as websockets_connect
 
 from picows import WSMsgType
 
-from .helpers import TIMEOUT, Net, RecordingListener, pattern, serve, wait_for
+from tests.support import TIMEOUT, Net, RecordingListener, pattern, serve, wait_for
 
 PMD = "permessage-deflate"
 SIZES = [0, 1, 125, 126, 65535, 65536, 1 << 20]
