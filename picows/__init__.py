@@ -4,6 +4,7 @@ __version__ = "1.0.0"
 
 from .types import WSError, WSHandshakeError, WSUpgradeRequest, WSUpgradeResponse  # noqa: E402
 from .picows import (  # noqa: E402
+    WSAutoPingStrategy,
     WSCloseCode,
     WSFrame,
     WSListener,
@@ -25,6 +26,7 @@ __all__ = [
     "WSUpgradeResponse",
     "WSMsgType",
     "WSCloseCode",
+    "WSAutoPingStrategy",
     "WSError",
     "WSHandshakeError",
     "WSProxyError",

@@ -12,7 +12,8 @@ import urllib.parse
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
 from .handshake import DEFLATE_OFFER, build_upgrade_request, new_client_key
-from .picows import TLSLayer, WSListener, WSProtocol, WSTransport, _ConnectionOptions
+from .picows import (TLSLayer, WSAutoPingStrategy, WSListener, WSProtocol, WSTransport,
+                     _ConnectionOptions)
 from .proxy import SocketFactory, open_socket
 from .types import WSUpgradeRequest
 
@@ -89,6 +90,7 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
                      enable_auto_ping: bool = False,
                      auto_ping_idle_timeout: float = 20.0,
                      auto_ping_reply_timeout: float = 20.0,
+                     auto_ping_strategy: WSAutoPingStrategy = WSAutoPingStrategy.PING_WHEN_IDLE,
                      extra_headers: ExtraHeaders = None,
                      enable_compression: bool = False,
                      proxy: Union[str, bool, None] = None,
@@ -126,7 +128,14 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
         handshake and close TCP before disconnecting anyway.
     :param enable_auto_ping: send a PING after ``auto_ping_idle_timeout``
         seconds without incoming data; no PONG within
-        ``auto_ping_reply_timeout`` disconnects.
+        ``auto_ping_reply_timeout`` sends CLOSE 1011 ("keepalive ping
+        timeout") and disconnects. When the listener overrides
+        :any:`WSListener.send_user_specific_ping`, that is sent instead of a
+        PING (exchanges that heartbeat with JSON text frames).
+    :param auto_ping_strategy: ``WSAutoPingStrategy.PING_WHEN_IDLE`` (ping
+        after ``auto_ping_idle_timeout`` seconds without incoming data) or
+        ``PING_PERIODICALLY`` (every ``auto_ping_idle_timeout`` seconds,
+        whatever arrives).
     :param extra_headers: more headers for the upgrade request.
     :param enable_compression: offer permessage-deflate (RFC 7692). If the
         server accepts, received compressed messages are inflated before
@@ -169,6 +178,7 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
         close_timeout=close_timeout, enable_auto_ping=enable_auto_ping,
         auto_ping_idle_timeout=auto_ping_idle_timeout,
         auto_ping_reply_timeout=auto_ping_reply_timeout,
+        auto_ping_strategy=auto_ping_strategy,
         enable_compression=enable_compression)
 
     if secure:
@@ -243,6 +253,7 @@ async def ws_create_server(
         enable_auto_ping: bool = False,
         auto_ping_idle_timeout: float = 20.0,
         auto_ping_reply_timeout: float = 20.0,
+        auto_ping_strategy: WSAutoPingStrategy = WSAutoPingStrategy.PING_WHEN_IDLE,
         allowed_origins: Optional[Iterable[str]] = None,
         enable_compression: bool = False,
         **kwargs: Any) -> asyncio.Server:
@@ -269,6 +280,7 @@ async def ws_create_server(
     :param enable_utf8_validation: fail TEXT messages that are not UTF-8 (1007).
     :param close_timeout: seconds to wait for the close handshake to finish.
     :param enable_auto_ping: keepalive PINGs, see :any:`ws_connect`.
+    :param auto_ping_strategy: when keepalive pings, see :any:`ws_connect`.
     :param allowed_origins: when given, only upgrade requests whose Origin
         header is exactly one of these strings are accepted (others get 403).
     :param enable_compression: accept a client's permessage-deflate offer
@@ -284,6 +296,7 @@ async def ws_create_server(
         close_timeout=close_timeout, enable_auto_ping=enable_auto_ping,
         auto_ping_idle_timeout=auto_ping_idle_timeout,
         auto_ping_reply_timeout=auto_ping_reply_timeout,
+        auto_ping_strategy=auto_ping_strategy,
         allowed_origins=allowed_origins, enable_compression=enable_compression)
     if port is None:
         port = 0

@@ -90,6 +90,8 @@ include "_core/tls.pyx"
 # -- module init ---------------------------------------------------------------
 
 _BASE_ON_WS_FRAME = getattr(WSListener, "on_ws_frame")
+_BASE_USER_PING = getattr(WSListener, "send_user_specific_ping")
+_BASE_USER_PONG = getattr(WSListener, "is_user_specific_pong")
 
 picows_install_listener_new(
     WSListener, PyCapsule_GetPointer(WSListener.__dict__["__pyx_vtable__"], NULL))

@@ -321,7 +321,11 @@ cdef class WSTransport:
         """Send `rounds` PINGs one after another and return the list of
         round-trip times in seconds, measured when each PONG arrives.
 
-        The PONGs are still delivered to ``on_ws_frame``.
+        The PONGs are still delivered to ``on_ws_frame``. When the listener
+        overrides :any:`WSListener.send_user_specific_ping`, that is sent
+        instead, and each round ends with the application's pong
+        (:any:`WSListener.is_user_specific_pong` or
+        :any:`notify_user_specific_pong_received`).
         """
         loop = asyncio.get_running_loop()
         results = []
@@ -333,10 +337,18 @@ cdef class WSTransport:
                 self._pending_pings = []
             self._pending_pings.append(fut)
             started = time.perf_counter()
-            self.send_ping(b"picows-rtt")
+            if self._protocol is not None:
+                self._protocol._send_ping()
             await fut
             results.append(time.perf_counter() - started)
         return results
+
+    def notify_user_specific_pong_received(self):
+        """Tell picows that the answer to the last application-level ping
+        (:any:`WSListener.send_user_specific_ping`) arrived: keepalive stops
+        waiting, :any:`measure_roundtrip_time` ends its round."""
+        if self._protocol is not None:
+            self._protocol._on_pong()
 
     def __repr__(self):
         side = "client" if self.is_client else "server"
