@@ -117,6 +117,9 @@ cdef class WSTransport:
                                     char* message, size_t message_size)
     cdef int send_frame(self, WSMsgType msg_type, const uint8_t* payload,
                         size_t size, bint fin, bint rsv1) except -1
+    cdef bint _may_send(self, WSMsgType msg_type, bint fin) noexcept
+    cdef int _send_in_place(self, WSMsgType msg_type, uint8_t* payload, size_t size,
+                            bint fin, bint rsv1) except -1
     cdef int _send_close_frame(self, int code, const uint8_t* reason,
                                size_t reason_size) except -1
     cdef int _mark_disconnected(self) except -1
@@ -146,6 +149,7 @@ cdef class WSProtocolCore:
     cdef object _logger
     cdef bytes _upgrade_request     # client: the request to send
     cdef str _client_key            # client: its Sec-WebSocket-Key
+    cdef set _connections           # server: its open WSTransports, or None
 
     # Connection
     cdef object _loop

@@ -75,11 +75,12 @@ cdef class WSProtocolCore:
 
     def __init__(self, _ConnectionOptions options not None, *, bint is_client,
                  bytes upgrade_request=None, str client_key=None,
-                 handshake_timeout=_FROM_OPTIONS):
+                 handshake_timeout=_FROM_OPTIONS, set connections=None):
         """`options`: what ws_connect / ws_create_server were given; on the
         client side, `upgrade_request` to send and its `client_key`.
         `handshake_timeout`: this connection's, when not the options' (what
-        a proxy step left of it)."""
+        a proxy step left of it). `connections`: the server's set of open
+        WSTransports, which this connection joins while it is open."""
         self.is_client = is_client
         self._opts = options
         self._handshake_timeout = (options.websocket_handshake_timeout
@@ -88,6 +89,7 @@ cdef class WSProtocolCore:
         self._logger = options.logger
         self._upgrade_request = upgrade_request
         self._client_key = client_key
+        self._connections = connections
         self._state = HANDSHAKE
         self._fstate = FS_HEADER
         self._view = _ReadBufferView()
@@ -213,6 +215,8 @@ cdef class WSProtocolCore:
             self.handshake_future.set_exception(
                 WSError(f"connection lost during the handshake: {exc!r}"))
         if ws is not None:
+            if self._connections is not None:
+                self._connections.discard(ws)
             if ws._pending_pings:
                 for fut in ws._pending_pings:
                     if not fut.done():
@@ -229,6 +233,8 @@ cdef class WSProtocolCore:
             ws._mark_disconnected()
 
     def pause_writing(self):
+        if self.transport is not None:
+            self.transport._write_paused = True
         if self.listener is not None:
             try:
                 self.listener.pause_writing()
@@ -236,6 +242,8 @@ cdef class WSProtocolCore:
                 self._logger.exception("pause_writing raised")
 
     def resume_writing(self):
+        if self.transport is not None:
+            self.transport._write_paused = False
         if self.listener is not None:
             try:
                 self.listener.resume_writing()
@@ -362,6 +370,8 @@ cdef class WSProtocolCore:
             self._user_pong = listener.is_user_specific_pong
         ws._protocol = self
         self._state = OPEN
+        if self._connections is not None:
+            self._connections.add(ws)
         self._connected_called = True
         try:
             listener.on_ws_connected(ws)
