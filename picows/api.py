@@ -9,14 +9,21 @@ import asyncio
 import os
 import ssl
 import urllib.parse
-from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
+import weakref
+from typing import (Any, Callable, Dict, FrozenSet, Iterable, Mapping, Optional, Sequence, Set,
+                    Tuple, Union)
 
 from .handshake import DEFLATE_OFFER, build_upgrade_request, new_client_key
-from .picows import TLSLayer, WSListener, WSProtocol, WSTransport, _ConnectionOptions
+from .picows import (TLSLayer, WSAutoPingStrategy, WSCloseCode, WSListener, WSProtocol,
+                     WSTransport, _ConnectionOptions)
 from .proxy import SocketFactory, open_socket
 from .types import WSUpgradeRequest
 
-__all__ = ["ws_connect", "ws_create_server"]
+__all__ = ["ws_connect", "ws_create_server", "ws_server_connections", "ws_close_server"]
+
+# The open connections of each server ws_create_server made.
+_SERVER_CONNECTIONS: "weakref.WeakKeyDictionary[asyncio.AbstractServer, Set[WSTransport]]" = \
+    weakref.WeakKeyDictionary()
 
 DEFAULT_MAX_FRAME_SIZE = 10 * 1024 * 1024
 
@@ -89,6 +96,7 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
                      enable_auto_ping: bool = False,
                      auto_ping_idle_timeout: float = 20.0,
                      auto_ping_reply_timeout: float = 20.0,
+                     auto_ping_strategy: WSAutoPingStrategy = WSAutoPingStrategy.PING_WHEN_IDLE,
                      extra_headers: ExtraHeaders = None,
                      enable_compression: bool = False,
                      proxy: Union[str, bool, None] = None,
@@ -126,7 +134,14 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
         handshake and close TCP before disconnecting anyway.
     :param enable_auto_ping: send a PING after ``auto_ping_idle_timeout``
         seconds without incoming data; no PONG within
-        ``auto_ping_reply_timeout`` disconnects.
+        ``auto_ping_reply_timeout`` sends CLOSE 1011 ("keepalive ping
+        timeout") and disconnects. When the listener overrides
+        :any:`WSListener.send_user_specific_ping`, that is sent instead of a
+        PING (exchanges that heartbeat with JSON text frames).
+    :param auto_ping_strategy: ``WSAutoPingStrategy.PING_WHEN_IDLE`` (ping
+        after ``auto_ping_idle_timeout`` seconds without incoming data) or
+        ``PING_PERIODICALLY`` (every ``auto_ping_idle_timeout`` seconds,
+        whatever arrives).
     :param extra_headers: more headers for the upgrade request.
     :param enable_compression: offer permessage-deflate (RFC 7692). If the
         server accepts, received compressed messages are inflated before
@@ -169,6 +184,7 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
         close_timeout=close_timeout, enable_auto_ping=enable_auto_ping,
         auto_ping_idle_timeout=auto_ping_idle_timeout,
         auto_ping_reply_timeout=auto_ping_reply_timeout,
+        auto_ping_strategy=auto_ping_strategy,
         enable_compression=enable_compression)
 
     if secure:
@@ -245,6 +261,7 @@ async def ws_create_server(
         enable_auto_ping: bool = False,
         auto_ping_idle_timeout: float = 20.0,
         auto_ping_reply_timeout: float = 20.0,
+        auto_ping_strategy: WSAutoPingStrategy = WSAutoPingStrategy.PING_WHEN_IDLE,
         allowed_origins: Optional[Iterable[str]] = None,
         enable_compression: bool = False,
         **kwargs: Any) -> asyncio.Server:
@@ -271,6 +288,7 @@ async def ws_create_server(
     :param enable_utf8_validation: fail TEXT messages that are not UTF-8 (1007).
     :param close_timeout: seconds to wait for the close handshake to finish.
     :param enable_auto_ping: keepalive PINGs, see :any:`ws_connect`.
+    :param auto_ping_strategy: when keepalive pings, see :any:`ws_connect`.
     :param allowed_origins: when given, only upgrade requests whose Origin
         header is exactly one of these strings are accepted (others get 403).
     :param enable_compression: accept a client's permessage-deflate offer
@@ -286,12 +304,15 @@ async def ws_create_server(
         close_timeout=close_timeout, enable_auto_ping=enable_auto_ping,
         auto_ping_idle_timeout=auto_ping_idle_timeout,
         auto_ping_reply_timeout=auto_ping_reply_timeout,
+        auto_ping_strategy=auto_ping_strategy,
         allowed_origins=allowed_origins, enable_compression=enable_compression)
     if port is None:
         port = 0
 
+    connections: Set[WSTransport] = set()
+
     def protocol_factory() -> WSProtocol:
-        return WSProtocol(options, is_client=False)
+        return WSProtocol(options, is_client=False, connections=connections)
 
     loop = asyncio.get_running_loop()
     if host == "":
@@ -300,7 +321,60 @@ async def ws_create_server(
     if _own_tls(loop, ssl_context):
         assert isinstance(ssl_context, ssl.SSLContext)  # _own_tls checked it
         tls_timeout = _pop_tls_options(kwargs)
-        return await loop.create_server(
+        server = await loop.create_server(
             lambda: TLSLayer(ssl_context, True, None, protocol_factory(), tls_timeout),
             host, port, **kwargs)
-    return await loop.create_server(protocol_factory, host, port, **kwargs)
+    else:
+        server = await loop.create_server(protocol_factory, host, port, **kwargs)
+    _SERVER_CONNECTIONS[server] = connections
+    return server
+
+
+def ws_server_connections(server: asyncio.AbstractServer) -> FrozenSet[WSTransport]:
+    """The open websocket connections of a server made by
+    :any:`ws_create_server` (those past the handshake and not disconnected
+    yet), e.g. for :any:`picows.broadcast`.
+
+    :raises ValueError: for a server that ws_create_server did not make.
+    """
+    try:
+        return frozenset(_SERVER_CONNECTIONS[server])
+    except KeyError:
+        raise ValueError(f"{server!r} was not made by ws_create_server") from None
+
+
+async def ws_close_server(server: asyncio.AbstractServer, *,
+                          close_code: Union[WSCloseCode, int] = WSCloseCode.GOING_AWAY,
+                          close_message: Union[bytes, str, None] = None,
+                          timeout: Optional[float] = 5.0) -> None:
+    """Shut a server down: stop accepting, send CLOSE (1001 "going away" by
+    default) on every open connection, wait until they are disconnected,
+    and close the server.
+
+    Connections that have not finished their close handshake within
+    ``timeout`` seconds are dropped (``timeout=None`` waits for ever).
+    Connections still in the upgrade handshake are closed by the server.
+
+    :param server: a server made by :any:`ws_create_server`.
+    :param close_code: the code of the CLOSE frames.
+    :param close_message: their reason (at most 123 bytes).
+    :param timeout: how long to wait for the peers, in seconds.
+    :raises ValueError: for a server that ws_create_server did not make.
+    """
+    connections = ws_server_connections(server)
+    server.close()
+    for transport in connections:
+        transport.send_close(close_code, close_message)
+    if connections:
+        waiters = [asyncio.ensure_future(t.wait_disconnected()) for t in connections]
+        done, pending = await asyncio.wait(waiters, timeout=timeout)
+        for transport in connections:
+            transport.disconnect()
+        if pending:
+            await asyncio.wait(pending)
+        for waiter in waiters:
+            # wait_disconnected re-raises a client listener's exception; a
+            # server's transports have none to give, but keep the loop quiet.
+            if not waiter.cancelled():
+                waiter.exception()
+    await server.wait_closed()

@@ -18,6 +18,11 @@ cpdef enum WSMsgType:
     PONG = 0xA
 
 
+cpdef enum WSAutoPingStrategy:
+    PING_WHEN_IDLE = 1      # ping when nothing arrived for the idle timeout
+    PING_PERIODICALLY = 2   # ping every idle timeout, whatever arrives
+
+
 cpdef enum WSCloseCode:
     NO_INFO = 0
     OK = 1000
@@ -63,6 +68,8 @@ cdef class WSListener:
     cpdef on_ws_disconnected(self, WSTransport transport)
     cpdef pause_writing(self)
     cpdef resume_writing(self)
+    cpdef send_user_specific_ping(self, WSTransport transport)
+    cpdef is_user_specific_pong(self, WSFrame frame)
 
 
 cdef class WSProtocolCore
@@ -100,7 +107,8 @@ cdef class WSTransport:
     cdef size_t _wbuf_size
     cdef bytearray _big_out     # reused for large frames written through the transport
     cdef uint32_t _pongs_sent
-    cdef object _pending_pings
+    cdef object _pending_pings      # futures of measure_roundtrip_time
+    cdef bint _write_paused         # between pause_writing and resume_writing
     cdef object _listener_exc
     cdef _PerMessageDeflate _deflate   # None: not negotiated
     cdef bint _sending_fragments
@@ -109,6 +117,9 @@ cdef class WSTransport:
                                     char* message, size_t message_size)
     cdef int send_frame(self, WSMsgType msg_type, const uint8_t* payload,
                         size_t size, bint fin, bint rsv1) except -1
+    cdef bint _may_send(self, WSMsgType msg_type, bint fin) noexcept
+    cdef int _send_in_place(self, WSMsgType msg_type, uint8_t* payload, size_t size,
+                            bint fin, bint rsv1) except -1
     cdef int _send_close_frame(self, int code, const uint8_t* reason,
                                size_t reason_size) except -1
     cdef int _mark_disconnected(self) except -1
@@ -138,6 +149,7 @@ cdef class WSProtocolCore:
     cdef object _logger
     cdef bytes _upgrade_request     # client: the request to send
     cdef str _client_key            # client: its Sec-WebSocket-Key
+    cdef set _connections           # server: its open WSTransports, or None
 
     # Connection
     cdef object _loop
@@ -149,7 +161,11 @@ cdef class WSProtocolCore:
     cdef object _close_timer
     cdef object _ping_timer
     cdef double _last_activity
-    cdef bint _ping_outstanding
+    cdef bint _ping_outstanding     # a keepalive ping waits for its pong
+    cdef double _last_ping          # when keepalive last pinged (PING_PERIODICALLY)
+    cdef bint _user_pong_expected   # a user-specific ping was sent
+    cdef object _user_ping          # the listener's send_user_specific_ping override
+    cdef object _user_pong          # the listener's is_user_specific_pong override
     cdef _State _state
     cdef bint _connected_called
     cdef bint _closing
@@ -202,3 +218,6 @@ cdef class WSProtocolCore:
     cdef _fail(self, int code, str reason, bint peer_closed=*)
     cdef _disconnect(self)
     cdef _schedule_auto_ping(self, double delay)
+    cdef _send_ping(self)
+    cdef _on_pong(self)
+    cdef bint _is_user_pong(self, WSFrame frame) except -1

@@ -3,7 +3,7 @@ import asyncio
 import enum
 import logging
 import ssl
-from typing import Any, Callable, FrozenSet, Iterable, List, Optional, Tuple, Union
+from typing import Any, Callable, FrozenSet, Iterable, List, Optional, Set, Tuple, Union
 
 from .types import WSUpgradeRequest, WSUpgradeResponse
 
@@ -17,6 +17,11 @@ class WSMsgType(enum.IntEnum):
     CLOSE = 8
     PING = 9
     PONG = 10
+
+
+class WSAutoPingStrategy(enum.IntEnum):
+    PING_WHEN_IDLE = 1
+    PING_PERIODICALLY = 2
 
 
 class WSCloseCode(enum.IntEnum):
@@ -81,6 +86,7 @@ class WSTransport:
     def disconnect(self) -> None: ...
     async def wait_disconnected(self) -> None: ...
     async def measure_roundtrip_time(self, rounds: int = 1) -> List[float]: ...
+    def notify_user_specific_pong_received(self) -> None: ...
 
 
 class WSListener:
@@ -89,6 +95,8 @@ class WSListener:
     def on_ws_disconnected(self, transport: WSTransport) -> None: ...
     def pause_writing(self) -> None: ...
     def resume_writing(self) -> None: ...
+    def send_user_specific_ping(self, transport: WSTransport) -> None: ...
+    def is_user_specific_pong(self, frame: WSFrame) -> bool: ...
 
 
 class _ConnectionOptions:
@@ -101,6 +109,7 @@ class _ConnectionOptions:
                  enable_auto_close: bool = ..., enable_utf8_validation: bool = ...,
                  close_timeout: float = ..., enable_auto_ping: bool = ...,
                  auto_ping_idle_timeout: float = ..., auto_ping_reply_timeout: float = ...,
+                 auto_ping_strategy: WSAutoPingStrategy = ...,
                  allowed_origins: Optional[Iterable[str]] = ...,
                  enable_compression: bool = ...) -> None: ...
     @property
@@ -128,6 +137,8 @@ class _ConnectionOptions:
     @property
     def auto_ping_reply_timeout(self) -> float: ...
     @property
+    def auto_ping_strategy(self) -> WSAutoPingStrategy: ...
+    @property
     def enable_compression(self) -> bool: ...
     @property
     def allowed_origins(self) -> Optional[FrozenSet[str]]: ...
@@ -141,7 +152,8 @@ class WSProtocolCore:
 
     def __init__(self, options: _ConnectionOptions, *, is_client: bool,
                  upgrade_request: Optional[bytes] = None, client_key: Optional[str] = None,
-                 handshake_timeout: Optional[float] = ...) -> None: ...
+                 handshake_timeout: Optional[float] = ...,
+                 connections: Optional[Set[WSTransport]] = None) -> None: ...
     def connection_made(self, transport: asyncio.BaseTransport) -> None: ...
     def connection_lost(self, exc: Optional[BaseException]) -> None: ...
     def get_buffer(self, sizehint: int) -> Any: ...
@@ -181,3 +193,7 @@ class _TLSLayer:
 
 
 class TLSLayer(_TLSLayer, asyncio.BufferedProtocol): ...
+
+
+def broadcast(transports: Iterable[WSTransport], msg_type: WSMsgType,
+              message: Union[_Buffer, str]) -> List[WSTransport]: ...

@@ -12,6 +12,7 @@
 #   _core/transport.pyx  WSTransport, the sending side
 #   _core/protocol.pyx   WSProtocolCore: read buffer, handshake, frame parser
 #   _core/tls.pyx        _TLSLayer: picows' own TLS on the default loop
+#   _core/broadcast.pyx  broadcast(): one frame built for many connections
 #
 # Everything per frame lives in these units; everything per connection that
 # needs no speed (handshake parsing, URLs, proxies) is plain Python in
@@ -29,7 +30,8 @@ from cpython.buffer cimport (PyBUF_SIMPLE, PyBuffer_FillInfo, PyBuffer_Release,
                              PyObject_GetBuffer)
 from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_FromStringAndSize,
                             PyBytes_GET_SIZE)
-from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_Resize
+from cpython.bytearray cimport (PyByteArray_AS_STRING, PyByteArray_GET_SIZE,
+                                PyByteArray_Resize)
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from cpython.object cimport PyObject
@@ -85,11 +87,14 @@ include "_core/options.pyx"
 include "_core/transport.pyx"
 include "_core/protocol.pyx"
 include "_core/tls.pyx"
+include "_core/broadcast.pyx"
 
 
 # -- module init ---------------------------------------------------------------
 
 _BASE_ON_WS_FRAME = getattr(WSListener, "on_ws_frame")
+_BASE_USER_PING = getattr(WSListener, "send_user_specific_ping")
+_BASE_USER_PONG = getattr(WSListener, "is_user_specific_pong")
 
 picows_install_listener_new(
     WSListener, PyCapsule_GetPointer(WSListener.__dict__["__pyx_vtable__"], NULL))

@@ -13,5 +13,6 @@ cdef class _ConnectionOptions:
     cdef readonly bint enable_auto_ping
     cdef readonly double auto_ping_idle_timeout
     cdef readonly double auto_ping_reply_timeout
+    cdef readonly WSAutoPingStrategy auto_ping_strategy
     cdef readonly bint enable_compression
     cdef readonly frozenset allowed_origins             # server; None: any

@@ -17,6 +17,7 @@ cdef class _ConnectionOptions:
                  bint enable_auto_ping=False,
                  auto_ping_idle_timeout=20.0,
                  auto_ping_reply_timeout=20.0,
+                 auto_ping_strategy=WSAutoPingStrategy.PING_WHEN_IDLE,
                  allowed_origins=None,
                  bint enable_compression=False):
         """The defaults are ws_connect's and ws_create_server's; see there.
@@ -34,6 +35,9 @@ cdef class _ConnectionOptions:
             raise ValueError("close_timeout must be positive")
         if auto_ping_idle_timeout <= 0 or auto_ping_reply_timeout <= 0:
             raise ValueError("auto_ping timeouts must be positive")
+        if auto_ping_strategy not in (WSAutoPingStrategy.PING_WHEN_IDLE,
+                                      WSAutoPingStrategy.PING_PERIODICALLY):
+            raise ValueError(f"invalid auto_ping_strategy {auto_ping_strategy!r}")
         self.listener_factory = listener_factory
         self.logger = logging.getLogger(f"picows.{logger_name}")
         self.disconnect_on_exception = disconnect_on_exception
@@ -46,6 +50,7 @@ cdef class _ConnectionOptions:
         self.enable_auto_ping = enable_auto_ping
         self.auto_ping_idle_timeout = auto_ping_idle_timeout
         self.auto_ping_reply_timeout = auto_ping_reply_timeout
+        self.auto_ping_strategy = auto_ping_strategy
         self.allowed_origins = (None if allowed_origins is None
                                 else frozenset(allowed_origins))
         self.enable_compression = enable_compression

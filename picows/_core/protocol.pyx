@@ -75,11 +75,12 @@ cdef class WSProtocolCore:
 
     def __init__(self, _ConnectionOptions options not None, *, bint is_client,
                  bytes upgrade_request=None, str client_key=None,
-                 handshake_timeout=_FROM_OPTIONS):
+                 handshake_timeout=_FROM_OPTIONS, set connections=None):
         """`options`: what ws_connect / ws_create_server were given; on the
         client side, `upgrade_request` to send and its `client_key`.
         `handshake_timeout`: this connection's, when not the options' (what
-        a proxy step left of it)."""
+        a proxy step left of it). `connections`: the server's set of open
+        WSTransports, which this connection joins while it is open."""
         self.is_client = is_client
         self._opts = options
         self._handshake_timeout = (options.websocket_handshake_timeout
@@ -88,6 +89,7 @@ cdef class WSProtocolCore:
         self._logger = options.logger
         self._upgrade_request = upgrade_request
         self._client_key = client_key
+        self._connections = connections
         self._state = HANDSHAKE
         self._fstate = FS_HEADER
         self._view = _ReadBufferView()
@@ -213,6 +215,8 @@ cdef class WSProtocolCore:
             self.handshake_future.set_exception(
                 WSError(f"connection lost during the handshake: {exc!r}"))
         if ws is not None:
+            if self._connections is not None:
+                self._connections.discard(ws)
             if ws._pending_pings:
                 for fut in ws._pending_pings:
                     if not fut.done():
@@ -229,6 +233,8 @@ cdef class WSProtocolCore:
             ws._mark_disconnected()
 
     def pause_writing(self):
+        if self.transport is not None:
+            self.transport._write_paused = True
         if self.listener is not None:
             try:
                 self.listener.pause_writing()
@@ -236,6 +242,8 @@ cdef class WSProtocolCore:
                 self._logger.exception("pause_writing raised")
 
     def resume_writing(self):
+        if self.transport is not None:
+            self.transport._write_paused = False
         if self.listener is not None:
             try:
                 self.listener.resume_writing()
@@ -355,8 +363,15 @@ cdef class WSProtocolCore:
         meth = getattr(type(listener), "on_ws_frame")
         if type(meth) is not type(_BASE_ON_WS_FRAME):
             self._on_frame_py = getattr(listener, "on_ws_frame")
+        # Application-level pings, when the listener overrides the hooks.
+        if getattr(type(listener), "send_user_specific_ping") is not _BASE_USER_PING:
+            self._user_ping = listener.send_user_specific_ping
+        if getattr(type(listener), "is_user_specific_pong") is not _BASE_USER_PONG:
+            self._user_pong = listener.is_user_specific_pong
         ws._protocol = self
         self._state = OPEN
+        if self._connections is not None:
+            self._connections.add(ws)
         self._connected_called = True
         try:
             listener.on_ws_connected(ws)
@@ -366,6 +381,7 @@ cdef class WSProtocolCore:
             self._fail(WSCloseCode.INTERNAL_ERROR, "listener error")
             return
         if self._opts.enable_auto_ping:
+            self._last_ping = self._loop.time()
             self._schedule_auto_ping(self._opts.auto_ping_idle_timeout)
 
     cdef _reject(self, int status, str reason, headers=()):
@@ -637,6 +653,11 @@ cdef class WSProtocolCore:
         if opcode == WSMsgType.CLOSE:
             return self._on_close_frame(frame)
 
+        if self._user_pong_expected and self._state != FAILED:
+            # Only while an application-level ping waits for its answer.
+            if self._is_user_pong(frame):
+                self._on_pong()
+                return 0
         pongs_before = self.transport._pongs_sent
         if self._state != FAILED:
             self._call_on_frame(frame)
@@ -644,13 +665,20 @@ cdef class WSProtocolCore:
             if (self._opts.enable_auto_pong and self.transport._pongs_sent == pongs_before
                     and (self._state == OPEN or self._state == CLOSE_SENT)):
                 self.transport.send_frame(WSMsgType.PONG, payload, size, True, False)
-        elif opcode == WSMsgType.PONG:
-            self._ping_outstanding = False
-            if self.transport._pending_pings:
-                fut = self.transport._pending_pings.pop(0)
-                if not fut.done():
-                    fut.set_result(None)
+        elif opcode == WSMsgType.PONG and self._user_ping is None:
+            self._on_pong()
         return 0
+
+    cdef bint _is_user_pong(self, WSFrame frame) except -1:
+        if self._user_pong is None:
+            return False
+        try:
+            return bool(self._user_pong(frame))
+        except Exception as exc:
+            self._logger.exception("is_user_specific_pong raised, disconnecting")
+            self._listener_exc = exc
+            self._fail(WSCloseCode.INTERNAL_ERROR, "listener error")
+            return False
 
     @cython.final
     cdef int _call_on_frame(self, WSFrame frame) except -1:
@@ -764,22 +792,52 @@ cdef class WSProtocolCore:
         self._ping_timer = self._loop.call_later(delay, self._on_ping_timer)
 
     def _on_ping_timer(self):
-        cdef double idle
+        cdef double wait
         self._ping_timer = None
         if self._state != OPEN:
             return
         if self._ping_outstanding:
-            self._logger.info("no PONG within %s seconds, disconnecting",
-                              self._opts.auto_ping_reply_timeout)
+            # As websockets does: the peer learns why (1011), then we drop.
+            self._logger.info("no pong within %s seconds (keepalive ping timeout), "
+                              "closing with 1011", self._opts.auto_ping_reply_timeout)
+            self.transport._send_close_frame(WSCloseCode.INTERNAL_ERROR,
+                                             b"keepalive ping timeout", 22)
             self._disconnect()
             return
-        idle = self._loop.time() - self._last_activity
-        if idle < self._opts.auto_ping_idle_timeout:
-            self._schedule_auto_ping(self._opts.auto_ping_idle_timeout - idle)
+        if self._opts.auto_ping_strategy == WSAutoPingStrategy.PING_WHEN_IDLE:
+            wait = self._last_activity + self._opts.auto_ping_idle_timeout - self._loop.time()
+        else:
+            wait = self._last_ping + self._opts.auto_ping_idle_timeout - self._loop.time()
+        if wait > 0:
+            self._schedule_auto_ping(wait)
             return
         self._ping_outstanding = True
-        self.transport.send_frame(WSMsgType.PING, NULL, 0, True, False)
+        self._last_ping = self._loop.time()
+        self._send_ping()
         self._schedule_auto_ping(self._opts.auto_ping_reply_timeout)
+
+    cdef _send_ping(self):
+        """A PING, or the listener's application-level ping."""
+        if self._user_ping is None:
+            self.transport.send_frame(WSMsgType.PING, NULL, 0, True, False)
+            return
+        self._user_pong_expected = True
+        try:
+            self._user_ping(self.transport)
+        except Exception as exc:
+            self._logger.exception("send_user_specific_ping raised, disconnecting")
+            self._listener_exc = exc
+            self._fail(WSCloseCode.INTERNAL_ERROR, "listener error")
+
+    cdef _on_pong(self):
+        """The answer to our ping arrived (a PONG, or the application's)."""
+        cdef WSTransport ws = self.transport
+        self._ping_outstanding = False
+        self._user_pong_expected = False
+        if ws is not None and ws._pending_pings:
+            fut = ws._pending_pings.pop(0)
+            if not fut.done():
+                fut.set_result(None)
 
 
 class WSProtocol(WSProtocolCore, asyncio.BufferedProtocol):

@@ -4,7 +4,9 @@ WSTransport.measure_roundtrip_time.
 
 The documented behaviour: after ``auto_ping_idle_timeout`` seconds without
 incoming data, a PING; no PONG within ``auto_ping_reply_timeout`` seconds,
-disconnect. Anything received counts as activity.
+CLOSE 1011 "keepalive ping timeout" and disconnect. Anything received counts
+as activity. Strategies and application-level pings:
+test_keepalive_strategies.py.
 """
 from __future__ import annotations
 
@@ -39,10 +41,13 @@ async def test_server_pings_an_idle_client_and_drops_a_silent_one(net):
             assert IDLE * 0.8 <= _since(started) < TIMEOUT / 2
             writer.write(client_frame(WSMsgType.PONG))
             answered = time.monotonic()
-            # Idle again: another PING; this time no PONG, so a disconnect.
+            # Idle again: another PING; this time no PONG, so CLOSE 1011 and
+            # a disconnect.
             assert await wait_for(read_frame(reader)) == (True, WSMsgType.PING, b"")
             assert IDLE * 0.8 <= _since(answered) < TIMEOUT / 2
             pinged = time.monotonic()
+            assert await wait_for(read_frame(reader)) == (
+                True, WSMsgType.CLOSE, (1011).to_bytes(2, "big") + b"keepalive ping timeout")
             assert await wait_for(reader.read()) == b""
             assert REPLY * 0.8 <= _since(pinged) < TIMEOUT / 2
             await wait_for(listener.disconnected)
@@ -91,11 +96,13 @@ async def test_client_keepalive_against_a_ponging_server(net):
 
 async def test_client_drops_a_server_that_never_pongs(net):
     pinged = asyncio.get_running_loop().create_future()
+    closed = asyncio.get_running_loop().create_future()
 
     async def no_pong(reader, writer):
         await raw_accept(reader, writer)
         _, opcode, _ = await read_frame(reader, masked=True)
         pinged.set_result((opcode, time.monotonic()))
+        closed.set_result(await read_frame(reader, masked=True))
         await reader.read()
 
     async with raw_server(net, no_pong) as port:
@@ -108,6 +115,8 @@ async def test_client_drops_a_server_that_never_pongs(net):
             assert IDLE * 0.8 <= ping_time - started < TIMEOUT / 2
             await wait_for(transport.wait_disconnected())
             assert REPLY * 0.8 <= _since(ping_time) < TIMEOUT / 2
+            assert await wait_for(closed) == (
+                True, WSMsgType.CLOSE, (1011).to_bytes(2, "big") + b"keepalive ping timeout")
     assert client.disconnected_calls == 1
 
 
