@@ -156,6 +156,16 @@ cdef class WSFrame:
             return None
         return PyBytes_FromStringAndSize(self.payload_ptr + 2, self.payload_size - 2)
 
+    cpdef object get_close_reason(self):
+        """:return: the close reason as a new str (UTF-8 decoded, invalid
+            bytes replaced), or None when the CLOSE has none.
+
+        Only valid for ``WSMsgType.CLOSE`` frames.
+        """
+        if self.payload_size <= 2:
+            return None
+        return PyUnicode_DecodeUTF8(self.payload_ptr + 2, self.payload_size - 2, "replace")
+
     def __repr__(self):
         return (f"WSFrame({WSMsgType(self.msg_type).name}, fin={self.fin}, "
                 f"rsv1={self.rsv1}, payload_size={self.payload_size}, "

@@ -3,6 +3,15 @@
 # call; every protocol of that call reads its typed fields.
 
 
+def _takes_request_response(factory):
+    """Whether a client listener factory takes (request, response)."""
+    try:
+        inspect.signature(factory).bind(None, None)
+    except (TypeError, ValueError):
+        return False
+    return True
+
+
 @cython.final
 cdef class _ConnectionOptions:
 
@@ -21,7 +30,11 @@ cdef class _ConnectionOptions:
                  bint enable_compression=False):
         """The defaults are ws_connect's and ws_create_server's; see there.
 
-        :raises TypeError: for a listener factory that is not callable.
+        `logger_name`: a str (logger ``picows.<str>``), a Logger or a
+        LoggerAdapter.
+
+        :raises TypeError: for a listener factory that is not callable, or a
+            logger_name of another type.
         :raises ValueError: for a value out of its range.
         """
         if not callable(listener_factory):
@@ -34,8 +47,14 @@ cdef class _ConnectionOptions:
             raise ValueError("close_timeout must be positive")
         if auto_ping_idle_timeout <= 0 or auto_ping_reply_timeout <= 0:
             raise ValueError("auto_ping timeouts must be positive")
+        self.logger = get_logger(logger_name, "test")
         self.listener_factory = listener_factory
-        self.logger = logging.getLogger(f"picows.{logger_name}")
+        # The client calls client_factory(request, response); a factory
+        # taking no arguments is wrapped once here.
+        if _takes_request_response(listener_factory):
+            self.client_factory = listener_factory
+        else:
+            self.client_factory = lambda request, response: listener_factory()
         self.disconnect_on_exception = disconnect_on_exception
         self.websocket_handshake_timeout = websocket_handshake_timeout
         self.max_frame_size = max_frame_size
