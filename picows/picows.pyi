@@ -1,9 +1,11 @@
 """Typing surface of the picows.picows extension module."""
 import asyncio
 import enum
+import logging
+import ssl
 from typing import Any, Callable, Iterable, List, Optional, Tuple, Union
 
-from .types import WSUpgradeRequest, WSUpgradeResponse
+from .types import WSCloseHandshake, WSUpgradeRequest, WSUpgradeResponse
 
 _Buffer = Union[bytes, bytearray, memoryview, str]
 
@@ -53,6 +55,7 @@ class WSFrame:
     def get_payload_as_memoryview(self) -> memoryview: ...
     def get_close_code(self) -> WSCloseCode: ...
     def get_close_message(self) -> Optional[bytes]: ...
+    def get_close_reason(self) -> Optional[str]: ...
 
 
 class WSTransport:
@@ -60,6 +63,14 @@ class WSTransport:
     def underlying_transport(self) -> asyncio.Transport: ...
     @property
     def is_client(self) -> bool: ...
+    @property
+    def is_client_side(self) -> bool: ...
+    @property
+    def is_secure(self) -> bool: ...
+    @property
+    def is_disconnected(self) -> bool: ...
+    @property
+    def close_handshake(self) -> Optional[WSCloseHandshake]: ...
     @property
     def request(self) -> Optional[WSUpgradeRequest]: ...
     @property
@@ -76,7 +87,7 @@ class WSTransport:
     def send_pong(self, message: Optional[_Buffer] = None) -> None: ...
     def send_close(self, close_code: Union[WSCloseCode, int] = WSCloseCode.NO_INFO,
                    close_message: Optional[_Buffer] = None) -> None: ...
-    def disconnect(self) -> None: ...
+    def disconnect(self, graceful: bool = True) -> None: ...
     async def wait_disconnected(self) -> None: ...
     async def measure_roundtrip_time(self, rounds: int = 1) -> List[float]: ...
 
@@ -89,23 +100,32 @@ class WSListener:
     def resume_writing(self) -> None: ...
 
 
-class WSProtocolCore:
-    is_client: bool
-    transport: Optional[WSTransport]
-    listener: Optional[WSListener]
-    handshake_future: Optional["asyncio.Future[Tuple[WSTransport, WSListener]]"]
-
-    def __init__(self, *, is_client: bool, listener_factory: Callable[..., Any],
-                 logger_name: str = ..., disconnect_on_exception: bool = ...,
+class _ConnectionOptions:
+    logger: Union[logging.Logger, "logging.LoggerAdapter[Any]"]
+    def __init__(self, listener_factory: Callable[..., Any], *,
+                 logger_name: Union[str, logging.Logger, "logging.LoggerAdapter[Any]"] = ...,
+                 disconnect_on_exception: bool = ...,
                  websocket_handshake_timeout: Optional[float] = ...,
                  max_frame_size: int = ..., enable_auto_pong: bool = ...,
                  enable_auto_close: bool = ..., enable_utf8_validation: bool = ...,
                  close_timeout: float = ..., enable_auto_ping: bool = ...,
                  auto_ping_idle_timeout: float = ..., auto_ping_reply_timeout: float = ...,
                  allowed_origins: Optional[Iterable[str]] = ...,
+                 enable_compression: bool = ...) -> None: ...
+
+
+class WSProtocolCore:
+    is_client: bool
+    transport: Optional[WSTransport]
+    listener: Optional[WSListener]
+    handshake_future: Optional["asyncio.Future[Tuple[WSTransport, WSListener]]"]
+
+    def __init__(self, options: _ConnectionOptions, *, is_client: bool,
                  upgrade_request: Optional[bytes] = ...,
                  client_key: Optional[str] = ...,
-                 enable_compression: bool = ...) -> None: ...
+                 handshake_timeout: Optional[float] = ...,
+                 request: Optional[WSUpgradeRequest] = ...,
+                 subprotocols: Optional[Iterable[str]] = ...) -> None: ...
     def connection_made(self, transport: asyncio.BaseTransport) -> None: ...
     def connection_lost(self, exc: Optional[BaseException]) -> None: ...
     def get_buffer(self, sizehint: int) -> Any: ...
@@ -116,3 +136,13 @@ class WSProtocolCore:
 
 
 class WSProtocol(WSProtocolCore, asyncio.BufferedProtocol): ...
+
+
+class TLSLayer(asyncio.BufferedProtocol):
+    handshake_waiter: "asyncio.Future[None]"
+    app_protocol: WSProtocol
+    def __init__(self, context: Optional[ssl.SSLContext], server_side: bool,
+                 server_hostname: Optional[str], app_protocol: WSProtocol,
+                 handshake_timeout: Optional[float]) -> None: ...
+    def get_buffer(self, sizehint: int) -> Any: ...
+    def buffer_updated(self, nbytes: int) -> None: ...

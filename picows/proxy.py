@@ -244,7 +244,7 @@ async def open_socket(secure: bool, host: str, port: int, resource_name: str,
 async def _open(loop: asyncio.AbstractEventLoop, target: WSParsedURL,
                 proxy: Optional[ProxyURL], proxy_ssl_context: Optional[ssl.SSLContext],
                 socket_factory: Optional[SocketFactory], local_addr: Any,
-                logger: logging.Logger) -> Optional[socket.socket]:
+                logger: "logging.Logger | logging.LoggerAdapter[Any]") -> Optional[socket.socket]:
     if proxy is None:
         assert socket_factory is not None
         sock = await _from_factory(loop, socket_factory, target)

@@ -50,7 +50,7 @@ def make_headers(items: HeadersLike = None) -> "CIMultiDict[str]":
     return headers
 
 
-def get_logger(logger_name: Union[str, logging.Logger, logging.LoggerAdapter, None],
+def get_logger(logger_name: Union[str, logging.Logger, "logging.LoggerAdapter[Any]", None],
                default: str) -> Union[logging.Logger, "logging.LoggerAdapter[Any]"]:
     """``picows.<name>`` for a str; a Logger or LoggerAdapter as it is."""
     if logger_name is None:
