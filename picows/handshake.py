@@ -108,7 +108,7 @@ def _parse_head(raw: bytes, error: Any = None) -> Tuple[bytes, "CIMultiDict[str]
         name, sep, value = line.partition(b":")
         # RFC 7230 3.2.4: no whitespace before the colon, no obsolete folding.
         if not sep or not _TOKEN.match(name):
-            raise fail(f"malformed header line {line[:60]!r}")
+            raise fail("malformed header line")
         if b"\r" in value or b"\n" in value or b"\0" in value:
             raise fail("invalid character in header value")
         headers.add(name.decode("ascii").lower(), value.strip(b" \t").decode("latin-1"))
@@ -126,14 +126,14 @@ def parse_http_request(raw: bytes) -> WSUpgradeRequest:
     start, headers = _parse_head(raw)
     parts = start.split(b" ")
     if len(parts) != 3 or not _TOKEN.match(parts[0]) or not parts[1]:
-        raise WSHandshakeError(400, f"malformed request line {start[:60]!r}")
+        raise WSHandshakeError(400, "malformed request line")
     method, path, version = parts
     if not version.startswith(b"HTTP/"):
-        raise WSHandshakeError(400, f"malformed request line {start[:60]!r}")
+        raise WSHandshakeError(400, "malformed request line")
     if version != b"HTTP/1.1":
-        raise WSHandshakeError(400, f"the request must be HTTP/1.1, not {version[:20]!r}")
+        raise WSHandshakeError(400, "the request must be HTTP/1.1")
     if method != b"GET":
-        raise WSHandshakeError(405, f"method {method[:20]!r} not allowed, only GET",
+        raise WSHandshakeError(405, "the method must be GET",
                                [("Allow", "GET")])
     if "transfer-encoding" in headers or headers.get("content-length", "0").strip() != "0":
         raise WSHandshakeError(400, "a GET request must not have a body")
@@ -173,7 +173,8 @@ def validate_upgrade_request(request: WSUpgradeRequest,
     if len(keys) != 1 or len(decoded) != 16:
         raise WSHandshakeError(400, "Sec-WebSocket-Key must be base64 of 16 bytes")
     if allowed_origins is not None:
-        origin = headers.get("origin")
+        # Two Origin headers are joined, so they never match (RFC 6454 7.3).
+        origin = joined_header(headers, "origin")
         if origin is None or origin not in set(allowed_origins):
             raise WSHandshakeError(403, "Origin not allowed")
 
