@@ -365,11 +365,12 @@ cdef class WSProtocolCore:
             response = WSUpgradeResponse.create_101_response()
         try:
             complete_101(request, response, None if deflate is None else deflate.header)
+            raw = build_response(response)
         except ValueError as exc:
             self._logger.error("ws_listener_factory's 101 is invalid: %s", exc)
             self._reject(500, "internal server error")
             return
-        self._transport.write(build_response(response))
+        self._transport.write(raw)
         self._logger.debug("101 Switching Protocols to %s", self._peer())
         ws = WSTransport(False, self._transport, self._logger, self._loop, request, response)
         self._setup_deflate(ws, deflate)
@@ -384,12 +385,19 @@ cdef class WSProtocolCore:
 
     cdef _send_response(self, response):
         """Answer a request with a non-101 response and close."""
+        try:
+            raw = build_response(response)
+        except ValueError as exc:
+            # A header with CR/LF in it, say: never sent as it is.
+            self._logger.error("ws_listener_factory's response is invalid: %s", exc)
+            self._reject(500, "internal server error")
+            return
         self._logger.info("%d %s to %s", int(response.status),
                           response.reason.decode("latin-1"), self._peer())
         self._cancel_handshake_timer()
         self._closing = True
         try:
-            self._transport.write(build_response(response))
+            self._transport.write(raw)
         finally:
             self._transport.close()
 

@@ -385,3 +385,15 @@ def test_redirect_url(base, location, result):
 def test_bad_urls_raise_invalid_url(url):
     with pytest.raises(WSInvalidURL):
         _parse_url(url)
+
+
+async def test_server_response_with_crlf_in_header_is_500_not_sent():
+    def factory(request):
+        return WSUpgradeResponseWithListener(WSUpgradeResponse.create_error_response(
+            403, None, {"X-A": "1\r\nSet-Cookie: evil=1"}), None)
+
+    proto, fake = server(factory)
+    feed(proto, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert fake.data().startswith(b"HTTP/1.1 500 ")
+    assert b"evil" not in fake.data()
+    await fake.wait_lost()
