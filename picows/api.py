@@ -157,6 +157,7 @@ async def ws_connect(ws_listener_factory: ClientListenerFactory, url: str, *,
                      proxy_ssl_context: Optional[ssl.SSLContext] = None,
                      socket_factory: Optional[SocketFactory] = None,
                      max_redirects: int = 5,
+                     read_buffer_init_size: int = 16 * 1024,
                      **kwargs: Any) -> Tuple[WSTransport, WSListener]:
     """Open a websocket connection to `url`.
 
@@ -235,6 +236,8 @@ async def ws_connect(ws_listener_factory: ClientListenerFactory, url: str, *,
         follows none. Never from ``wss://`` to ``ws://``. URL credentials
         are kept only while the redirects stay on the same scheme, host and
         port. When picows gives up, the last response is on the error.
+    :param read_buffer_init_size: the read buffer's first size in bytes (it
+        grows to hold the frame being read, and shrinks back after a spike).
     :return: the :any:`WSTransport` and the listener from the factory.
     :raises WSInvalidURL: (a ValueError) for a URL that cannot be used.
     :raises ValueError: for bad arguments.
@@ -259,7 +262,7 @@ async def ws_connect(ws_listener_factory: ClientListenerFactory, url: str, *,
         close_timeout=close_timeout, enable_auto_ping=enable_auto_ping,
         auto_ping_idle_timeout=auto_ping_idle_timeout,
         auto_ping_reply_timeout=auto_ping_reply_timeout,
-        enable_compression=enable_compression)
+        enable_compression=enable_compression, read_buffer_init_size=read_buffer_init_size)
     logger = options.logger
     headers = _headers_list(extra_headers)
     if enable_compression:
@@ -380,6 +383,7 @@ async def ws_create_server(
         auto_ping_reply_timeout: float = 20.0,
         allowed_origins: Optional[Iterable[str]] = None,
         enable_compression: bool = False,
+        read_buffer_init_size: int = 16 * 1024,
         **kwargs: Any) -> asyncio.Server:
     """Create a websocket server listening on `port` of `host`.
 
@@ -425,6 +429,8 @@ async def ws_create_server(
         header is exactly one of these strings are accepted (others get 403).
     :param enable_compression: accept a client's permessage-deflate offer
         (RFC 7692), see :any:`ws_connect`.
+    :param read_buffer_init_size: the read buffer's first size, see
+        :any:`ws_connect`.
     :return: the :any:`asyncio.Server`.
     """
     options = _ConnectionOptions(
@@ -436,7 +442,8 @@ async def ws_create_server(
         close_timeout=close_timeout, enable_auto_ping=enable_auto_ping,
         auto_ping_idle_timeout=auto_ping_idle_timeout,
         auto_ping_reply_timeout=auto_ping_reply_timeout,
-        allowed_origins=allowed_origins, enable_compression=enable_compression)
+        allowed_origins=allowed_origins, enable_compression=enable_compression,
+        read_buffer_init_size=read_buffer_init_size)
     if "sock" in kwargs:
         # An existing socket: asyncio refuses host/port next to it.
         if host not in (None, "") or port not in (None, 0):

@@ -111,7 +111,8 @@ class _ConnectionOptions:
                  close_timeout: float = ..., enable_auto_ping: bool = ...,
                  auto_ping_idle_timeout: float = ..., auto_ping_reply_timeout: float = ...,
                  allowed_origins: Optional[Iterable[str]] = ...,
-                 enable_compression: bool = ...) -> None: ...
+                 enable_compression: bool = ...,
+                 read_buffer_init_size: int = ...) -> None: ...
 
 
 class WSProtocolCore:

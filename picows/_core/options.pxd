@@ -16,3 +16,4 @@ cdef class _ConnectionOptions:
     cdef readonly double auto_ping_reply_timeout
     cdef readonly bint enable_compression
     cdef readonly frozenset allowed_origins             # server; None: any
+    cdef readonly size_t read_buffer_init_size          # the read buffer's first size

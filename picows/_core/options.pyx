@@ -27,7 +27,8 @@ cdef class _ConnectionOptions:
                  auto_ping_idle_timeout=20.0,
                  auto_ping_reply_timeout=20.0,
                  allowed_origins=None,
-                 bint enable_compression=False):
+                 bint enable_compression=False,
+                 read_buffer_init_size=16 * 1024):
         """The defaults are ws_connect's and ws_create_server's; see there.
 
         `logger_name`: a str (logger ``picows.<str>``), a Logger or a
@@ -45,6 +46,9 @@ cdef class _ConnectionOptions:
             raise ValueError("max_frame_size must be an int between 0 and 2**63 - 1")
         if close_timeout <= 0:
             raise ValueError("close_timeout must be positive")
+        if (not isinstance(read_buffer_init_size, int)
+                or not 1 <= read_buffer_init_size <= 2 ** 31):
+            raise ValueError("read_buffer_init_size must be an int between 1 and 2**31")
         if auto_ping_idle_timeout <= 0 or auto_ping_reply_timeout <= 0:
             raise ValueError("auto_ping timeouts must be positive")
         self.logger = get_logger(logger_name, "test")
@@ -68,3 +72,4 @@ cdef class _ConnectionOptions:
         self.allowed_origins = (None if allowed_origins is None
                                 else frozenset(allowed_origins))
         self.enable_compression = enable_compression
+        self.read_buffer_init_size = read_buffer_init_size

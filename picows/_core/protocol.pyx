@@ -142,15 +142,15 @@ cdef class WSProtocolCore:
         cdef size_t missing, unread, new_cap
         cdef uint8_t* p
         if self._rbuf == NULL:
-            self._rbuf = <uint8_t*>PyMem_Malloc(_INITIAL_READ_BUFFER)
+            self._rbuf = <uint8_t*>PyMem_Malloc(self._opts.read_buffer_init_size)
             if self._rbuf == NULL:
                 raise MemoryError()
-            self._rcap = _INITIAL_READ_BUFFER
+            self._rcap = self._opts.read_buffer_init_size
         unread = self._rend - self._rstart
         if unread == 0:
             self._rstart = self._rend = 0
             if self._rcap > _SHRINK_ABOVE and self._recent_max_frame * 4 < self._rcap:
-                new_cap = max(<size_t>_INITIAL_READ_BUFFER, self._recent_max_frame * 2)
+                new_cap = max(self._opts.read_buffer_init_size, self._recent_max_frame * 2)
                 p = <uint8_t*>PyMem_Realloc(self._rbuf, new_cap)
                 if p != NULL:
                     self._rbuf = p

@@ -531,3 +531,25 @@ async def test_raw_request_headers_case_insensitive(net):
     assert headers["User-Agent"] == headers["user-agent"] == "raw/1"
     assert headers.getall("x-a") == ["1", "2"]
     assert "user-agent" in list(headers)
+
+
+# -- read_buffer_init_size -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1, 4096, 1 << 20])
+async def test_read_buffer_init_size(net, size):
+    payload = bytes(range(256)) * 1024   # 256 KiB: the buffer grows past any first size
+    async with serve(net, read_buffer_init_size=size) as server:
+        async with connect(net, server.url(), read_buffer_init_size=size) as (transport,
+                                                                              listener):
+            for message in (b"a", payload, b"b"):
+                transport.send(WSMsgType.BINARY, message)
+                assert (await listener.next_frame()).payload == message
+
+
+@pytest.mark.parametrize("size", [0, -1, 1.5, 2 ** 40])
+async def test_read_buffer_init_size_checked(size):
+    with pytest.raises(ValueError):
+        await ws_connect(WSListener, "ws://127.0.0.1:1/", read_buffer_init_size=size)
+    with pytest.raises(ValueError):
+        await ws_create_server(lambda r: None, "127.0.0.1", 0, read_buffer_init_size=size)
