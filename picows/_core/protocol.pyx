@@ -116,6 +116,8 @@ cdef class WSProtocolCore:
         if self.is_client:
             self.handshake_future = self._loop.create_future()
             transport.write(self._upgrade_request)
+            self._logger.debug("%s to %s", self._upgrade_request.partition(b"\r\n")[0]
+                               .decode("latin-1"), self._peer())
         if self._handshake_timeout is not None:
             self._handshake_timer = self._loop.call_later(
                 self._handshake_timeout, self._on_handshake_timeout)

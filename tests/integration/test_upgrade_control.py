@@ -458,6 +458,7 @@ async def test_debug_story_of_a_connection(net, caplog):
     assert "GET /chat HTTP/1.1 from ('127.0.0.1'" in server_story
     assert "101 Switching Protocols" in server_story
     assert "101 Switching Protocols from the server" in client_story
+    assert "GET /chat HTTP/1.1 to ('127.0.0.1'" in client_story
     for text in (server_story, client_story):
         assert "handshake done: extensions=None, subprotocol=stomp" in text
         assert "CLOSE sent: 1000" in text
