@@ -44,7 +44,8 @@ from .handshake import (MAX_HEAD_SIZE, build_error_response, build_response,
                         parse_deflate_response, parse_http_request,
                         parse_response_head, parse_upgrade_response,
                         validate_upgrade_request)
-from .types import (WSCloseHandshake, WSCloseInfo, WSError, WSHandshakeError, get_logger,
+from .types import (WSCloseHandshake, WSCloseInfo, WSError, WSHandshakeError,
+                    WSProtocolError, get_logger,
                     WSUpgradeResponse, WSUpgradeResponseWithListener)
 
 

@@ -329,9 +329,10 @@ async def test_create_server_sock_with_port_is_an_error(tcp):
 
 
 async def test_create_server_host_list_and_reuse_port(tcp):
-    server = await ws_create_server(lambda request: EchoListener(), ["127.0.0.1"], 0,
-                                    reuse_address=True)
+    server = await ws_create_server(lambda request: EchoListener(), ["127.0.0.1"], None,
+                                    reuse_address=True, start_serving=False)
     try:
+        await server.start_serving()
         port = server.sockets[0].getsockname()[1]
         async with connect(tcp, f"ws://127.0.0.1:{port}/"):
             pass
