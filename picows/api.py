@@ -236,6 +236,7 @@ async def ws_connect(ws_listener_factory: ClientListenerFactory, url: str, *,
         follows none. Never from ``wss://`` to ``ws://``. URL credentials
         are kept only while the redirects stay on the same scheme, host and
         port. When picows gives up, the last response is on the error.
+        Not followed with ``sock=`` (that socket is already used).
     :param read_buffer_init_size: the read buffer's first size in bytes (it
         grows to hold the frame being read, and shrinks back after a spike).
     :return: the :any:`WSTransport` and the listener from the factory.
@@ -287,6 +288,10 @@ async def ws_connect(ws_listener_factory: ClientListenerFactory, url: str, *,
                 raise
             if redirects >= max_redirects:
                 logger.info("giving up after %d redirects", redirects)
+                raise
+            if "sock" in kwargs:
+                # The caller's socket went to the first server; there is no other.
+                logger.info("not following a redirect: ws_connect was given sock=")
                 raise
             new_url = _redirect_url(url, location)
             new_target = _parse_url(new_url)

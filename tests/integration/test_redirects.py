@@ -292,3 +292,14 @@ async def test_websockets_health_check_style_plain_get(net):
     assert data.startswith(b"HTTP/1.1 200 OK\r\n")
     assert b"\r\nContent-Type: application/json\r\n" in data
     assert data.endswith(b'\r\n\r\n{"ok": true}')
+
+
+async def test_redirect_not_followed_with_sock(tcp):
+    import socket
+
+    async with serve(tcp, lambda request: redirect_to("/elsewhere")) as server:
+        sock = socket.create_connection(("127.0.0.1", server.port))
+        with pytest.raises(WSInvalidStatusError) as info:
+            await wait_for(ws_connect(WSListener, server.url("/"), sock=sock))
+    assert info.value.status == 302
+    assert len(server.requests) == 1
