@@ -12,7 +12,7 @@ import pytest
 import picows.websockets as ours
 from picows.websockets.asyncio import connection as connection_module
 
-from .helpers import wait_for
+from tests.support import wait_for
 
 
 @pytest.fixture
@@ -185,14 +185,15 @@ async def test_close_while_paused_still_completes():
 
 
 async def test_broadcast_frames_once(monkeypatch):
+    """One call of the core's frame-once broadcast for all the connections."""
     calls = []
-    real = connection_module._frame
+    real = connection_module._core_broadcast
 
-    def counting(opcode, payload):
-        calls.append(opcode)
-        return real(opcode, payload)
+    def counting(transports, msg_type, message):
+        calls.append(len(transports))
+        return real(transports, msg_type, message)
 
-    monkeypatch.setattr(connection_module, "_frame", counting)
+    monkeypatch.setattr(connection_module, "_core_broadcast", counting)
     ready = asyncio.Event()
     conns = []
 
@@ -211,7 +212,7 @@ async def test_broadcast_frames_once(monkeypatch):
         for client in clients:
             assert await wait_for(client.recv()) == "hi all"
             assert await wait_for(client.recv()) == b"\x01" * 70000
-        assert len(calls) == 2
+        assert calls == [4, 4]
         # Closed connections are skipped; a bad type raises.
         await clients[0].close()
         await wait_until(lambda: conns[0].state is ours.State.CLOSED)

@@ -5,11 +5,6 @@ Every test runs twice per loop: our ``connect`` against websockets' ``serve``
 ("theirs-ours"). Both libraries take the same arguments, which is the point
 of the layer; ``ends`` picks the implementation of each side, and
 ``ends.client_exc`` / ``ends.server_exc`` the exception classes of a side.
-
-Features the core cannot express yet (the server's choice of HTTP response:
-subprotocol in the 101, 403 for an origin, process_request responses) are
-``xfail(strict=True)`` with "needs upgrade control (issue 13)", and only in
-the direction where our server has to send that response.
 """
 from __future__ import annotations
 
@@ -28,18 +23,13 @@ import picows.websockets as ours
 import picows.websockets.asyncio.client as our_client
 import picows.websockets.asyncio.server as our_server
 import picows.websockets.exceptions as our_exceptions
-from picows.websockets.asyncio import _upgrade
 
-from .helpers import wait_for
-
-NEEDS_UPGRADE_CONTROL = "needs upgrade control (issue 13)"
-
+from tests.support import wait_for
 
 class Ends:
     """Which library is the client and which the server."""
 
-    def __init__(self, client: str, server: str, node: Any = None) -> None:
-        self.node = node
+    def __init__(self, client: str, server: str) -> None:
         self.client = client
         self.server = server
         self.connect = our_client.connect if client == "picows" else their_client.connect
@@ -56,17 +46,11 @@ class Ends:
         port = server.sockets[0].getsockname()[1]
         return f"{scheme}://127.0.0.1:{port}{path}"
 
-    def needs_upgrade_control(self) -> None:
-        """Mark the test xfail (strict: it must fail) when our server must
-        choose the response and the core cannot send it yet."""
-        if self.server == "picows" and not _upgrade.HAVE_UPGRADE_CONTROL:
-            self.node.add_marker(pytest.mark.xfail(reason=NEEDS_UPGRADE_CONTROL, strict=True))
-
 
 @pytest.fixture(params=[("picows", "websockets"), ("websockets", "picows")],
                 ids=["ours-theirs", "theirs-ours"])
 def ends(request) -> Ends:
-    return Ends(*request.param, node=request.node)
+    return Ends(*request.param)
 
 
 async def echo(ws: Any) -> None:
@@ -328,7 +312,6 @@ async def test_request_response_and_addresses(ends):
 
 
 async def test_invalid_status_has_the_response(ends):
-    ends.needs_upgrade_control()
 
     def process_request(connection, request):
         return connection.respond(http.HTTPStatus.FORBIDDEN, "nope\n")
@@ -354,7 +337,6 @@ async def test_process_request_passes(ends):
 
 
 async def test_process_response_adds_header(ends):
-    ends.needs_upgrade_control()
 
     def process_response(connection, request, response):
         response.headers["X-Extra"] = "1"
@@ -365,7 +347,6 @@ async def test_process_response_adds_header(ends):
 
 
 async def test_subprotocol_negotiated(ends):
-    ends.needs_upgrade_control()
     chosen: asyncio.Future = asyncio.get_running_loop().create_future()
 
     async def handler(ws):
@@ -380,7 +361,6 @@ async def test_subprotocol_negotiated(ends):
 
 
 async def test_no_subprotocol_in_common_400(ends):
-    ends.needs_upgrade_control()
     async with ends.serve(echo, subprotocols=["chat"]) as server:
         with pytest.raises(ends.client_exc.InvalidStatus) as raised:
             await ends.connect(ends.uri_of(server), subprotocols=["other"])
@@ -405,7 +385,6 @@ async def test_origins_allowed(ends):
 
 
 async def test_origin_refused_403(ends):
-    ends.needs_upgrade_control()
     async with ends.serve(echo, origins=["https://good.example"]) as server:
         with pytest.raises(ends.client_exc.InvalidStatus) as raised:
             await ends.connect(ends.uri_of(server), origin="https://evil.example")
@@ -430,7 +409,6 @@ async def test_basic_auth_accepts(ends):
 
 
 async def test_basic_auth_refuses_401(ends):
-    ends.needs_upgrade_control()
     if ends.server == "picows":
         auth = ours.basic_auth(realm="r", credentials=("user", "pass"))
     else:
@@ -443,7 +421,6 @@ async def test_basic_auth_refuses_401(ends):
 
 
 async def test_redirect_followed(ends):
-    ends.needs_upgrade_control()
 
     def redirect(connection, request):
         if request.path == "/old":
@@ -479,8 +456,8 @@ async def test_reconnecting_iterator(ends):
         assert sessions == 3
 
 
-async def test_tls(ends, tls_contexts):
-    server_ctx, client_ctx = tls_contexts
+async def test_tls(ends, tls_pair):
+    server_ctx, client_ctx = tls_pair
     async with ends.serve(echo, ssl=server_ctx) as server:
         async with ends.connect(ends.uri_of(server, scheme="wss"), ssl=client_ctx) as ws:
             await ws.send("secret")

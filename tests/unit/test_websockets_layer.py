@@ -1,19 +1,18 @@
 """picows.websockets pieces without sockets: Headers, Close, exceptions,
-limits, URIs, backoff, basic_auth, the upgrade adapter, broadcast framing,
-and the connection's receive path fed frames through a fake transport."""
+limits, URIs, backoff, basic_auth, the upgrade adapter, and the
+connection's receive path fed frames through a fake transport."""
 from __future__ import annotations
 
 import base64
 import itertools
 import re
-import struct
 
 import pytest
 
 from picows.websockets import (Close, CloseCode, ConnectionClosedError, ConnectionClosedOK,
                                Headers, InvalidStatus, InvalidURI, MultipleValuesError,
                                Request, Response, basic_auth, process_exception)
-from picows.websockets.asyncio import _upgrade, connection as connection_module
+from picows.websockets.asyncio import _upgrade
 from picows.websockets.asyncio.client import _parse_uri, backoff
 from picows.websockets.asyncio.connection import _parse_limits, parse_max_size
 from picows.websockets.asyncio.server import ServerConnection, _origin_ok
@@ -194,67 +193,35 @@ def test_origin_ok():
 
 # -- the upgrade adapter -----------------------------------------------------------
 
-class FakeCoreResponse:
-    @staticmethod
-    def create_101_response(extra_headers=None):
-        return ("101", extra_headers)
-
-    @staticmethod
-    def create_error_response(status, body=None, extra_headers=None):
-        return ("error", status, body, extra_headers)
-
-    @staticmethod
-    def create_redirect_response(status, location, extra_headers=None):
-        return ("redirect", status, location, extra_headers)
-
-    @staticmethod
-    def create_ok_response(body=None, extra_headers=None):
-        return ("ok", body, extra_headers)
-
-
-class FakeWithListener:
-    def __init__(self, response, listener):
-        self.response = response
-        self.listener = listener
-
-
-def test_adapter_without_upgrade_control(monkeypatch):
-    monkeypatch.setattr(_upgrade, "HAVE_UPGRADE_CONTROL", False)
-    listener = object()
-    assert _upgrade.to_core_response(Response(101, "", Headers()), listener) is listener
-    assert _upgrade.to_core_response(Response(403, "", Headers()), listener) is None
-
-
-def test_adapter_with_upgrade_control(monkeypatch):
-    monkeypatch.setattr(_upgrade, "HAVE_UPGRADE_CONTROL", True)
-    monkeypatch.setattr(_upgrade, "_WSUpgradeResponse", FakeCoreResponse)
-    monkeypatch.setattr(_upgrade, "_WSUpgradeResponseWithListener", FakeWithListener)
-    listener = object()
+def test_adapter_101_keeps_extra_headers():
+    listener = ServerConnection.__new__(ServerConnection)
     headers = Headers([("Upgrade", "websocket"), ("Connection", "Upgrade"),
                        ("Sec-WebSocket-Accept", "x"), ("Sec-WebSocket-Protocol", "chat"),
                        ("Set-Cookie", "a=1")])
     result = _upgrade.to_core_response(Response(101, "", headers), listener)
     assert result.listener is listener
-    assert result.response == ("101", [("Sec-WebSocket-Protocol", "chat"), ("Set-Cookie", "a=1")])
-    error = _upgrade.to_core_response(
-        Response(403, "", Headers([("Content-Length", "3"), ("X", "1")]), b"no\n"), listener)
-    assert error.listener is None and error.response == ("error", 403, b"no\n", [("X", "1")])
-    redirect = _upgrade.to_core_response(
-        Response(302, "", Headers([("Location", "/b")])), listener)
-    assert redirect.response == ("redirect", 302, "/b", [])
-    ok = _upgrade.to_core_response(Response(200, "", Headers(), b"up"), listener)
-    assert ok.response == ("ok", b"up", [])
+    assert int(result.response.status) == 101
+    assert result.response.headers["sec-websocket-protocol"] == "chat"
+    assert result.response.headers["set-cookie"] == "a=1"
+    assert "sec-websocket-accept" not in result.response.headers
 
 
-# -- broadcast framing -------------------------------------------------------------
-
-@pytest.mark.parametrize("size, header", [
-    (0, b"\x81\x00"), (125, b"\x81\x7d"), (126, b"\x81\x7e\x00\x7e"),
-    (65535, b"\x81\x7e\xff\xff"), (65536, b"\x81\x7f" + struct.pack("!Q", 65536)),
+@pytest.mark.parametrize("status, headers, body, expected", [
+    (403, [("X", "1")], b"no\n", 403),
+    (302, [("Location", "/b")], b"", 302),
+    (200, [], b"up", 200),
+    (302, [], b"", 500),  # a redirect without Location cannot be sent
 ])
-def test_frame_header(size, header):
-    frame = connection_module._frame(1, b"a" * size)
-    assert frame == header + b"a" * size
+def test_adapter_other_responses(status, headers, body, expected):
+    listener = ServerConnection.__new__(ServerConnection)
+    result = _upgrade.to_core_response(
+        Response(status, "", Headers([("Content-Length", str(len(body)))] + headers), body),
+        listener)
+    assert result.listener is None
+    assert int(result.response.status) == expected
+    assert (result.response.body or b"") == body
+    for name, value in headers:
+        assert result.response.headers[name] == value
 
 
 def test_close_code_names():
@@ -265,7 +232,7 @@ def test_close_code_names():
 
 async def open_client(**kwargs):
     """A ClientConnection on a WSProtocol past the handshake, on a FakeTransport."""
-    from wsutil import CLIENT_KEY, FakeTransport, feed, new_protocol, switching_response
+    from tests.support import CLIENT_KEY, FakeTransport, feed, new_protocol, switching_response
 
     from picows.handshake import build_upgrade_request
     from picows.websockets import ClientConnection
@@ -289,7 +256,7 @@ def whole_and_bytewise(data: bytes):
 
 @pytest.mark.parametrize("split", [0, 1], ids=["whole", "bytewise"])
 async def test_fragments_reassembled(split):
-    from wsutil import BINARY, CONT, TEXT, build_frame, feed
+    from tests.support import BINARY, CONT, TEXT, build_frame, feed
 
     conn, proto, fake = await open_client()
     wire = (build_frame(TEXT, "h\xe9".encode()[:2], fin=False)
@@ -307,7 +274,7 @@ async def test_fragments_reassembled(split):
 
 
 async def test_max_size_counts_the_whole_message():
-    from wsutil import CONT, TEXT, build_frame, decode_frames, feed
+    from tests.support import CONT, TEXT, build_frame, decode_frames, feed
 
     conn, proto, fake = await open_client(max_size=10)
     mark = len(fake.data())
@@ -322,7 +289,7 @@ async def test_max_size_counts_the_whole_message():
 
 
 async def test_max_queue_pauses_the_transport():
-    from wsutil import CONT, TEXT, build_frame, feed
+    from tests.support import CONT, TEXT, build_frame, feed
 
     conn, proto, fake = await open_client(max_queue=(4, 1))
     feed(proto, b"".join(build_frame(TEXT, str(i).encode()) for i in range(3)))
@@ -339,7 +306,7 @@ async def test_max_queue_pauses_the_transport():
 
 
 async def test_close_frame_details():
-    from wsutil import CLOSE, build_frame, close_payload, feed
+    from tests.support import CLOSE, build_frame, close_payload, feed
 
     conn, proto, fake = await open_client()
     feed(proto, build_frame(CLOSE, close_payload(1001, "gone".encode())))
@@ -352,7 +319,7 @@ async def test_close_frame_details():
 
 
 async def test_protocol_error_is_connection_closed_error_with_sent_code():
-    from wsutil import feed
+    from tests.support import feed
 
     conn, proto, fake = await open_client()
     feed(proto, b"\x83\x00")  # reserved opcode 3

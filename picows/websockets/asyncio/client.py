@@ -15,11 +15,12 @@ from typing import (Any, AsyncIterator, Callable, Generator, List, Literal, Opti
 
 from ... import __version__
 from ...api import ws_connect
-from ...types import WSError, WSHandshakeError, WSProxyError
+from ...types import (WSError, WSHandshakeError, WSInvalidHeaderError, WSInvalidUpgradeError,
+                      WSInvalidURL, WSProxyError)
 from ..datastructures import Headers, HeadersLike
-from ..exceptions import (InvalidHandshake, InvalidMessage, InvalidProxy, InvalidProxyStatus,
-                          InvalidStatus, InvalidURI, NegotiationError, ProxyError,
-                          SecurityError)
+from ..exceptions import (InvalidHandshake, InvalidHeader, InvalidMessage, InvalidProxy,
+                          InvalidProxyStatus, InvalidStatus, InvalidUpgrade, InvalidURI,
+                          NegotiationError, ProxyError, SecurityError)
 from ..http11 import Request, Response
 from .connection import Connection, LoggerLike, _LONG_TIMEOUT, parse_max_size
 
@@ -100,8 +101,13 @@ def _parse_uri(uri: str) -> Tuple[str, Optional[Tuple[str, str]]]:
 
 
 def _response_from(exc: WSHandshakeError) -> Response:
+    response = exc.response
+    if response is not None:
+        return Response(int(response.status), response.reason.decode("latin-1"),
+                        Headers(response.headers.items()),
+                        exc.raw_body if exc.raw_body is not None else response.body or b"")
     reason = exc.reason.partition(": the server did not switch protocols")[0]
-    return Response(exc.status, reason, Headers(exc.headers), b"")
+    return Response(exc.status, reason, Headers(exc.headers), exc.raw_body or b"")
 
 
 class connect:
@@ -283,7 +289,11 @@ class connect:
                         f"cannot follow redirect to non-secure URI {new}") from exc
                 same_origin = (old.scheme, old.hostname, old.port) == (
                     target.scheme, target.hostname, target.port)
-                if "sock" in self.kwargs:
+                unix = isinstance(self.kwargs.get("sock"), _UnixSocket)
+                if unix and not same_origin:
+                    raise ValueError(f"cannot follow cross-origin redirect to {new} "
+                                     "with a Unix socket") from None
+                if "sock" in self.kwargs and not unix:
                     raise ValueError(f"cannot follow redirect to {new} "
                                      "with a preexisting socket") from None
                 if not same_origin:
@@ -362,6 +372,8 @@ class connect:
                 close_timeout=self.close_timeout or _LONG_TIMEOUT,
                 extra_headers=headers,
                 enable_compression=self.compression == "deflate",
+                # Redirects are followed here, as websockets does (process_redirect).
+                max_redirects=0,
                 proxy=True if proxy is True else proxy,
                 **kwargs)
         except WSProxyError as exc:
@@ -369,18 +381,25 @@ class connect:
                 raise InvalidProxyStatus(Response(exc.status, exc.reason or "",
                                                   Headers(), b"")) from exc
             raise ProxyError(str(exc)) from exc
+        except WSInvalidHeaderError as exc:
+            error = (InvalidUpgrade if isinstance(exc, WSInvalidUpgradeError)
+                     else InvalidHeader)
+            raise error(exc.name, exc.value) from exc
         except WSHandshakeError as exc:
             if exc.status == 0:
                 raise InvalidMessage("did not receive a valid HTTP response") from exc
             if exc.status == 101:
                 raise InvalidHandshake(exc.reason) from exc
             raise InvalidStatus(_response_from(exc)) from exc
+        except WSInvalidURL as exc:
+            raise InvalidURI(uri, str(exc)) from exc
         except WSError as exc:
             if "connection lost" in str(exc):
                 raise InvalidMessage("did not receive a valid HTTP response") from EOFError(
                     "connection closed while reading HTTP status line")
             raise InvalidHandshake(str(exc)) from exc
         connection: ClientConnection = listener  # type: ignore[assignment]
+        connection._uri = uri  # type: ignore[attr-defined]
         core_response = transport.response
         parts = urllib.parse.urlsplit(uri)
         request_headers = Headers()
@@ -391,8 +410,8 @@ class connect:
                                      or "/", request_headers)
         if core_response is not None:
             connection.response = Response(
-                core_response.status, core_response.reason.decode("latin-1"),
-                Headers(core_response.headers), b"")
+                int(core_response.status), core_response.reason.decode("latin-1"),
+                Headers(core_response.headers.items()), b"")
             subprotocol = core_response.headers.get("sec-websocket-protocol")
             if subprotocol is not None:
                 if not self.subprotocols:

@@ -27,11 +27,13 @@ import collections
 import logging
 import os
 import struct
+import urllib.parse
 import uuid
 from typing import (Any, AsyncIterable, AsyncIterator, Awaitable, Deque, Dict, Iterable,
                     Iterator, List, Mapping, Optional, Tuple, Union, cast)
 
 from ...picows import WSListener, WSMsgType, WSTransport
+from ...picows import broadcast as _core_broadcast
 from ..exceptions import (ConcurrencyError, ConnectionClosed, ConnectionClosedError,
                           ConnectionClosedOK)
 from ..frames import OK_CLOSE_CODES, Close, CloseCode
@@ -116,6 +118,14 @@ class _ProtocolView:
     @property
     def state(self) -> State:
         return self._connection.state
+
+    @property
+    def uri(self) -> Any:
+        """Client side: the URI connected to, after redirects, split
+        (``urllib.parse.urlsplit``: ``scheme``, ``hostname``, ``port``,
+        ``path``...); None on the server side."""
+        uri = getattr(self._connection, "_uri", None)
+        return None if uri is None else urllib.parse.urlsplit(uri)
 
     @property
     def extensions(self) -> List["PerMessageDeflate"]:
@@ -295,10 +305,13 @@ class Connection(WSListener):
             transport.underlying_transport.pause_reading()
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
-        if self._close_sent is None and transport.close_payload_sent is not None:
-            self._close_sent = _parse_close(transport.close_payload_sent)
-            if self._close_rcvd is None:
-                self._rcvd_then_sent = False
+        if self._close_sent is None:
+            handshake = transport.close_handshake
+            if handshake is not None and handshake.sent is not None:
+                self._close_sent = Close(handshake.sent.code or CloseCode.NO_STATUS_RCVD,
+                                         handshake.sent.reason)
+                if self._close_rcvd is None:
+                    self._rcvd_then_sent = False
         rcvd, sent = self._close_rcvd, self._close_sent
         if (rcvd is not None and sent is not None
                 and rcvd.code in OK_CLOSE_CODES and sent.code in OK_CLOSE_CODES):
@@ -755,50 +768,34 @@ class Connection(WSListener):
         cast(WSTransport, self._ws).send_pong(data)
 
 
-def _parse_close(payload: bytes) -> Close:
-    if len(payload) < 2:
-        return Close(CloseCode.NO_STATUS_RCVD, "")
-    (code,) = struct.unpack("!H", payload[:2])
-    return Close(code, payload[2:].decode(errors="replace"))
-
-
-def _frame(opcode: int, payload: bytes) -> bytes:
-    """A whole unmasked frame (server to client)."""
-    size = len(payload)
-    if size < 126:
-        header = struct.pack("!BB", 0x80 | opcode, size)
-    elif size < 65536:
-        header = struct.pack("!BBH", 0x80 | opcode, 126, size)
-    else:
-        header = struct.pack("!BBQ", 0x80 | opcode, 127, size)
-    return header + payload
-
-
 def broadcast(connections: Iterable[Connection], message: DataLike,
               raise_exceptions: bool = False, text: Optional[bool] = None) -> None:
     """Send `message` to every open connection, without waiting.
 
     The frame is built once and the same bytes go to every server connection
-    (server frames are not masked); a connection that negotiated compression,
-    and a client connection, gets its own copy. Connections that are not
-    open, or that are in the middle of sending a fragmented message, are
-    skipped. There is no backpressure: see websockets' documentation.
+    (server frames are not masked): picows' :any:`picows.broadcast`; a
+    connection that negotiated compression, and a client connection, gets
+    its own copy. Skipped: connections that are not open, that are in the
+    middle of sending a fragmented message, or (unlike websockets, which
+    buffers without bound) whose write buffer is full (``pause_writing``).
 
     :param raise_exceptions: raise the failures in an ExceptionGroup instead
         of logging them.
     :param text: as in :meth:`Connection.send`.
     :raises TypeError: for a message that is neither str nor bytes-like.
     """
+    payload: Union[bytes, bytearray, memoryview]
     if isinstance(message, str):
         opcode = WSMsgType.BINARY if text is False else WSMsgType.TEXT
         payload = message.encode()
     elif isinstance(message, (bytes, bytearray, memoryview)):
         opcode = WSMsgType.TEXT if text else WSMsgType.BINARY
-        payload = bytes(message)
+        payload = message
     else:
         raise TypeError("data must be str or bytes")
-    frame: Optional[bytes] = None
     exceptions: List[Exception] = []
+    transports: List[WSTransport] = []
+    owners: Dict[WSTransport, Connection] = {}
     for connection in connections:
         if connection.state is not _OPEN:
             continue
@@ -809,22 +806,20 @@ def broadcast(connections: Iterable[Connection], message: DataLike,
                 connection.logger.warning(
                     "skipped broadcast: sending a fragmented message")
             continue
-        transport = cast(WSTransport, connection._ws)
-        try:
-            if transport.is_client or transport.extensions is not None:
-                transport.send(opcode, payload)
-            else:
-                if frame is None:
-                    frame = _frame(opcode, payload)
-                transport.send_frame_bytes(frame)
-        except Exception as write_exception:
+        transport: WSTransport = connection._ws  # type: ignore[assignment]
+        transports.append(transport)
+        owners[transport] = connection
+    if transports:
+        # The core's broadcast: the frame built once for every server
+        # connection without compression; own copies for the others.
+        for transport in _core_broadcast(transports, opcode, payload):
+            connection = owners[transport]
+            if transport.is_disconnected or transport.is_close_frame_sent:
+                continue  # closed meanwhile: as websockets, not an error
             if raise_exceptions:
-                exc = RuntimeError("failed to write message")
-                exc.__cause__ = write_exception
-                exceptions.append(exc)
+                exceptions.append(RuntimeError("write buffer full"))
             else:
-                connection.logger.warning("skipped broadcast: failed to write message: %s",
-                                          write_exception)
+                connection.logger.warning("skipped broadcast: write buffer full")
     if raise_exceptions and exceptions:
         group = getattr(builtins, "ExceptionGroup", None)
         if group is None:  # Python < 3.11

@@ -314,7 +314,7 @@ class serve:
         connection.response = response
         if response.status_code == 101:
             subprotocol = response.headers.get("Sec-WebSocket-Protocol")
-            if subprotocol is not None and _upgrade.HAVE_UPGRADE_CONTROL:
+            if subprotocol is not None:
                 connection.subprotocol = subprotocol
         else:
             connection.state = State.CLOSED
