@@ -65,6 +65,23 @@
 _FROM_OPTIONS = object()
 
 
+cdef str _rsv_violation(uint8_t b0, uint8_t opcode, bint deflate):
+    """Why RSV bits in first byte `b0` are a protocol error (the error path
+    of _parse_header only)."""
+    if not deflate:
+        return ("RSV bits set but no extension was negotiated for them "
+                "(RFC 6455 5.2)")
+    if b0 & 0x30:
+        return ("RSV2 or RSV3 set; permessage-deflate uses only RSV1 "
+                "(RFC 6455 5.2, RFC 7692 6)")
+    if opcode >= 8:
+        return "RSV1 set on a control frame (RFC 7692 6.1)"
+    if opcode == 0:
+        return ("RSV1 set on a CONTINUATION frame; only the first frame of a "
+                "compressed message has it (RFC 7692 6.1)")
+    return f"RSV1 set on a frame with reserved opcode {opcode} (RFC 6455 5.2)"
+
+
 cdef class WSProtocolCore:
 
     def __cinit__(self):
@@ -227,6 +244,10 @@ cdef class WSProtocolCore:
                 except Exception:
                     self._logger.exception("on_ws_disconnected raised")
             ws._mark_disconnected()
+        if self._deflate is not None:
+            # The zlib streams and buffers go with the connection, not later
+            # with the protocol object.
+            self._deflate.release()
 
     def pause_writing(self):
         if self.listener is not None:
@@ -342,7 +363,7 @@ cdef class WSProtocolCore:
     cdef _setup_deflate(self, WSTransport ws, deflate):
         if deflate is None:
             return
-        self._deflate = _PerMessageDeflate(deflate, self._opts.max_frame_size)
+        self._deflate = _PerMessageDeflate(deflate, self._opts.max_frame_size, self.is_client)
         ws._deflate = self._deflate
         ws.extensions = deflate.header
 
@@ -427,9 +448,9 @@ cdef class WSProtocolCore:
             # a compressed message; nothing else may carry RSV bits.
             if (self._deflate is None or (b0 & 0x70) != 0x40
                     or opcode == 0 or opcode > 2):
-                raise _WSProtocolError(1002, "RSV bits set but no extension was "
-                                       "negotiated for them (RFC 6455 5.2, "
-                                       "RFC 7692 6)", is_close)
+                raise _WSProtocolError(1002, _rsv_violation(b0, opcode,
+                                                            self._deflate is not None),
+                                       is_close)
         if opcode >= 8:
             if opcode > 10:
                 raise _WSProtocolError(1002, f"reserved opcode {opcode} (RFC 6455 5.2)", is_close)
@@ -575,7 +596,7 @@ cdef class WSProtocolCore:
         cdef uint32_t code
         cdef uint32_t pongs_before
         cdef bint is_text
-        cdef bytes inflated
+        cdef Py_ssize_t inflated_size
         cdef const uint8_t* payload = self._rbuf + self._rstart + self._f.hdr_len
         cdef size_t size = <size_t>self._f.payload_len
 
@@ -596,9 +617,8 @@ cdef class WSProtocolCore:
             if self._state == FAILED:
                 return 0
             if self._f.compressed:
-                inflated = self._deflate.inflate(payload, size, self._f.fin)
-                payload = <const uint8_t*>PyBytes_AS_STRING(inflated)
-                size = PyBytes_GET_SIZE(inflated)
+                inflated_size = self._deflate.inflate(payload, size, self._f.fin, &payload)
+                size = <size_t>inflated_size
                 if is_text and self._opts.enable_utf8_validation:
                     self._utf8_state = picows_utf8_validate(self._utf8_state, payload, size)
                     if self._utf8_state == UTF8_REJECT:
