@@ -91,6 +91,7 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
                      auto_ping_reply_timeout: float = 20.0,
                      extra_headers: ExtraHeaders = None,
                      enable_compression: bool = False,
+                     max_write_buffer_size: Optional[int] = None,
                      proxy: Union[str, bool, None] = None,
                      proxy_ssl_context: Optional[ssl.SSLContext] = None,
                      socket_factory: Optional[SocketFactory] = None,
@@ -132,6 +133,11 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
         server accepts, received compressed messages are inflated before
         ``on_ws_frame`` and whole TEXT/BINARY messages sent with ``fin=True``
         are compressed.
+    :param max_write_buffer_size: bytes the transport may hold queued for a
+        server that does not read; above it the connection is dropped (no
+        CLOSE: it would queue too), logged with the peer's address, and
+        ``on_ws_disconnected`` runs. None (the default): unbounded, the
+        listener's ``pause_writing`` is the only backpressure.
     :param proxy: connect through a proxy: ``http://`` or ``https://``
         (HTTP CONNECT), ``socks4://``, ``socks4a://``, ``socks5://`` or
         ``socks5h://`` (the last two letters: the proxy resolves the target's
@@ -169,7 +175,7 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
         close_timeout=close_timeout, enable_auto_ping=enable_auto_ping,
         auto_ping_idle_timeout=auto_ping_idle_timeout,
         auto_ping_reply_timeout=auto_ping_reply_timeout,
-        enable_compression=enable_compression)
+        enable_compression=enable_compression, max_write_buffer_size=max_write_buffer_size)
 
     if secure:
         if ssl_context is None or ssl_context is True:
@@ -245,6 +251,7 @@ async def ws_create_server(
         auto_ping_reply_timeout: float = 20.0,
         allowed_origins: Optional[Iterable[str]] = None,
         enable_compression: bool = False,
+        max_write_buffer_size: Optional[int] = None,
         **kwargs: Any) -> asyncio.Server:
     """Create a websocket server listening on `port` of `host`.
 
@@ -273,6 +280,10 @@ async def ws_create_server(
         header is exactly one of these strings are accepted (others get 403).
     :param enable_compression: accept a client's permessage-deflate offer
         (RFC 7692), see :any:`ws_connect`.
+    :param max_write_buffer_size: bytes a connection's transport may hold
+        queued for a client that does not read; above it that connection is
+        dropped and logged with the client's address (see :any:`ws_connect`).
+        None (the default): unbounded.
     :return: the :any:`asyncio.Server`.
     """
     options = _ConnectionOptions(
@@ -284,7 +295,8 @@ async def ws_create_server(
         close_timeout=close_timeout, enable_auto_ping=enable_auto_ping,
         auto_ping_idle_timeout=auto_ping_idle_timeout,
         auto_ping_reply_timeout=auto_ping_reply_timeout,
-        allowed_origins=allowed_origins, enable_compression=enable_compression)
+        allowed_origins=allowed_origins, enable_compression=enable_compression,
+        max_write_buffer_size=max_write_buffer_size)
     if port is None:
         port = 0
 

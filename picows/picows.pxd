@@ -187,6 +187,7 @@ cdef class WSProtocolCore:
     cdef _process_client_handshake(self)
     cdef _open(self, WSTransport ws, WSListener listener)
     cdef _setup_deflate(self, WSTransport ws, deflate)
+    cdef _bound_writes(self, WSTransport ws)
     cdef _reject(self, int status, str reason, headers=*)
     cdef _cancel_handshake_timer(self)
     cdef _cancel_timers(self)

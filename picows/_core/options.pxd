@@ -15,3 +15,4 @@ cdef class _ConnectionOptions:
     cdef readonly double auto_ping_reply_timeout
     cdef readonly bint enable_compression
     cdef readonly frozenset allowed_origins             # server; None: any
+    cdef readonly Py_ssize_t max_write_buffer_size      # 0: unbounded

@@ -18,7 +18,8 @@ cdef class _ConnectionOptions:
                  auto_ping_idle_timeout=20.0,
                  auto_ping_reply_timeout=20.0,
                  allowed_origins=None,
-                 bint enable_compression=False):
+                 bint enable_compression=False,
+                 max_write_buffer_size=None):
         """The defaults are ws_connect's and ws_create_server's; see there.
 
         :raises TypeError: for a listener factory that is not callable.
@@ -34,6 +35,10 @@ cdef class _ConnectionOptions:
             raise ValueError("close_timeout must be positive")
         if auto_ping_idle_timeout <= 0 or auto_ping_reply_timeout <= 0:
             raise ValueError("auto_ping timeouts must be positive")
+        if max_write_buffer_size is not None and (
+                not isinstance(max_write_buffer_size, int) or isinstance(max_write_buffer_size, bool)
+                or not 0 < max_write_buffer_size < 2 ** 62):
+            raise ValueError("max_write_buffer_size must be a positive int or None")
         self.listener_factory = listener_factory
         self.logger = logging.getLogger(f"picows.{logger_name}")
         self.disconnect_on_exception = disconnect_on_exception
@@ -49,3 +54,5 @@ cdef class _ConnectionOptions:
         self.allowed_origins = (None if allowed_origins is None
                                 else frozenset(allowed_origins))
         self.enable_compression = enable_compression
+        self.max_write_buffer_size = (0 if max_write_buffer_size is None
+                                      else max_write_buffer_size)

@@ -377,6 +377,8 @@ cdef class WSProtocolCore:
         if type(meth) is not type(_BASE_ON_WS_FRAME):
             self._on_frame_py = getattr(listener, "on_ws_frame")
         ws._protocol = self
+        if self._opts.max_write_buffer_size:
+            self._bound_writes(ws)
         self._state = OPEN
         self._connected_called = True
         try:
@@ -388,6 +390,27 @@ cdef class WSProtocolCore:
             return
         if self._opts.enable_auto_ping:
             self._schedule_auto_ping(self._opts.auto_ping_idle_timeout)
+
+    cdef _bound_writes(self, WSTransport ws):
+        """max_write_buffer_size: on the writer that queues this connection's
+        bytes (the TLS layer's under picows' own TLS)."""
+        cdef _SocketWriter writer = ws._tls._writer if ws._tls is not None else ws._writer
+        writer.max_queued = self._opts.max_write_buffer_size
+        writer.on_overflow = self._on_write_overflow
+
+    def _on_write_overflow(self, Py_ssize_t queued):
+        # The peer does not read and the listener kept sending: a CLOSE
+        # would only queue behind the rest. Drop the connection, which frees
+        # the transport's buffer at once.
+        self._logger.warning(
+            "peer %s does not read: %d bytes queued for it, over "
+            "max_write_buffer_size %d; dropping the connection",
+            self._transport.get_extra_info("peername"), queued,
+            self._opts.max_write_buffer_size)
+        if self.transport is not None:
+            self.transport._write_closed = True
+        self._closing = True
+        self._transport.abort()
 
     cdef _reject(self, int status, str reason, headers=()):
         self._cancel_handshake_timer()
