@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import ssl
+import time
 import urllib.parse
 from typing import Any, Callable, Dict, Iterable, Mapping, Optional, Sequence, Tuple, Union
 
@@ -43,6 +44,20 @@ def _pop_tls_options(kwargs: Dict[str, Any]) -> Optional[float]:
     if timeout is not None and timeout <= 0:
         raise ValueError(f"ssl_handshake_timeout should be a positive number, got {timeout}")
     return timeout
+
+
+def _bound_tls_handshake(kwargs: Dict[str, Any], timeout: Optional[float],
+                         user_chose: bool) -> bool:
+    """Unless the caller chose ``ssl_handshake_timeout`` (`user_chose`), the
+    TLS handshake gets `timeout` (what is left of websocket_handshake_timeout,
+    not the loops' 60 s), and that one budget covers TLS and the upgrade
+    together. Return whether it does (the protocol then counts from the TCP
+    connection, not from the end of TLS)."""
+    if kwargs.get("ssl") in (None, False) or user_chose or timeout is None:
+        return False
+    kwargs["ssl_handshake_timeout"] = min(kwargs.get("ssl_handshake_timeout") or timeout,
+                                          timeout)
+    return True
 
 
 def _parse_url(url: str) -> Tuple[bool, str, int, str, str]:
@@ -102,8 +117,8 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
 
     With ``wss://`` on the default asyncio loop, picows does TLS itself (in
     Cython, over ``ssl.MemoryBIO``; asyncio's TLS is pure Python and slower);
-    ``server_hostname`` and ``ssl_handshake_timeout`` (default 60 s) work as
-    with asyncio, ``ssl_shutdown_timeout`` is ignored, and
+    ``server_hostname`` and ``ssl_handshake_timeout`` work as with asyncio,
+    ``ssl_shutdown_timeout`` is ignored, and
     ``underlying_transport.get_extra_info("ssl_object")`` and the other TLS
     keys answer as asyncio's. uvloop keeps its own TLS. Set the environment
     variable ``PICOWS_LOOP_TLS=1`` to leave TLS to the loop everywhere.
@@ -117,8 +132,11 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
         ``on_ws_frame`` raises; the exception is then raised again by
         :any:`WSTransport.wait_disconnected`.
     :param logger_name: picows logs on ``picows.<logger_name>``.
-    :param websocket_handshake_timeout: seconds to wait for the server's
-        upgrade response; :class:`asyncio.TimeoutError` after that.
+    :param websocket_handshake_timeout: seconds for the whole opening: the
+        TLS handshake with ``wss://`` (unless ``ssl_handshake_timeout`` is
+        given, which then bounds TLS alone, and this the upgrade after it)
+        and the server's upgrade response; :class:`asyncio.TimeoutError`
+        (or :class:`ConnectionAbortedError` during TLS) after that.
     :param max_frame_size: a frame declaring a larger payload gets CLOSE 1009.
     :param enable_auto_pong: answer PINGs the listener did not answer itself.
     :param enable_auto_close: answer the peer's CLOSE and close the connection.
@@ -196,9 +214,11 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
 
     def protocol_factory() -> WSProtocol:
         return WSProtocol(options, is_client=True, upgrade_request=request,
-                          client_key=key, handshake_timeout=handshake_timeout)
+                          client_key=key, handshake_timeout=handshake_timeout,
+                          opened_at=time.monotonic() if whole_opening else None)
 
     handshake_timeout = websocket_handshake_timeout
+    user_tls_timeout = "ssl_handshake_timeout" in kwargs
     loop = asyncio.get_running_loop()
     if proxy not in (None, False) or socket_factory is not None:
         sock, handshake_timeout = await open_socket(
@@ -206,6 +226,7 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
             websocket_handshake_timeout, kwargs, logger_name)
         if sock is not None:
             kwargs["sock"] = sock
+    whole_opening = _bound_tls_handshake(kwargs, handshake_timeout, user_tls_timeout)
     kwargs.setdefault("host", host)
     kwargs.setdefault("port", port)
     if "sock" in kwargs:
@@ -267,8 +288,10 @@ async def ws_create_server(
     :param port: the port; 0 or None picks a free one.
     :param disconnect_on_exception: disconnect (CLOSE 1011) when
         ``on_ws_frame`` raises.
-    :param websocket_handshake_timeout: seconds a client has to send a
-        complete upgrade request before it is dropped.
+    :param websocket_handshake_timeout: seconds a client has from the TCP
+        connection to a complete upgrade request, TLS handshake included
+        (with ``ssl=``, unless ``ssl_handshake_timeout`` is given: that then
+        bounds TLS alone, and this the upgrade after it); then it is dropped.
     :param logger_name: picows logs on ``picows.<logger_name>``.
     :param max_frame_size: a frame declaring a larger payload gets CLOSE 1009.
     :param enable_auto_pong: answer PINGs the listener did not answer itself.
@@ -300,8 +323,13 @@ async def ws_create_server(
     if port is None:
         port = 0
 
+    whole_opening = _bound_tls_handshake(kwargs, websocket_handshake_timeout,
+                                         "ssl_handshake_timeout" in kwargs)
+
     def protocol_factory() -> WSProtocol:
-        return WSProtocol(options, is_client=False)
+        # Made when TCP is accepted, before TLS.
+        return WSProtocol(options, is_client=False,
+                          opened_at=time.monotonic() if whole_opening else None)
 
     loop = asyncio.get_running_loop()
     if host == "":

@@ -135,6 +135,7 @@ cdef class WSProtocolCore:
     cdef readonly bint is_client
     cdef _ConnectionOptions _opts
     cdef object _handshake_timeout  # float or None
+    cdef object _opened_at          # time.monotonic() the timeout counts from, or None
     cdef object _logger
     cdef bytes _upgrade_request     # client: the request to send
     cdef str _client_key            # client: its Sec-WebSocket-Key

@@ -92,11 +92,13 @@ cdef class WSProtocolCore:
 
     def __init__(self, _ConnectionOptions options not None, *, bint is_client,
                  bytes upgrade_request=None, str client_key=None,
-                 handshake_timeout=_FROM_OPTIONS):
+                 handshake_timeout=_FROM_OPTIONS, opened_at=None):
         """`options`: what ws_connect / ws_create_server were given; on the
         client side, `upgrade_request` to send and its `client_key`.
         `handshake_timeout`: this connection's, when not the options' (what
-        a proxy step left of it)."""
+        a proxy step left of it). `opened_at`: the time.monotonic() at
+        which the opening began (before TLS), when the timeout bounds TLS
+        and the upgrade together; None: it starts at connection_made."""
         self.is_client = is_client
         self._opts = options
         self._handshake_timeout = (options.websocket_handshake_timeout
@@ -105,6 +107,7 @@ cdef class WSProtocolCore:
         self._logger = options.logger
         self._upgrade_request = upgrade_request
         self._client_key = client_key
+        self._opened_at = opened_at
         self._state = HANDSHAKE
         self._fstate = FS_HEADER
         self._view = _ReadBufferView()
@@ -125,8 +128,12 @@ cdef class WSProtocolCore:
             self.handshake_future = self._loop.create_future()
             transport.write(self._upgrade_request)
         if self._handshake_timeout is not None:
+            timeout = self._handshake_timeout
+            if self._opened_at is not None:
+                # What the TLS handshake left of it.
+                timeout = max(0.0, timeout - (time.monotonic() - self._opened_at))
             self._handshake_timer = self._loop.call_later(
-                self._handshake_timeout, self._on_handshake_timeout)
+                timeout, self._on_handshake_timeout)
 
     # get_buffer and buffer_updated (here and in _TLSLayer) are plain METH_O
     # methods: the event loops pass the argument positionally, and the call
