@@ -194,7 +194,8 @@ def one_input(data: bytes) -> str:
             written = written[written.index(b"\r\n\r\n") + 4:]
         closes = [p for _f, op, p in decode_written(written, masked=is_client) if op == 0x8]
         code = struct.unpack_from("!H", closes[0])[0] if closes and len(closes[0]) >= 2 else None
-        check(code == outcome or (either and code == 1009), f"closed with {code}, the reference says {outcome}")
+        check(code == outcome or (either and code == 1009),
+              f"closed with {code}, the reference says {outcome}")
         return f"close {code}" if code else f"{len(got)} frames"
 
     return run(connection)

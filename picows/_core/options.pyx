@@ -36,7 +36,8 @@ cdef class _ConnectionOptions:
         if auto_ping_idle_timeout <= 0 or auto_ping_reply_timeout <= 0:
             raise ValueError("auto_ping timeouts must be positive")
         if max_write_buffer_size is not None and (
-                not isinstance(max_write_buffer_size, int) or isinstance(max_write_buffer_size, bool)
+                not isinstance(max_write_buffer_size, int)
+                or isinstance(max_write_buffer_size, bool)
                 or not 0 < max_write_buffer_size < 2 ** 62):
             raise ValueError("max_write_buffer_size must be a positive int or None")
         self.listener_factory = listener_factory
