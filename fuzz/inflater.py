@@ -49,9 +49,14 @@ class Reference:
     def __init__(self) -> None:
         self.window = b""
         self.d = zlib.decompressobj(-15)
+        # At the start of a stream with nothing fed since: a message ending
+        # here gets no 00 00 ff ff (it would start an unfinished block).
+        self.fresh = True
 
     def _feed(self, data: bytes) -> bytes:
         out = b""
+        if data:
+            self.fresh = False
         while True:
             piece = self.d.decompress(data)
             out += piece
@@ -59,6 +64,7 @@ class Reference:
             if not self.d.eof:
                 return out
             data = self.d.unused_data
+            self.fresh = not data
             self.d = (zlib.decompressobj(-15, zdict=self.window) if self.window
                       else zlib.decompressobj(-15))
             if not data:
@@ -66,20 +72,29 @@ class Reference:
 
     def frame(self, payload: bytes, fin: bool) -> Tuple[bytes, bool]:
         """(output, ok): the output up to an error when not ok."""
-        data = payload + TAIL if fin else payload
+        saved = (self.d.copy(), self.window, self.fresh)
         try:
-            return self._feed(data), True
+            out = self._feed(payload)
+            if fin and not self.fresh:
+                out += self._feed(TAIL)
+            return out, True
         except zlib.error:
             pass
         # Again byte by byte from the state before, for the output up to the
         # error (zlib discards a failed call's output).
+        self.d, self.window, self.fresh = saved
+        data = payload
         out = b""
-        for i in range(len(data)):
+        for i in range(len(data) + 4):
+            if i == len(data):
+                if not fin or self.fresh:
+                    break
+                data += TAIL
             try:
                 out += self._feed(data[i:i + 1])
             except zlib.error:
                 return out, False
-        return out, False  # pragma: no cover - the whole call failed above
+        return out, True  # pragma: no cover - zlib failed only all at once
 
 
 class Listener(WSListener):
@@ -228,4 +243,6 @@ def hand_seeds() -> dict:
         "bomb": encode(False, 3, [(_raw(b"\x00" * 5000), True)]),
         "corrupt": encode(True, 0, [(b"\xff\xff\xff", True)]),
         "stored_final": encode(False, 4, [(b"\x01\x03\x00\xfc\xffabc", True)]),
+        "bfinal_without_trailing_octet": encode(
+            True, 0, [(_raw(b"first", final=True), True), (_raw(b"second", final=True), True)]),
     }

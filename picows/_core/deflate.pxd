@@ -33,6 +33,7 @@ cdef class _PerMessageDeflate:
     cdef z_stream _zin
     cdef bint _zin_ready            # _zin is initialised (inflateInit2)
     cdef bint _zin_reset_per_message  # the peer's no_context_takeover
+    cdef bint _zin_fresh            # at the start of a stream, no input since
     cdef uint8_t* _out              # inflated frame; a delivered WSFrame points in
     cdef size_t _out_cap
     cdef bint _out_message_done     # the last inflate() ended its message

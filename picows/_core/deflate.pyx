@@ -98,6 +98,7 @@ cdef class _PerMessageDeflate:
             if rc != Z_OK:
                 raise MemoryError()
             self._zin_ready = True
+            self._zin_fresh = True
         if self._out_cap > _OUT_KEEP and self._out_message_done:
             # After a large message: no need to keep its memory.
             PyMem_Free(self._out)
@@ -107,9 +108,11 @@ cdef class _PerMessageDeflate:
             self._grow_out(0)
         self._out_message_done = fin
         self._inflate_some(payload, size, &out_len)
-        if fin:
-            # A raw stream at a block boundary takes an empty stored block
-            # whether a stream is open or one just ended: no special case.
+        if fin and not self._zin_fresh:
+            # When the message ends right after a BFINAL block, the peer
+            # should have added a 0x00 to start a new stream for the tail
+            # (RFC 7692 7.2.1, 7.2.3.4); without it the tail would start an
+            # unfinished stored block there, and there is nothing to flush.
             self._inflate_some(<const uint8_t*>b"\x00\x00\xff\xff", 4, &out_len)
         out[0] = self._out
         if fin and self._zin_reset_per_message:
@@ -138,6 +141,8 @@ cdef class _PerMessageDeflate:
             before_out = z.avail_out
             rc = inflate(z, Z_SYNC_FLUSH)
             out_len[0] += before_out - z.avail_out
+            if before_in != z.avail_in:
+                self._zin_fresh = False
             if out_len[0] > self._max_size:
                 raise _WSProtocolError(1009, f"inflated frame is larger than "
                                        f"max_frame_size {self._max_size}")
@@ -145,6 +150,7 @@ cdef class _PerMessageDeflate:
                 # A BFINAL block ended the stream; a new one may follow at
                 # once and still refer back into the window.
                 inflateResetKeep(z)
+                self._zin_fresh = True
             elif rc == Z_BUF_ERROR or (rc == Z_OK and z.avail_in == 0
                                        and z.avail_out != 0):
                 # No progress possible or all input taken: more output room
