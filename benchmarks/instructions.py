@@ -15,6 +15,7 @@ Kernel time (the syscalls) is not counted.
     python benchmarks/instructions.py                  # picows and raw, 256 B, uvloop
     python benchmarks/instructions.py --size 64 --loop asyncio --libs picows
     python benchmarks/instructions.py --top 25         # also the costliest functions
+    python benchmarks/instructions.py --save           # and keep it in benchmarks/results/
 
 Needs valgrind. Runs the installed picows, else the in-place build of this
 repository, like the echo benchmark.
@@ -23,7 +24,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -116,26 +119,47 @@ def main() -> None:
                         help="N1,N2: round trips of the two runs")
     parser.add_argument("--top", type=int, default=0,
                         help="also list the N functions that cost the most per round trip")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--save", action="store_true",
+                        help="also write them into benchmarks/results/ (appended to "
+                             "YYYY-MM-DD-<commit>.md, and YYYY-MM-DD-<commit>-instructions.json)")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is needed (apt-get install valgrind)")
     n1, n2 = (int(x) for x in args.rounds.split(","))
     results = {}
+    lines = []
     with tempfile.TemporaryDirectory() as outdir:
         for lib in args.libs.split(","):
             t1, f1 = callgrind(lib, args.loop, args.size, n1, outdir, args.top)
             t2, f2 = callgrind(lib, args.loop, args.size, n2, outdir, args.top)
             per_rt = (t2 - t1) / (n2 - n1)
             results[lib] = per_rt
-            print(f"{lib:8s} {args.loop} {args.size} B: {per_rt:,.0f} instructions "
-                  f"per round trip (client + server, user space)")
+            lines.append(f"{lib:8s} {args.loop} {args.size} B: {per_rt:,.0f} instructions "
+                         f"per round trip (client + server, user space)")
+            print(lines[-1])
             if args.top:
                 rows = sorted(((f2.get(k, 0) - f1.get(k, 0)) / (n2 - n1), k)
                               for k in set(f1) | set(f2))
                 for cost, name in sorted(rows, reverse=True)[:args.top]:
                     print(f"    {cost:8.0f}  {name}")
     if "picows" in results and "raw" in results:
-        print(f"picows/raw: {results['picows'] / results['raw']:.2f}x the instructions")
+        lines.append(f"picows/raw: {results['picows'] / results['raw']:.2f}x the instructions")
+        print(lines[-1])
+    cmd = "python benchmarks/instructions.py " + " ".join(sys.argv[1:])
+    doc = {"command": cmd, "python": platform.python_version(), "loop": args.loop,
+           "size": args.size, "rounds": [n1, n2], "instructions_per_round_trip": results}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=1)
+    if args.save:
+        import resultfile
+
+        text = (f"Command: `{cmd}` (callgrind, user space, client + server; "
+                f"Python {platform.python_version()})\n\n```\n" + "\n".join(lines) + "\n```")
+        title = f"Instructions per round trip, {args.loop}, {args.size} B"
+        for path in resultfile.save("instructions", title, text, doc):
+            print(f"saved {os.path.relpath(path)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

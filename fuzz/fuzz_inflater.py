@@ -8,18 +8,9 @@ Run: python fuzz/fuzz_inflater.py [libFuzzer flags] [corpus dirs or files]
 import os
 import sys
 
-import atheris
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-with atheris.instrument_imports(include=["inflater", "_harness"]):
-    import inflater
-
-
-def test_one_input(data: bytes) -> None:
-    inflater.one_input(data)
-
+from _entry import fuzz  # noqa: E402
 
 if __name__ == "__main__":
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
+    fuzz("inflater", "one_input")

@@ -26,14 +26,14 @@ from _harness import (
     CLIENT_KEY,
     SERVER_KEY,
     SWITCHING_RESPONSE,
-    FakeTransport,
     check,
     decode_written,
+    drive,
     encode_frame,
+    fake_transport,
     feed,
     new_protocol,
     run,
-    settle,
 )
 from picows import WSListener
 from picows.handshake import DEFLATE_OFFER, build_upgrade_request
@@ -148,65 +148,61 @@ def one_input(data: bytes) -> str:
         listener = Listener()
         if is_client:
             proto = new_protocol(True, lambda: listener, enable_compression=True,
-                                 max_frame_size=max_frame_size,
+                                 max_frame_size=max_frame_size, logger_name="fuzz",
                                  upgrade_request=build_upgrade_request(
                                      "example.com", "/ws", CLIENT_KEY,
                                      [("Sec-WebSocket-Extensions", DEFLATE_OFFER)]))
             head = SWITCHING_RESPONSE[:-2] + b"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
         else:
             proto = new_protocol(False, lambda request: listener, enable_compression=True,
-                                 max_frame_size=max_frame_size)
+                                 max_frame_size=max_frame_size, logger_name="fuzz")
             head = (f"GET /ws HTTP/1.1\r\nHost: example.com\r\nUpgrade: websocket\r\n"
                     f"Connection: Upgrade\r\nSec-WebSocket-Key: {SERVER_KEY}\r\n"
                     f"Sec-WebSocket-Version: 13\r\n"
                     f"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n").encode()
-        fake = FakeTransport(proto)
-        proto.connection_made(fake)
-        feed(proto, fake, head)
-        check(listener.connected == 1, "the handshake did not complete")
-        ref = Reference()
-        expected: List[bytes] = []
-        outcome: Optional[int] = None
-        either = False
-        first = True
-        for payload, fin in records:
-            if fake.closing:
-                break
-            if len(payload) > max_frame_size:
-                outcome = 1009
-            else:
-                out, ok = ref.frame(payload, fin)
-                if len(out) > max_frame_size:
+        fake = fake_transport(proto)
+
+        def steps() -> Tuple[List[bytes], Optional[int], bool]:
+            feed(proto, head, fake)
+            check(listener.connected == 1, "the handshake did not complete")
+            ref = Reference()
+            expected: List[bytes] = []
+            outcome: Optional[int] = None
+            either = False
+            first = True
+            for payload, fin in records:
+                if fake.closing:
+                    break
+                if len(payload) > max_frame_size:
                     outcome = 1009
-                elif not ok:
-                    # Output made in the failing step is lost to the
-                    # reference (at most 8 codes of one byte, 258 each):
-                    # near the limit, either code is right.
-                    outcome = 1007
-                    if len(out) + 8 * 258 > max_frame_size:
-                        either = True
                 else:
-                    expected.append(out)
-            feed(proto, fake, encode_frame(0x2 if first else 0x0, payload, fin=fin,
-                                           rsv=4 if first else 0,
-                                           mask=None if is_client else MASK))
-            first = fin
-            if outcome is not None:
-                break
-        await settle()
-        if not fake.lost:
-            fake.peer_gone()
-        await settle()
+                    out, ok = ref.frame(payload, fin)
+                    if len(out) > max_frame_size:
+                        outcome = 1009
+                    elif not ok:
+                        # Output made in the failing step is lost to the
+                        # reference (at most 8 codes of one byte, 258 each):
+                        # near the limit, either code is right.
+                        outcome = 1007
+                        either = len(out) + 8 * 258 > max_frame_size
+                    else:
+                        expected.append(out)
+                feed(proto, encode_frame(0x2 if first else 0x0, payload, fin=fin,
+                                         rsv=4 if first else 0,
+                                         mask=None if is_client else MASK), fake)
+                first = fin
+                if outcome is not None:
+                    break
+            return expected, outcome, either
+
+        expected, outcome, either = await drive(proto, fake, steps)
         check(listener.disconnected == 1,
               f"on_ws_disconnected called {listener.disconnected} times")
         got = [payload for _op, _fin, payload in listener.frames]
         check(got == expected, f"inflated {len(got)} frames unlike the reference "
                                f"({len(expected)})")
         written = bytes(fake.out)
-        if is_client:
-            written = written[written.index(b"\r\n\r\n") + 4:]
-        else:
-            written = written[written.index(b"\r\n\r\n") + 4:]
+        written = written[written.index(b"\r\n\r\n") + 4:]
         closes = [p for _f, op, p in decode_written(written, masked=is_client) if op == 0x8]
         code = struct.unpack_from("!H", closes[0])[0] if closes and len(closes[0]) >= 2 else None
         check(code == outcome or (either and code == 1009),

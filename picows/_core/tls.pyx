@@ -11,6 +11,19 @@
 # queued. The websocket protocol sees a _TLSTransport, an asyncio.Transport
 # with the same extra info as asyncio's TLS transport (ssl_object, peercert,
 # cipher, ...). uvloop's TLS is already in Cython, so uvloop keeps its own.
+#
+# States (_TLSState, self._state):
+#
+#   from            event                                   to
+#   TLS_HANDSHAKE   do_handshake() completes: the app        TLS_OPEN
+#                   protocol is connected, queued writes go
+#   TLS_HANDSHAKE   handshake error, timeout, EOF            TLS_CLOSED (abort)
+#   TLS_OPEN        close() (close_notify sent), abort(),    TLS_CLOSED
+#                   a TLS error, connection_lost
+#
+# App writes during TLS_HANDSHAKE (and while a renegotiation is pending)
+# are queued in _pending and sent in order once records can flow; in
+# TLS_CLOSED nothing is read, written or queued.
 
 # asyncio's default for ssl_handshake_timeout.
 cdef double _TLS_HANDSHAKE_TIMEOUT = 60.0

@@ -10,7 +10,7 @@ import time
 
 from picows import WSMsgType
 
-from .helpers import connect, serve
+from tests.support import connect, serve
 
 # 1 MiB of complete empty deflate streams: 524288 stream ends in one frame.
 EMPTY_STREAMS = b"\x03\x00" * (1 << 19)

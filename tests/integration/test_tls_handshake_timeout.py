@@ -12,7 +12,7 @@ import pytest
 
 from picows import WSListener, ws_connect, ws_create_server
 
-from .helpers import close_writer, upgrade_request, wait_for
+from tests.support import close_writer, client_upgrade, wait_for
 
 # Far below the loops' 60 s, far above the timeout under a loaded machine.
 BOUND = 8.0
@@ -30,12 +30,12 @@ async def read_until_closed(reader: asyncio.StreamReader, timeout: float) -> flo
 
 
 @pytest.fixture
-async def tls_server(tls_contexts):
+async def tls_server(tls_pair):
     servers = []
 
     async def start(**kwargs):
         server = await ws_create_server(lambda request: WSListener(), "127.0.0.1", 0,
-                                        ssl=tls_contexts[0], **kwargs)
+                                        ssl=tls_pair[0], **kwargs)
         servers.append(server)
         return server.sockets[0].getsockname()[1]
 
@@ -56,7 +56,7 @@ async def test_silent_client_dropped_after_the_handshake_timeout(tls_server):
     assert 0.3 < elapsed < BOUND
 
 
-async def test_tls_and_upgrade_share_the_budget(tls_server, tls_contexts):
+async def test_tls_and_upgrade_share_the_budget(tls_server, tls_pair):
     # The client takes 1 s to start TLS, then sends no upgrade request: it is
     # dropped 2 s after connecting, not 2 s after TLS.
     port = await tls_server(websocket_handshake_timeout=2.0)
@@ -64,7 +64,7 @@ async def test_tls_and_upgrade_share_the_budget(tls_server, tls_contexts):
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         await asyncio.sleep(1.0)
-        await wait_for(writer.start_tls(tls_contexts[1], server_hostname="127.0.0.1"))
+        await wait_for(writer.start_tls(tls_pair[1], server_hostname="127.0.0.1"))
         await read_until_closed(reader, BOUND + 5)
     finally:
         await close_writer(writer)
@@ -72,12 +72,12 @@ async def test_tls_and_upgrade_share_the_budget(tls_server, tls_contexts):
     assert 1.5 < elapsed < 2.9, f"dropped {elapsed:.2f} s after connecting"
 
 
-async def test_upgrade_still_works_within_the_budget(tls_server, tls_contexts):
+async def test_upgrade_still_works_within_the_budget(tls_server, tls_pair):
     port = await tls_server(websocket_handshake_timeout=5)
     reader, writer = await asyncio.open_connection(
-        "127.0.0.1", port, ssl=tls_contexts[1], server_hostname="127.0.0.1")
+        "127.0.0.1", port, ssl=tls_pair[1], server_hostname="127.0.0.1")
     try:
-        request, _ = upgrade_request("/")
+        request, _ = client_upgrade("/")
         writer.write(request)
         head = await wait_for(reader.readuntil(b"\r\n\r\n"))
         assert head.startswith(b"HTTP/1.1 101 ")

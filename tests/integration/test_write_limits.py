@@ -12,7 +12,7 @@ import pytest
 
 from picows import WSListener, WSMsgType, ws_connect, ws_create_server
 
-from .helpers import close_writer, raw_accept, raw_handshake, raw_server, wait_for
+from tests.support import close_writer, raw_accept, raw_handshake, raw_server, wait_for
 
 LIMIT = 1 << 20
 CHUNK = b"x" * (64 * 1024)

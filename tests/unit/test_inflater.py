@@ -13,8 +13,9 @@ import time
 import zlib
 
 import pytest
-from test_deflate_frames import PMD, TAIL, data_frames, no_close, open_deflate
-from wsutil import BINARY, CONT, PING, RSV1, RSV2, TEXT
+from test_deflate_frames import TAIL, data_frames, make_deflate, no_close  # noqa: F401
+
+from tests.support import BINARY, CONT, PING, RSV1, RSV2, TEXT
 
 # A complete deflate stream that inflates to nothing: one fixed-Huffman block
 # with BFINAL set holding only the end-of-block code.
@@ -34,30 +35,15 @@ def raw_stream(data: bytes, zdict: bytes | None = None, final: bool = False) -> 
     return out[:-4]
 
 
-@pytest.fixture
-async def open_pmd():
-    conns = []
-
-    async def factory(role, agreed=PMD, **kwargs):
-        conn = await open_deflate(role, agreed, **kwargs)
-        conns.append(conn)
-        return conn
-
-    yield factory
-    for conn in conns:
-        if not conn.fake.lost:
-            conn.fake.peer_close()
-
-
 # --------------------------------------------------------------------------
 # Stream ends cost linear time
 
 
 @pytest.mark.parametrize("role", ["server", "client"])
-async def test_many_stream_ends_in_one_frame_are_linear(open_pmd, role):
+async def test_many_stream_ends_in_one_frame_are_linear(make_deflate, role):  # noqa: F811
     # 1 MiB of complete empty streams: 524288 stream ends in one legal frame.
     # It used to cost seconds (quadratic copies of the rest of the input).
-    conn = await open_pmd(role)
+    conn = await make_deflate(role)
     frame = conn.peer_frame(BINARY, EMPTY_FINAL_STREAM * (1 << 19), rsv=RSV1)
     started = time.perf_counter()
     conn.feed(frame)
@@ -68,10 +54,10 @@ async def test_many_stream_ends_in_one_frame_are_linear(open_pmd, role):
 
 
 @pytest.mark.parametrize("role", ["server", "client"])
-async def test_stream_ends_with_output_between(open_pmd, role):
+async def test_stream_ends_with_output_between(make_deflate, role):  # noqa: F811
     # Streams that each end with BFINAL and each produce output: all of it
     # arrives, in order, in one frame.
-    conn = await open_pmd(role)
+    conn = await make_deflate(role)
     parts = [bytes([65 + i % 26]) * (i + 1) for i in range(300)]
     payload = b"".join(raw_stream(p, final=True) for p in parts)
     conn.feed_frame(BINARY, payload, rsv=RSV1)
@@ -80,10 +66,10 @@ async def test_stream_ends_with_output_between(open_pmd, role):
 
 
 @pytest.mark.parametrize("role", ["server", "client"])
-async def test_stream_ends_cannot_exceed_max_frame_size(open_pmd, role):
+async def test_stream_ends_cannot_exceed_max_frame_size(make_deflate, role):  # noqa: F811
     # The output limit counts across stream ends: 64 streams of 1 KiB each
     # against a 32 KiB limit.
-    conn = await open_pmd(role, max_frame_size=32 * 1024)
+    conn = await make_deflate(role, max_frame_size=32 * 1024)
     stream = raw_stream(b"x" * 1024, final=True)
     conn.feed_frame(BINARY, stream * 64, rsv=RSV1)
     await conn.expect_close(1009)
@@ -95,12 +81,12 @@ async def test_stream_ends_cannot_exceed_max_frame_size(open_pmd, role):
 
 
 @pytest.mark.parametrize("role", ["server", "client"])
-async def test_stream_after_bfinal_refers_back_30k_across_messages(open_pmd, role):
+async def test_stream_after_bfinal_refers_back_30k_across_messages(make_deflate, role):  # noqa: F811
     # Message 1: 30 KiB the peer's window then holds. Message 2 begins with
     # a complete (empty) stream, so the inflater restarts at once, and its
     # next stream copies from 30 KiB back, into message 1. RFC 7692 7.2.3.4
     # and context takeover allow that; it used to fail with 1007.
-    conn = await open_pmd(role)
+    conn = await make_deflate(role)
     first = random.Random(1).randbytes(30 * 1024)
     conn.feed_frame(BINARY, raw_stream(first), rsv=RSV1)
     back = first[:4096]
@@ -112,10 +98,10 @@ async def test_stream_after_bfinal_refers_back_30k_across_messages(open_pmd, rol
 
 
 @pytest.mark.parametrize("role", ["server", "client"])
-async def test_stream_after_bfinal_refers_back_across_frames(open_pmd, role):
+async def test_stream_after_bfinal_refers_back_across_frames(make_deflate, role):  # noqa: F811
     # The same inside one fragmented message: the window holds the earlier
     # frames' output, not only the current frame's.
-    conn = await open_pmd(role)
+    conn = await make_deflate(role)
     first = random.Random(2).randbytes(20 * 1024)
     # Mid-message a frame ends where the peer flushed: 00 00 ff ff kept.
     conn.feed_frame(BINARY, raw_stream(first) + TAIL, fin=False, rsv=RSV1)
@@ -135,8 +121,8 @@ async def test_stream_after_bfinal_refers_back_across_frames(open_pmd, role):
     ("continuation", b"CONTINUATION"),
     ("rsv2", b"RSV2 or RSV3"),
 ])
-async def test_rsv_violation_reason_with_deflate(open_pmd, role, case, needle):
-    conn = await open_pmd(role)
+async def test_rsv_violation_reason_with_deflate(make_deflate, role, case, needle):  # noqa: F811
+    conn = await make_deflate(role)
     if case == "control":
         conn.feed_frame(PING, b"x", rsv=RSV1)
     elif case == "continuation":
@@ -150,8 +136,8 @@ async def test_rsv_violation_reason_with_deflate(open_pmd, role, case, needle):
 
 
 @pytest.mark.parametrize("role", ["server", "client"])
-async def test_rsv_without_extension_reason(open_pmd, role):
-    conn = await open_pmd(role, agreed=None)
+async def test_rsv_without_extension_reason(make_deflate, role):  # noqa: F811
+    conn = await make_deflate(role, agreed=None)
     assert conn.ws.extensions is None
     conn.feed_frame(BINARY, b"ab", rsv=RSV1)
     close = await conn.expect_close(1002)
