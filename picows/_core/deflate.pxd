@@ -24,15 +24,13 @@ cdef class _PerMessageDeflate:
     # permessage-deflate (RFC 7692) of one connection: the negotiated
     # parameters and both zlib streams. The protocol inflates through it,
     # the transport deflates through it; nobody else touches the streams.
-    # Both streams are created on first use and the inflating one is freed
-    # after each message when the peer takes over no context, so an idle
-    # connection holds no zlib memory (docs/security.md).
+    # Both streams are created on first use, so an idle connection holds no
+    # zlib memory (docs/security.md); both go in connection_lost.
     cdef readonly str header        # the negotiated Sec-WebSocket-Extensions
     cdef readonly bint deflates     # False: we send uncompressed (8-bit window)
     cdef uint64_t _max_size         # an inflated frame's limit (max_frame_size)
     cdef z_stream _zin
     cdef bint _zin_ready            # _zin is initialised (inflateInit2)
-    cdef bint _zin_reset_per_message  # the peer's no_context_takeover
     cdef bint _zin_fresh            # at the start of a stream, no input since
     cdef uint8_t* _out              # inflated frame; a delivered WSFrame points in
     cdef size_t _out_cap

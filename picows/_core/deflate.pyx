@@ -29,16 +29,15 @@ cdef class _PerMessageDeflate:
         self._out_cap = 0
         self._zin_ready = False
 
-    def __init__(self, params, uint64_t max_size, bint is_client=False):
+    def __init__(self, params, uint64_t max_size):
         """`params`: the negotiated parameters (handshake.DeflateParams);
         `max_size`: the most an inflated frame may be (max_frame_size)."""
         self.header = params.header
         self._max_size = max_size
-        # The peer starts each message afresh: our inflater can go between
-        # messages, and an idle connection holds none.
-        peer = "server" if is_client else "client"
-        self._zin_reset_per_message = any(
-            p.strip() == f"{peer}_no_context_takeover" for p in params.header.split(";"))
+        # The inflater is kept between messages even when the peer promised
+        # no context takeover: a peer that refers back anyway still works
+        # (as zlib's own stream always did), and only a connection that
+        # received compressed data holds it.
         # zlib cannot make raw deflate streams with an 8-bit window (it uses
         # 9), so with that limit we send uncompressed messages, which RFC
         # 7692 allows.
@@ -115,9 +114,6 @@ cdef class _PerMessageDeflate:
             # unfinished stored block there, and there is nothing to flush.
             self._inflate_some(<const uint8_t*>b"\x00\x00\xff\xff", 4, &out_len)
         out[0] = self._out
-        if fin and self._zin_reset_per_message:
-            inflateEnd(&self._zin)
-            self._zin_ready = False
         return <Py_ssize_t>out_len
 
     cdef int _inflate_some(self, const uint8_t* data, size_t size, size_t* out_len) except -1:

@@ -527,7 +527,7 @@ cdef class WSProtocolCore:
     cdef _setup_deflate(self, WSTransport ws, deflate):
         if deflate is None:
             return
-        self._deflate = _PerMessageDeflate(deflate, self._opts.max_frame_size, self.is_client)
+        self._deflate = _PerMessageDeflate(deflate, self._opts.max_frame_size)
         ws._deflate = self._deflate
         ws.extensions = deflate.header
 

@@ -13,7 +13,7 @@ import time
 import zlib
 
 import pytest
-from test_deflate_frames import TAIL, data_frames, make_deflate, no_close  # noqa: F401
+from test_deflate_frames import PMD, TAIL, data_frames, make_deflate, no_close  # noqa: F401
 
 from tests.support import BINARY, CONT, PING, RSV1, RSV2, TEXT
 
@@ -142,3 +142,14 @@ async def test_rsv_without_extension_reason(make_deflate, role):  # noqa: F811
     conn.feed_frame(BINARY, b"ab", rsv=RSV1)
     close = await conn.expect_close(1002)
     assert b"no extension was negotiated" in close.payload
+
+
+async def test_context_kept_even_when_the_peer_promised_none(make_deflate):  # noqa: F811
+    # The server said server_no_context_takeover but refers back anyway:
+    # accepted, as before (the inflater is not reset between messages).
+    conn = await make_deflate("client", f"{PMD}; server_no_context_takeover")
+    first = random.Random(3).randbytes(4096)
+    conn.feed_frame(BINARY, raw_stream(first), rsv=RSV1)
+    conn.feed_frame(BINARY, raw_stream(first[:1000], zdict=first), rsv=RSV1)
+    no_close(conn)
+    assert [f.payload for f in data_frames(conn)] == [first, first[:1000]]
