@@ -128,7 +128,8 @@ def main() -> None:
         run = uvloop.run
     per = run(measure(args.n, *CASES[args.case]))
     print(f"{LABELS[args.case]:40} {per / 1024:6.1f} KiB per connection "
-          f"({args.n} connections, {args.loop}; {args.offer})", flush=True)
+          f"({args.n} connections, {args.loop}"
+          f"{'; ' + args.offer if CASES[args.case][0] else ''})", flush=True)
 
 
 if __name__ == "__main__":
