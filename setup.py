@@ -44,6 +44,9 @@ extensions = [
         # The units under picows/_core/ are included into picows.pyx (Cython
         # tracks them); the C helpers are headers it includes.
         depends=sorted(glob.glob("picows/includes/*.h")),
+        # permessage-deflate inflates through zlib's C API (zlib >= 1.2.5.2,
+        # for inflateResetKeep): Debian's zlib1g-dev, any system zlib.
+        libraries=["z"] if sys.platform != "win32" else ["zlib"],
         extra_compile_args=extra_compile_args,
         extra_link_args=extra_link_args,
         define_macros=define_macros,

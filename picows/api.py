@@ -10,6 +10,7 @@ import base64
 import logging
 import os
 import ssl
+import time
 import urllib.parse
 import weakref
 from typing import (Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, NamedTuple, Optional,
@@ -50,6 +51,20 @@ def _own_tls(loop: asyncio.AbstractEventLoop, ssl_context: Any) -> bool:
     return (isinstance(ssl_context, ssl.SSLContext)
             and isinstance(loop, asyncio.SelectorEventLoop)
             and not os.environ.get("PICOWS_LOOP_TLS"))
+
+
+def _bound_tls_handshake(kwargs: Dict[str, Any], timeout: Optional[float],
+                         user_chose: bool) -> bool:
+    """Unless the caller chose ``ssl_handshake_timeout`` (`user_chose`), the
+    TLS handshake gets `timeout` (what is left of websocket_handshake_timeout,
+    not the loops' 60 s), and that one budget covers TLS and the upgrade
+    together. Return whether it does (the protocol then counts from the TCP
+    connection, not from the end of TLS)."""
+    if kwargs.get("ssl") in (None, False) or user_chose or timeout is None:
+        return False
+    kwargs["ssl_handshake_timeout"] = min(kwargs.get("ssl_handshake_timeout") or timeout,
+                                          timeout)
+    return True
 
 
 def _pop_tls_options(kwargs: Dict[str, Any]) -> Optional[float]:
@@ -165,6 +180,7 @@ async def ws_connect(ws_listener_factory: ClientListenerFactory, url: str, *,
                      socket_factory: Optional[SocketFactory] = None,
                      max_redirects: int = 5,
                      read_buffer_init_size: int = 16 * 1024,
+                     max_write_buffer_size: Optional[int] = None,
                      **kwargs: Any) -> Tuple[WSTransport, WSListener]:
     """Open a websocket connection to `url`.
 
@@ -172,7 +188,7 @@ async def ws_connect(ws_listener_factory: ClientListenerFactory, url: str, *,
 
     With ``wss://`` on the default asyncio loop, picows does TLS itself (in
     Cython, over ``ssl.MemoryBIO``; asyncio's TLS is pure Python and slower);
-    ``server_hostname`` and ``ssl_handshake_timeout`` (default 60 s) work as
+    ``server_hostname`` and ``ssl_handshake_timeout`` work as
     with asyncio, ``ssl_shutdown_timeout`` is ignored, and
     ``underlying_transport.get_extra_info("ssl_object")`` and the other TLS
     keys answer as asyncio's. uvloop keeps its own TLS. Set the environment
@@ -197,8 +213,11 @@ async def ws_connect(ws_listener_factory: ClientListenerFactory, url: str, *,
         it is. At DEBUG the log tells each connection's story (request and
         response lines, negotiated extensions and subprotocol, CLOSE frames,
         why it disconnected); nothing is logged per data frame.
-    :param websocket_handshake_timeout: seconds to wait for the server's
-        upgrade response; :class:`asyncio.TimeoutError` after that.
+    :param websocket_handshake_timeout: seconds for the whole opening: the
+        TLS handshake with ``wss://`` (unless ``ssl_handshake_timeout`` is
+        given, which then bounds TLS alone, and this the upgrade after it)
+        and the server's upgrade response; :class:`asyncio.TimeoutError`
+        (or :class:`ConnectionAbortedError` during TLS) after that.
     :param max_frame_size: a frame declaring a larger payload gets CLOSE 1009.
     :param enable_auto_pong: answer PINGs the listener did not answer itself.
     :param enable_auto_close: answer the peer's CLOSE and close the connection.
@@ -253,6 +272,11 @@ async def ws_connect(ws_listener_factory: ClientListenerFactory, url: str, *,
         Not followed with ``sock=`` (that socket is already used).
     :param read_buffer_init_size: the read buffer's first size in bytes (it
         grows to hold the frame being read, and shrinks back after a spike).
+    :param max_write_buffer_size: bytes the transport may hold queued for a
+        server that does not read; above it the connection is dropped (no
+        CLOSE: it would queue too), logged with the peer's address, and
+        ``on_ws_disconnected`` runs. None (the default): unbounded, the
+        listener's ``pause_writing`` is the only backpressure.
     :return: the :any:`WSTransport` and the listener from the factory.
     :raises WSInvalidURL: (a ValueError) for a URL that cannot be used.
     :raises ValueError: for bad arguments.
@@ -278,7 +302,8 @@ async def ws_connect(ws_listener_factory: ClientListenerFactory, url: str, *,
         auto_ping_idle_timeout=auto_ping_idle_timeout,
         auto_ping_reply_timeout=auto_ping_reply_timeout,
         auto_ping_strategy=auto_ping_strategy,
-        enable_compression=enable_compression, read_buffer_init_size=read_buffer_init_size)
+        enable_compression=enable_compression, read_buffer_init_size=read_buffer_init_size,
+        max_write_buffer_size=max_write_buffer_size)
     logger = options.logger
     headers = _headers_list(extra_headers)
     if enable_compression:
@@ -348,9 +373,11 @@ async def _connect_once(options: _ConnectionOptions, t: _Target,
     def protocol_factory() -> WSProtocol:
         return WSProtocol(options, is_client=True, upgrade_request=request,
                           client_key=key, handshake_timeout=handshake_timeout,
-                          subprotocols=subprotocols)
+                          subprotocols=subprotocols,
+                          opened_at=time.monotonic() if whole_opening else None)
 
     handshake_timeout = websocket_handshake_timeout
+    user_tls_timeout = "ssl_handshake_timeout" in kwargs
     loop = asyncio.get_running_loop()
     if proxy not in (None, False) or socket_factory is not None:
         sock, handshake_timeout = await open_socket(
@@ -358,6 +385,7 @@ async def _connect_once(options: _ConnectionOptions, t: _Target,
             websocket_handshake_timeout, kwargs, logger_name)
         if sock is not None:
             kwargs["sock"] = sock
+    whole_opening = _bound_tls_handshake(kwargs, handshake_timeout, user_tls_timeout)
     kwargs.setdefault("host", host)
     kwargs.setdefault("port", port)
     if "sock" in kwargs:
@@ -407,6 +435,7 @@ async def ws_create_server(
         allowed_origins: Optional[Iterable[str]] = None,
         enable_compression: bool = False,
         read_buffer_init_size: int = 16 * 1024,
+        max_write_buffer_size: Optional[int] = None,
         **kwargs: Any) -> asyncio.Server:
     """Create a websocket server listening on `port` of `host`.
 
@@ -438,8 +467,10 @@ async def ws_create_server(
         already bound socket), leave host and port out.
     :param disconnect_on_exception: disconnect (CLOSE 1011) when
         ``on_ws_frame`` raises.
-    :param websocket_handshake_timeout: seconds a client has to send a
-        complete upgrade request before it is dropped.
+    :param websocket_handshake_timeout: seconds a client has from the TCP
+        connection to a complete upgrade request, TLS handshake included
+        (with ``ssl=``, unless ``ssl_handshake_timeout`` is given: that then
+        bounds TLS alone, and this the upgrade after it); then it is dropped.
     :param logger_name: picows logs on ``picows.<logger_name>``, or on the
         given :class:`logging.Logger` / :class:`logging.LoggerAdapter`.
     :param max_frame_size: a frame declaring a larger payload gets CLOSE 1009.
@@ -455,6 +486,10 @@ async def ws_create_server(
         (RFC 7692), see :any:`ws_connect`.
     :param read_buffer_init_size: the read buffer's first size, see
         :any:`ws_connect`.
+    :param max_write_buffer_size: bytes a connection's transport may hold
+        queued for a client that does not read; above it that connection is
+        dropped and logged with the client's address (see :any:`ws_connect`).
+        None (the default): unbounded.
     :return: the :any:`asyncio.Server`.
     """
     options = _ConnectionOptions(
@@ -468,7 +503,8 @@ async def ws_create_server(
         auto_ping_reply_timeout=auto_ping_reply_timeout,
         auto_ping_strategy=auto_ping_strategy,
         allowed_origins=allowed_origins, enable_compression=enable_compression,
-        read_buffer_init_size=read_buffer_init_size)
+        read_buffer_init_size=read_buffer_init_size,
+        max_write_buffer_size=max_write_buffer_size)
     if "sock" in kwargs:
         # An existing socket: asyncio refuses host/port next to it.
         if host not in (None, "") or port not in (None, 0):
@@ -479,8 +515,13 @@ async def ws_create_server(
 
     connections: Set[WSTransport] = set()
 
+    whole_opening = _bound_tls_handshake(kwargs, websocket_handshake_timeout,
+                                         "ssl_handshake_timeout" in kwargs)
+
     def protocol_factory() -> WSProtocol:
-        return WSProtocol(options, is_client=False, connections=connections)
+        # Made when TCP is accepted, before TLS.
+        return WSProtocol(options, is_client=False, connections=connections,
+                          opened_at=time.monotonic() if whole_opening else None)
 
     loop = asyncio.get_running_loop()
     ssl_context = kwargs.get("ssl")

@@ -154,6 +154,7 @@ cdef class WSProtocolCore:
     cdef readonly bint is_client
     cdef _ConnectionOptions _opts
     cdef object _handshake_timeout  # float or None
+    cdef object _opened_at          # time.monotonic() the timeout counts from, or None
     cdef object _logger
     cdef bytes _upgrade_request     # client: the request to send
     cdef str _client_key            # client: its Sec-WebSocket-Key
@@ -221,6 +222,7 @@ cdef class WSProtocolCore:
     cdef _finish_refusal(self)
     cdef _open(self, WSTransport ws, WSListener listener)
     cdef _setup_deflate(self, WSTransport ws, deflate)
+    cdef _bound_writes(self, WSTransport ws)
     cdef _reject(self, int status, str reason, headers=*)
     cdef _cancel_handshake_timer(self)
     cdef _cancel_timers(self)

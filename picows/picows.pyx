@@ -38,7 +38,7 @@ from cpython.pycapsule cimport PyCapsule_GetPointer
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
-from libc.string cimport memcpy, memmove
+from libc.string cimport memcpy, memmove, memset
 
 from .handshake import (MAX_HEAD_SIZE, build_error_response, build_response,
                         complete_101, is_upgrade_request, joined_header,

@@ -18,3 +18,4 @@ cdef class _ConnectionOptions:
     cdef readonly bint enable_compression
     cdef readonly frozenset allowed_origins             # server; None: any
     cdef readonly size_t read_buffer_init_size          # the read buffer's first size
+    cdef readonly Py_ssize_t max_write_buffer_size      # 0: unbounded

@@ -29,7 +29,8 @@ cdef class _ConnectionOptions:
                  auto_ping_strategy=WSAutoPingStrategy.PING_WHEN_IDLE,
                  allowed_origins=None,
                  bint enable_compression=False,
-                 read_buffer_init_size=16 * 1024):
+                 read_buffer_init_size=16 * 1024,
+                 max_write_buffer_size=None):
         """The defaults are ws_connect's and ws_create_server's; see there.
 
         `logger_name`: a str (logger ``picows.<str>``), a Logger or a
@@ -52,6 +53,11 @@ cdef class _ConnectionOptions:
             raise ValueError("read_buffer_init_size must be an int between 1 and 2**31")
         if auto_ping_idle_timeout <= 0 or auto_ping_reply_timeout <= 0:
             raise ValueError("auto_ping timeouts must be positive")
+        if max_write_buffer_size is not None and (
+                not isinstance(max_write_buffer_size, int)
+                or isinstance(max_write_buffer_size, bool)
+                or not 0 < max_write_buffer_size < 2 ** 62):
+            raise ValueError("max_write_buffer_size must be a positive int or None")
         if auto_ping_strategy not in (WSAutoPingStrategy.PING_WHEN_IDLE,
                                       WSAutoPingStrategy.PING_PERIODICALLY):
             raise ValueError(f"invalid auto_ping_strategy {auto_ping_strategy!r}")
@@ -78,3 +84,5 @@ cdef class _ConnectionOptions:
                                 else frozenset(allowed_origins))
         self.enable_compression = enable_compression
         self.read_buffer_init_size = read_buffer_init_size
+        self.max_write_buffer_size = (0 if max_write_buffer_size is None
+                                      else max_write_buffer_size)

@@ -67,6 +67,23 @@ _FROM_OPTIONS = object()
 cdef size_t _MAX_REFUSAL_BODY = 64 * 1024
 
 
+cdef str _rsv_violation(uint8_t b0, uint8_t opcode, bint deflate):
+    """Why RSV bits in first byte `b0` are a protocol error (the error path
+    of _parse_header only)."""
+    if not deflate:
+        return ("RSV bits set but no extension was negotiated for them "
+                "(RFC 6455 5.2)")
+    if b0 & 0x30:
+        return ("RSV2 or RSV3 set; permessage-deflate uses only RSV1 "
+                "(RFC 6455 5.2, RFC 7692 6)")
+    if opcode >= 8:
+        return "RSV1 set on a control frame (RFC 7692 6.1)"
+    if opcode == 0:
+        return ("RSV1 set on a CONTINUATION frame; only the first frame of a "
+                "compressed message has it (RFC 7692 6.1)")
+    return f"RSV1 set on a frame with reserved opcode {opcode} (RFC 6455 5.2)"
+
+
 cdef class WSProtocolCore:
 
     def __cinit__(self):
@@ -78,14 +95,17 @@ cdef class WSProtocolCore:
     def __init__(self, _ConnectionOptions options not None, *, bint is_client,
                  bytes upgrade_request=None, str client_key=None,
                  handshake_timeout=_FROM_OPTIONS, request=None, subprotocols=None,
-                 set connections=None):
+                 set connections=None, opened_at=None):
         """`options`: what ws_connect / ws_create_server were given; on the
         client side, `upgrade_request` to send and its `client_key`, the
         parsed `request` (WSTransport.request) and the `subprotocols` it
         offers (the 101 may name one of them, or none).
         `handshake_timeout`: this connection's, when not the options' (what
         a proxy step left of it). `connections`: the server's set of open
-        WSTransports, which this connection joins while it is open."""
+        WSTransports, which this connection joins while it is open.
+        `opened_at`: the time.monotonic() at which the opening began (before
+        TLS), when the timeout bounds TLS and the upgrade together; None: it
+        starts at connection_made."""
         self.is_client = is_client
         self._opts = options
         self._handshake_timeout = (options.websocket_handshake_timeout
@@ -94,6 +114,7 @@ cdef class WSProtocolCore:
         self._logger = options.logger
         self._upgrade_request = upgrade_request
         self._client_key = client_key
+        self._opened_at = opened_at
         self._connections = connections
         self._subprotocols = list(subprotocols or ())
         if is_client and request is None and upgrade_request is not None:
@@ -122,8 +143,12 @@ cdef class WSProtocolCore:
             self._logger.debug("%s to %s", self._upgrade_request.partition(b"\r\n")[0]
                                .decode("latin-1"), self._peer())
         if self._handshake_timeout is not None:
+            timeout = self._handshake_timeout
+            if self._opened_at is not None:
+                # What the TLS handshake left of it.
+                timeout = max(0.0, timeout - (time.monotonic() - self._opened_at))
             self._handshake_timer = self._loop.call_later(
-                self._handshake_timeout, self._on_handshake_timeout)
+                timeout, self._on_handshake_timeout)
 
     # get_buffer and buffer_updated (here and in _TLSLayer) are plain METH_O
     # methods: the event loops pass the argument positionally, and the call
@@ -245,6 +270,10 @@ cdef class WSProtocolCore:
                 except Exception:
                     self._logger.exception("on_ws_disconnected raised")
             ws._mark_disconnected()
+        if self._deflate is not None:
+            # The zlib streams and buffers go with the connection, not later
+            # with the protocol object.
+            self._deflate.release()
 
     cdef _log_disconnected(self, exc):
         cdef WSTransport ws = self.transport
@@ -517,6 +546,8 @@ cdef class WSProtocolCore:
         if getattr(type(listener), "is_user_specific_pong") is not _BASE_USER_PONG:
             self._user_pong = listener.is_user_specific_pong
         ws._protocol = self
+        if self._opts.max_write_buffer_size:
+            self._bound_writes(ws)
         self._state = OPEN
         if self._connections is not None:
             self._connections.add(ws)
@@ -531,6 +562,27 @@ cdef class WSProtocolCore:
         if self._opts.enable_auto_ping:
             self._last_ping = self._loop.time()
             self._schedule_auto_ping(self._opts.auto_ping_idle_timeout)
+
+    cdef _bound_writes(self, WSTransport ws):
+        """max_write_buffer_size: on the writer that queues this connection's
+        bytes (the TLS layer's under picows' own TLS)."""
+        cdef _SocketWriter writer = ws._tls._writer if ws._tls is not None else ws._writer
+        writer.max_queued = self._opts.max_write_buffer_size
+        writer.on_overflow = self._on_write_overflow
+
+    def _on_write_overflow(self, Py_ssize_t queued):
+        # The peer does not read and the listener kept sending: a CLOSE
+        # would only queue behind the rest. Drop the connection, which frees
+        # the transport's buffer at once.
+        self._logger.warning(
+            "peer %s does not read: %d bytes queued for it, over "
+            "max_write_buffer_size %d; dropping the connection",
+            self._transport.get_extra_info("peername"), queued,
+            self._opts.max_write_buffer_size)
+        if self.transport is not None:
+            self.transport._write_closed = True
+        self._closing = True
+        self._transport.abort()
 
     cdef _reject(self, int status, str reason, headers=()):
         self._cancel_handshake_timer()
@@ -595,9 +647,9 @@ cdef class WSProtocolCore:
             # a compressed message; nothing else may carry RSV bits.
             if (self._deflate is None or (b0 & 0x70) != 0x40
                     or opcode == 0 or opcode > 2):
-                raise _WSProtocolError(1002, "RSV bits set but no extension was "
-                                       "negotiated for them (RFC 6455 5.2, "
-                                       "RFC 7692 6)", is_close)
+                raise _WSProtocolError(1002, _rsv_violation(b0, opcode,
+                                                            self._deflate is not None),
+                                       is_close)
         if opcode >= 8:
             if opcode > 10:
                 raise _WSProtocolError(1002, f"reserved opcode {opcode} (RFC 6455 5.2)", is_close)
@@ -743,7 +795,7 @@ cdef class WSProtocolCore:
         cdef uint32_t code
         cdef uint32_t pongs_before
         cdef bint is_text
-        cdef bytes inflated
+        cdef Py_ssize_t inflated_size
         cdef const uint8_t* payload = self._rbuf + self._rstart + self._f.hdr_len
         cdef size_t size = <size_t>self._f.payload_len
 
@@ -764,9 +816,8 @@ cdef class WSProtocolCore:
             if self._state == FAILED:
                 return 0
             if self._f.compressed:
-                inflated = self._deflate.inflate(payload, size, self._f.fin)
-                payload = <const uint8_t*>PyBytes_AS_STRING(inflated)
-                size = PyBytes_GET_SIZE(inflated)
+                inflated_size = self._deflate.inflate(payload, size, self._f.fin, &payload)
+                size = <size_t>inflated_size
                 if is_text and self._opts.enable_utf8_validation:
                     self._utf8_state = picows_utf8_validate(self._utf8_state, payload, size)
                     if self._utf8_state == UTF8_REJECT:
