@@ -39,14 +39,18 @@ from picows.handshake import (
     build_error_response,
     build_upgrade_request,
     build_upgrade_response,
+    is_upgrade_request,
+    joined_header,
     negotiate_deflate,
     parse_deflate_response,
+    parse_http_request,
     parse_upgrade_request,
     parse_upgrade_response,
+    validate_upgrade_request,
 )
 from picows.types import WSHandshakeError
 
-REQUEST_STATUSES = {400, 403, 426, 431}
+REQUEST_STATUSES = {400, 403, 405, 426, 431}  # 405: a method other than GET
 GOOD_KEY = "dGhlIHNhbXBsZSBub25jZQ=="
 ORIGINS = ["https://example.com", "http://localhost:8080", "null"]
 _HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9a-z]+\Z")
@@ -200,7 +204,8 @@ def upgrade_request_input(data: bytes) -> tuple:
 def check_response(raw: bytes, key: str, deflate_offered: bool = False) -> Optional[int]:
     try:
         response = parse_upgrade_response(raw, key, deflate_offered)
-        extensions = response.headers.get("sec-websocket-extensions")
+        # Repeated headers count together, as the protocol reads them.
+        extensions = joined_header(response.headers, "sec-websocket-extensions")
         if extensions:
             check(deflate_offered, "accepted an extension that was not offered")
             deflate = parse_deflate_response(extensions)
@@ -294,16 +299,16 @@ def server_handshake_input(data: bytes) -> tuple:
                                                    f"{out[:40]!r}")
             check(closing_after_feed, "not closed after 431")
             return 431
-        status = check_request(head, origins)
-        if status is None:
-            status = {0: 404, 1: 500, 2: 500}.get(route)
+        check_request(head, origins)   # the parser's own invariants
+        status = expected_server_status(head, origins, route)
         if status is None:
             check(out.startswith(b"HTTP/1.1 101 "), f"a valid request got {out[:40]!r}")
             check(len(listeners) == 1 and listeners[0].connected == 1,
                   "on_ws_connected not called once")
             check(listeners[0].disconnected == 1, "on_ws_disconnected not called once")
             request = parse_upgrade_request(head, origins)
-            deflate = negotiate_deflate(request.headers.get("sec-websocket-extensions")) \
+            deflate = negotiate_deflate(
+                joined_header(request.headers, "sec-websocket-extensions")) \
                 if compression else None
             answer = out[:out.index(b"\r\n\r\n") + 4]
             if deflate is None:
@@ -320,6 +325,30 @@ def server_handshake_input(data: bytes) -> tuple:
         return status
 
     return (run(connection),)
+
+
+def expected_server_status(head: bytes, origins: Any, route: int) -> Optional[int]:
+    """What the server must answer, in the order RFC 6455 and picows apply
+    the rules: HTTP errors first (the factory never runs); for an upgrade
+    request with allowed_origins, every WebSocket check before any user
+    code; then the factory (route 0: None -> 404, 1: raises -> 500, 2: not
+    a listener -> 500); then the WebSocket checks. None: a 101."""
+    try:
+        request = parse_http_request(head)
+    except WSHandshakeError as exc:
+        return exc.status
+    try:
+        if is_upgrade_request(request) and origins is not None:
+            validate_upgrade_request(request, origins)
+    except WSHandshakeError as exc:
+        return exc.status
+    if route in (0, 1, 2):
+        return {0: 404, 1: 500, 2: 500}[route]
+    try:
+        validate_upgrade_request(request)
+    except WSHandshakeError as exc:
+        return exc.status
+    return None
 
 
 def parse_error_status(out: bytes) -> int:
