@@ -15,6 +15,12 @@ Kernel time (the syscalls) is not counted.
     python benchmarks/instructions.py                  # picows and raw, 256 B, uvloop
     python benchmarks/instructions.py --size 64 --loop asyncio --libs picows
     python benchmarks/instructions.py --top 25         # also the costliest functions
+    python benchmarks/instructions.py --tls --loop uvloop,asyncio --size 256,8192
+
+``--tls`` runs the same echo over TLS (a certificate for 127.0.0.1 made once
+by the driver, as echo.py does): picows with its own TLS layer, or the loop's
+with PICOWS_LOOP_TLS=1 in the environment, against ``raw``, an asyncio
+Protocol echo over the loop's TLS. The handshake cancels out like start-up.
 
 Needs valgrind. Runs the installed picows, else the in-place build of this
 repository, like the echo benchmark.
@@ -50,19 +56,23 @@ class _Rounds:
             self.done.set_result(None)
 
 
-def run_echo(lib: str, loop_name: str, size: int, rounds: int) -> None:
+def run_echo(lib: str, loop_name: str, size: int, rounds: int, certdir: str = "") -> None:
     """N round trips with the echo benchmark's own server and client
-    (contenders.py), both in this process."""
+    (contenders.py), both in this process; over TLS when `certdir` holds a
+    certificate (echo.make_cert)."""
     import contenders
+    from echo import client_ssl_context, server_ssl_context
 
     message = b"x" * size
     if lib not in ("picows", "raw"):
         raise SystemExit(f"unknown lib {lib!r}")
 
     async def main():
-        server, port = await contenders.start_server(lib, "127.0.0.1", 0, None)
+        server, port = await contenders.start_server(lib, "127.0.0.1", 0,
+                                                     server_ssl_context(certdir))
         window = _Rounds(rounds)
-        await contenders.run_client(lib, "127.0.0.1", port, None, message, window)
+        await contenders.run_client(lib, "127.0.0.1", port, client_ssl_context(certdir),
+                                    message, window)
         if hasattr(server, "close"):
             server.close()
 
@@ -79,11 +89,11 @@ _TOTAL = re.compile(r"^(?:summary|totals):\s+([\d,]+)", re.M)
 _FN = re.compile(r"^\s*([\d,]+) \([^)]*\)\s+(?:\S+:)?(\S+?)(?: \[|$)", re.M)
 
 
-def callgrind(lib, loop, size, rounds, outdir, top):
+def callgrind(lib, loop, size, rounds, outdir, top, certdir=""):
     out = os.path.join(outdir, f"cg.{lib}.{loop}.{size}.{rounds}")
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
            sys.executable, os.path.abspath(__file__), "--child", lib, loop,
-           str(size), str(rounds)]
+           str(size), str(rounds), certdir]
     # A fixed hash seed: dict layouts, and so a few instructions per round
     # trip, otherwise change from run to run.
     env = dict(os.environ, PYTHONHASHSEED="0")
@@ -103,15 +113,19 @@ def callgrind(lib, loop, size, rounds, outdir, top):
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        lib, loop, size, rounds = sys.argv[2:6]
-        run_echo(lib, loop, int(size), int(rounds))
+        lib, loop, size, rounds, certdir = sys.argv[2:7]
+        run_echo(lib, loop, int(size), int(rounds), certdir)
         return
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--libs", default="picows,raw", help="picows, raw")
-    parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
-    parser.add_argument("--size", type=int, default=256, help="message size in bytes")
+    parser.add_argument("--loop", default="uvloop",
+                        help="uvloop, asyncio, or both: uvloop,asyncio")
+    parser.add_argument("--size", default="256",
+                        help="message size in bytes; several: 256,8192")
+    parser.add_argument("--tls", action="store_true",
+                        help="over TLS (picows' own layer; raw: the loop's TLS)")
     parser.add_argument("--rounds", default="2000,12000",
                         help="N1,N2: round trips of the two runs")
     parser.add_argument("--top", type=int, default=0,
@@ -120,23 +134,38 @@ def main() -> None:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is needed (apt-get install valgrind)")
     n1, n2 = (int(x) for x in args.rounds.split(","))
-    results = {}
+    loops = args.loop.split(",")
+    for loop in loops:
+        if loop not in ("uvloop", "asyncio"):
+            raise SystemExit(f"unknown loop {loop!r}")
+    sizes = [int(x) for x in args.size.split(",")]
+    transport = "tls" if args.tls else "tcp"
     with tempfile.TemporaryDirectory() as outdir:
-        for lib in args.libs.split(","):
-            t1, f1 = callgrind(lib, args.loop, args.size, n1, outdir, args.top)
-            t2, f2 = callgrind(lib, args.loop, args.size, n2, outdir, args.top)
-            per_rt = (t2 - t1) / (n2 - n1)
-            results[lib] = per_rt
-            print(f"{lib:8s} {args.loop} {args.size} B: {per_rt:,.0f} instructions "
-                  f"per round trip (client + server, user space)")
-            if args.top:
-                rows = sorted(((f2.get(k, 0) - f1.get(k, 0)) / (n2 - n1), k)
-                              for k in set(f1) | set(f2))
-                for cost, name in sorted(rows, reverse=True)[:args.top]:
-                    print(f"    {cost:8.0f}  {name}")
-    if "picows" in results and "raw" in results:
-        print(f"picows/raw: {results['picows'] / results['raw']:.2f}x the instructions")
-
+        certdir = ""
+        if args.tls:
+            from echo import make_cert
+            certdir = os.path.join(outdir, "cert")
+            os.mkdir(certdir)
+            make_cert(certdir)
+        for loop in loops:
+            for size in sizes:
+                results = {}
+                for lib in args.libs.split(","):
+                    t1, f1 = callgrind(lib, loop, size, n1, outdir, args.top, certdir)
+                    t2, f2 = callgrind(lib, loop, size, n2, outdir, args.top, certdir)
+                    per_rt = (t2 - t1) / (n2 - n1)
+                    results[lib] = per_rt
+                    print(f"{lib:8s} {transport} {loop} {size} B: {per_rt:,.0f} instructions "
+                          f"per round trip (client + server, user space)", flush=True)
+                    if args.top:
+                        rows = sorted(((f2.get(k, 0) - f1.get(k, 0)) / (n2 - n1), k)
+                                      for k in set(f1) | set(f2))
+                        for cost, name in sorted(rows, reverse=True)[:args.top]:
+                            print(f"    {cost:8.0f}  {name}")
+                if "picows" in results and "raw" in results:
+                    print(f"picows/raw {transport} {loop} {size} B: "
+                          f"{results['picows'] / results['raw']:.2f}x the instructions",
+                          flush=True)
 
 if __name__ == "__main__":
     main()
