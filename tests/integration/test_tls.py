@@ -1,10 +1,11 @@
 """TLS itself: which transport does it, certificates, handshake timeouts,
 peers that do not speak TLS, the TLS side of closing, interop and flow control.
 
-On the default asyncio loop picows does TLS itself (``_TLSLayer`` under a
-``_TLSTransport``, see picows/picows.pyx); PICOWS_LOOP_TLS=1 and uvloop leave
-it to the loop. Every test runs on both loops unless it is about picows' own
-layer (``loop_factories=["asyncio"]``) or about uvloop's.
+On both loops picows does TLS itself (``_TLSLayer`` under a
+``_TLSTransport``, see picows/_core/tls.pyx); PICOWS_LOOP_TLS=1 leaves it to
+the loop. Every test runs on both loops. The layer's record path calls
+OpenSSL directly where it can; PICOWS_TLS_SSL_MODULE=1 makes it call the ssl
+module's methods instead (``record_path`` parametrises the echo tests).
 
 The peers that do not go through picows are asyncio streams (with or without
 asyncio's TLS), a hand-driven ``ssl.SSLObject`` over a plain TCP stream where the
@@ -51,11 +52,6 @@ FAST = 2.0  # what "soon" means for a timeout of HANDSHAKE_TIMEOUT or a close
 def picows_tls(transport) -> bool:
     """Whether the transport is picows' own TLS transport."""
     return type(transport).__name__ == "_TLSTransport"
-
-
-def is_asyncio_loop() -> bool:
-    # uvloop.Loop is no SelectorEventLoop.
-    return isinstance(asyncio.get_running_loop(), asyncio.SelectorEventLoop)
 
 
 async def server_side(server):
@@ -206,8 +202,7 @@ def check_picows_tls_extra_info(tls_transport, context: ssl.SSLContext, server_p
     assert not tls_transport.can_write_eof()
 
 
-@pytest.mark.asyncio(loop_factories=["asyncio"])
-async def test_asyncio_loop_uses_picows_tls(tls):
+async def test_both_loops_use_picows_tls(tls):
     async with serve(tls) as server, connect(tls, server.url()) as (transport, client):
         listener, server_transport = await server_side(server)
         check_picows_tls_extra_info(transport.underlying_transport, tls.client_ssl,
@@ -239,7 +234,8 @@ async def test_picows_loop_tls_env_leaves_tls_to_asyncio(tls, monkeypatch):
 
 
 @pytest.mark.asyncio(loop_factories=["uvloop"])
-async def test_uvloop_keeps_its_own_tls(tls):
+async def test_picows_loop_tls_env_leaves_tls_to_uvloop(tls, monkeypatch):
+    monkeypatch.setenv("PICOWS_LOOP_TLS", "1")
     async with serve(tls) as server, connect(tls, server.url()) as (transport, client):
         _, server_transport = await server_side(server)
         for tls_transport in (transport.underlying_transport,
@@ -252,17 +248,47 @@ async def test_uvloop_keeps_its_own_tls(tls):
         assert (await client.next_frame()).payload == payload
 
 
+def test_record_path_calls_openssl_directly():
+    """On CPython 3.8-3.13 with an _ssl module that links libssl
+    dynamically (every Linux and macOS build here), the layer drives OpenSSL
+    directly; PICOWS_TLS_SSL_MODULE=1 turns it off."""
+    import sys
+
+    from picows.picows import _tls_uses_openssl
+    if sys.platform == "win32" or not (3, 8) <= sys.version_info[:2] <= (3, 13):
+        pytest.skip("the ssl module's methods only")
+    assert _tls_uses_openssl() is (not os.environ.get("PICOWS_TLS_SSL_MODULE"))
+
+
+@pytest.fixture(params=["openssl", "ssl-module"])
+def record_path(request, monkeypatch):
+    """Both record paths of picows' layer (see tls.pyx)."""
+    if request.param == "ssl-module":
+        monkeypatch.setenv("PICOWS_TLS_SSL_MODULE", "1")
+    return request.param
+
+
+def check_record_path(wstransport) -> None:
+    """The layer under `wstransport` took the record path the environment asks."""
+    from picows.picows import _tls_uses_openssl
+    expected = "openssl" if _tls_uses_openssl() else "ssl-module"
+    assert wstransport.underlying_transport._layer.record_path == expected
+
+
 # --------------------------------------------------------------------------
 # Echo
 
 
 @pytest.mark.parametrize("initiator", ["client", "server"])
 @pytest.mark.parametrize("size", SIZES)
-async def test_echo_sizes(tls, size, initiator):
-    """Sizes around the frame length encodings and the TLS record size;
-    the side that sends first is the client or the server."""
+async def test_echo_sizes(tls, size, initiator, record_path):
+    """Sizes around the frame length encodings and the TLS record size (up
+    to 5 MiB: many records per read and per write, and more than one write
+    chunk of the record path); the side that sends first is the client or
+    the server."""
     payload = pattern(size)
     async with echo_pair(tls, initiator) as (transport, receiver):
+        check_record_path(transport)
         transport.send(WSMsgType.BINARY, payload)
         frame = await receiver.next_frame()
     assert (frame.msg_type, frame.fin, frame.payload_size) == (WSMsgType.BINARY, True, size)
@@ -270,11 +296,12 @@ async def test_echo_sizes(tls, size, initiator):
 
 
 @pytest.mark.parametrize("initiator", ["client", "server"])
-async def test_echo_burst_in_order(tls, initiator):
+async def test_echo_burst_in_order(tls, initiator, record_path):
     """1,000 small frames sent back to back, without waiting: many frames per
     TLS record and per read."""
     messages = [str(i).encode() + pattern(i % 200) for i in range(1000)]
     async with echo_pair(tls, initiator) as (transport, receiver):
+        check_record_path(transport)
         for message in messages:
             transport.send(WSMsgType.BINARY, message)
         got = [(await receiver.next_frame()).payload for _ in messages]
@@ -296,6 +323,75 @@ async def test_echo_over_tls_1_2(tls):
             payload = pattern(size)
             transport.send(WSMsgType.BINARY, payload)
             assert (await client.next_frame()).payload == payload
+
+
+def tls12_client_context(tls) -> ssl.SSLContext:
+    context = ssl.create_default_context(
+        cadata=b"".join(tls.client_ssl.get_ca_certs(binary_form=True)))
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def ssl_renegotiate(sslobj: ssl.SSLObject) -> None:
+    """SSL_renegotiate() on the SSL* under `sslobj`: the ssl module has no
+    API for it. The pointer is read as picows' layer reads it (the field
+    after PySSLSocket's first; checked against the BIO it must hold)."""
+    import ctypes
+
+    import _ssl
+    lib = ctypes.CDLL(_ssl.__file__)
+    lib.SSL_renegotiate.argtypes = [ctypes.c_void_p]
+    lib.SSL_get_wbio.argtypes = [ctypes.c_void_p]
+    lib.SSL_get_wbio.restype = ctypes.c_void_p
+    ptr = ctypes.sizeof(ctypes.c_void_p)
+    ssl_ptr = ctypes.c_void_p.from_address(id(sslobj._sslobj) + object.__basicsize__ + ptr).value
+    bio_ptr = ctypes.c_void_p.from_address(id(sslobj._sslobj._outgoing) + object.__basicsize__
+                                           ).value if hasattr(sslobj._sslobj, "_outgoing") else None
+    if bio_ptr is not None:
+        assert lib.SSL_get_wbio(ssl_ptr) == bio_ptr
+    assert lib.SSL_renegotiate(ssl_ptr) == 1
+
+
+@pytest.mark.skipif(ssl.OPENSSL_VERSION_INFO < (3,),
+                    reason="OpenSSL 1.1 servers accept client renegotiation")
+@pytest.mark.parametrize("after", ["idle", "sending"])
+async def test_client_renegotiation_is_refused(tls, tcp, record_path, after):
+    """TLS 1.2: a client asks the server to renegotiate (a new ClientHello in
+    the middle of the connection). OpenSSL 3 servers refuse it (no
+    client-initiated renegotiation unless SSL_OP_ALLOW_CLIENT_RENEGOTIATION),
+    OpenSSL clients give up on such a refusal, and the server's websocket
+    ends once, at once, without anything reaching the loop's exception
+    handler; the server keeps serving. `sending`: the server is sending
+    frames while the renegotiation comes in."""
+    tls12 = Net("tls", tls.server_ssl, tls12_client_context(tls))
+    async with serve(tls12) as server:
+        reader, writer = await wait_for(asyncio.open_connection("127.0.0.1", server.port))
+        try:
+            peer = HandDrivenTLS(reader, writer, tls12.client_ssl, server_side=False)
+            await peer.upgrade()
+            assert peer.sslobj.version() == "TLSv1.2"
+            listener, transport = await server_side(server)
+            check_record_path(transport)
+            ssl_renegotiate(peer.sslobj)
+            with pytest.raises(ssl.SSLWantReadError):
+                peer.sslobj.do_handshake()
+            peer._flush()
+            if after == "sending":
+                for _ in range(20):
+                    transport.send(WSMsgType.BINARY, pattern(8 * KIB))
+            _, ending = await wait_for(peer.read_to_end())
+            # The client's fatal alert, answering the refusal.
+            peer._flush()
+            await wait_for(listener.disconnected, FAST)
+            await wait_for(transport.wait_disconnected(), FAST)
+        finally:
+            await close_writer(writer)
+        assert isinstance(ending, ssl.SSLError), repr(ending)
+        assert "RENEGOTIATION" in str(ending).upper(), repr(ending)
+        assert listener.disconnected_calls == 1
+        async with connect(tls, server.url()) as (client_transport, client):
+            client_transport.send(WSMsgType.TEXT, b"still serving")
+            assert (await client.next_frame()).payload == b"still serving"
 
 
 # --------------------------------------------------------------------------
@@ -338,12 +434,11 @@ async def test_server_hostname_kwarg_is_checked(tls, server_hostname, verified):
             assert "wrong.example" in str(info.value)
 
 
-@pytest.mark.asyncio(loop_factories=["asyncio"])
 async def test_invalid_server_hostname_raises_at_once(tls):
     """A server_hostname the ssl module refuses (a leading dot) fails
     ws_connect at once with that error; picows' layer used to leave it
-    waiting. (uvloop raises it too, but also reports it to the loop's
-    exception handler, which the test fixtures forbid.)"""
+    waiting. (uvloop's own TLS raises it too, but also reports it to the
+    loop's exception handler, which the test fixtures forbid.)"""
     async with serve(tls) as server:
         started = time.monotonic()
         with pytest.raises((UnicodeError, ValueError)):
@@ -393,9 +488,7 @@ async def test_client_handshake_timeout(tls, tcp):
                                       ssl_handshake_timeout=HANDSHAKE_TIMEOUT), FAST)
         elapsed = time.monotonic() - started
     assert got_hello.is_set()
-    # uvloop's own TLS: any of the above will do (it raises ConnectionAbortedError too).
-    if is_asyncio_loop():
-        assert type(info.value) is ConnectionAbortedError, repr(info.value)
+    assert type(info.value) is ConnectionAbortedError, repr(info.value)
     assert HANDSHAKE_TIMEOUT * 0.8 <= elapsed < FAST, elapsed
 
 
@@ -410,8 +503,7 @@ async def test_server_closes_during_tls_handshake(tls, tcp):
         with pytest.raises((ConnectionError, ssl.SSLError)) as info:
             await wait_for(ws_connect(RecordingListener, f"wss://127.0.0.1:{port}/",
                                       ssl_context=tls.client_ssl), FAST)
-    if is_asyncio_loop():
-        assert type(info.value) is ConnectionResetError, repr(info.value)
+    assert type(info.value) is ConnectionResetError, repr(info.value)
 
 
 async def test_connect_cancelled_during_tls_handshake(tls, tcp):
@@ -436,7 +528,6 @@ async def test_connect_cancelled_during_tls_handshake(tls, tcp):
         await wait_for(closed.wait(), FAST)
 
 
-@pytest.mark.asyncio(loop_factories=["asyncio"])
 @pytest.mark.parametrize("timeout", [0, -1.0])
 @pytest.mark.parametrize("side", ["client", "server"])
 async def test_non_positive_handshake_timeout_is_refused(tls, side, timeout):
@@ -615,15 +706,14 @@ async def check_disconnect_sends_close_notify(tls, tcp, side: str) -> None:
     assert ending is None, f"TLS ended without close_notify: {ending!r}"
 
 
-@pytest.mark.asyncio(loop_factories=["asyncio"])
 @pytest.mark.parametrize("side", ["server", "client"])
-async def test_disconnect_sends_close_notify_picows_tls(tls, tcp, side):
+async def test_disconnect_sends_close_notify_picows_tls(tls, tcp, side, record_path):
     await check_disconnect_sends_close_notify(tls, tcp, side)
 
 
-@pytest.mark.asyncio(loop_factories=["uvloop"])
 @pytest.mark.parametrize("side", ["server", "client"])
-async def test_disconnect_sends_close_notify_uvloop(tls, tcp, side):
+async def test_disconnect_sends_close_notify_loop_tls(tls, tcp, side, monkeypatch):
+    monkeypatch.setenv("PICOWS_LOOP_TLS", "1")
     await check_disconnect_sends_close_notify(tls, tcp, side)
 
 
@@ -637,7 +727,7 @@ async def test_websockets_client_against_picows_tls_server(tls):
     async with serve(tls) as server:
         async with websockets_client(tls, server.url()) as ws:
             listener, transport = await server_side(server)
-            assert picows_tls(transport.underlying_transport) is is_asyncio_loop()
+            assert picows_tls(transport.underlying_transport)
             for size in INTEROP_SIZES:
                 payload = pattern(size)
                 await wait_for(ws.send(payload))
@@ -652,7 +742,7 @@ async def test_websockets_client_against_picows_tls_server(tls):
 
 async def test_picows_client_against_websockets_tls_server(tls):
     async with websockets_server(tls) as peer, connect(tls, peer.url) as (transport, client):
-        assert picows_tls(transport.underlying_transport) is is_asyncio_loop()
+        assert picows_tls(transport.underlying_transport)
         for size in INTEROP_SIZES:
             payload = pattern(size)
             transport.send(WSMsgType.BINARY, payload)
@@ -694,7 +784,6 @@ class PauseProbe(RecordingListener):
             self.resumed.set_result(None)
 
 
-@pytest.mark.asyncio(loop_factories=["asyncio"])
 async def test_write_buffer_limits(tls):
     """high=16 KiB on the server's TLS transport: while the client does not
     read, the server is paused once a little over 16 KiB is buffered (the
@@ -728,7 +817,6 @@ async def test_write_buffer_limits(tls):
     assert server_tls.get_write_buffer_size() == 0
 
 
-@pytest.mark.asyncio(loop_factories=["asyncio"])
 @pytest.mark.parametrize("side", ["client", "server"])
 async def test_pause_and_resume_reading(tls, side):
     """A message sent while the receiving side's TLS transport is paused
