@@ -95,6 +95,10 @@ cdef extern from "includes/openssl.h":
     int picows_openssl_load(const char* ssl_module_path)
 
 
+cdef extern from "includes/scratch.h":
+    char* picows_scratch(Py_ssize_t size) nogil
+
+
 cdef extern from "includes/mask.h" nogil:
     void picows_mask_copy(uint8_t* dst, const uint8_t* src, size_t n,
                           const uint8_t* mask, size_t offset)

@@ -24,7 +24,6 @@ cdef class _TLSLayer:
     cdef void* _ssl
     cdef void* _rbio
     cdef void* _wbio
-    cdef char* _cbuf
     cdef bint _read_full
     cdef _ReadBufferView _cview
     cdef _ReadBufferView _pview

@@ -71,7 +71,6 @@ cdef class _TLSLayer:
     """The TCP transport's protocol when picows does TLS (internal)."""
 
     def __cinit__(self):
-        self._cbuf = NULL
         self._ssl = NULL
         self._rbio = NULL
         self._wbio = NULL
@@ -90,11 +89,6 @@ cdef class _TLSLayer:
         self._wview = _ReadBufferView()
         self.app_transport = _TLSTransport(self)
         self.handshake_waiter = None
-
-    def __dealloc__(self):
-        if self._cbuf != NULL:
-            PyMem_Free(self._cbuf)
-            self._cbuf = NULL
 
     @property
     def app_protocol(self):
@@ -145,12 +139,12 @@ cdef class _TLSLayer:
     @cython.always_allow_keywords(False)
     def get_buffer(self, Py_ssize_t sizehint):
         cdef Py_ssize_t size = _TLS_READ_BUFFER_LARGE if self._read_full else _TLS_READ_BUFFER
-        if self._cbuf != NULL:
-            PyMem_Free(self._cbuf)
-        self._cbuf = <char*>PyMem_Malloc(size)
-        if self._cbuf == NULL:
+        # The thread's read buffer (includes/scratch.h): buffer_updated
+        # copies it into the BIO before anything else can use it.
+        cdef char* buf = picows_scratch(size)
+        if buf == NULL:
             raise MemoryError()
-        self._cview.ptr = self._cbuf
+        self._cview.ptr = buf
         self._cview.size = size
         return self._cview
 
@@ -163,15 +157,12 @@ cdef class _TLSLayer:
         self._cview.size = nbytes
         if self._ssl != NULL:
             # A memory BIO takes it all (or fails to allocate).
-            if picows_ossl.BIO_write(self._rbio, self._cbuf, <int>nbytes) != nbytes:
+            if picows_ossl.BIO_write(self._rbio, self._cview.ptr, <int>nbytes) != nbytes:
                 picows_ossl.ERR_clear_error()
                 self._fatal(MemoryError())
                 return
         else:
             self._incoming_write(self._cview)
-        # The BIO has its own copy: an idle connection keeps no read buffer.
-        PyMem_Free(self._cbuf)
-        self._cbuf = NULL
         if self._state == TLS_HANDSHAKE:
             self._do_handshake()
         else:
@@ -198,9 +189,6 @@ cdef class _TLSLayer:
         if self._app_connected:
             self._app_connected = False
             self._app.connection_lost(exc)
-        if self._cbuf != NULL:
-            PyMem_Free(self._cbuf)
-            self._cbuf = NULL
 
     def pause_writing(self):
         if self._app_connected:
