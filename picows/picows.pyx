@@ -86,6 +86,7 @@ cdef extern from "includes/openssl.h":
         void ERR_error_string_n(unsigned long, char*, size_t) nogil
     picows_openssl_api picows_ossl
     int PICOWS_SSL_ERROR_WANT_READ
+    int PICOWS_SSL_ERROR_SYSCALL
     int PICOWS_SSL_ERROR_ZERO_RETURN
     int PICOWS_BIO_CTRL_PENDING
     int picows_ssl_io(int is_write, void* s, const void* buf, int n, int* err,

@@ -352,8 +352,14 @@ cdef class _TLSLayer:
                 chunk = min(size - done, <size_t>_TLS_WRITE_CHUNK)
                 n = picows_ssl_io(1, self._ssl, data + done, <int>chunk, &err, &code)
                 if n <= 0:
-                    if err == PICOWS_SSL_ERROR_WANT_READ:
-                        # A renegotiation (TLS 1.2) must finish first.
+                    if (err == PICOWS_SSL_ERROR_WANT_READ
+                            or (err == PICOWS_SSL_ERROR_SYSCALL and code == 0)):
+                        # A renegotiation (TLS 1.2) must finish first. (A
+                        # SYSCALL error without an error: the handshake met
+                        # application data that the peer sent before its
+                        # handshake messages, which must be read first;
+                        # OpenSSL says nothing more. Memory BIOs have no
+                        # system calls that could fail.)
                         self._queue(PyBytes_FromStringAndSize(<char*>data + done, size - done))
                         break
                     self._fatal(self._openssl_error(err, code))
@@ -371,8 +377,10 @@ cdef class _TLSLayer:
             view.size = chunk
             try:
                 self._ssl_write(view)
-            except ssl.SSLWantReadError:
-                # A renegotiation (TLS 1.2) must finish first.
+            except (ssl.SSLWantReadError, ssl.SSLEOFError):
+                # A renegotiation (TLS 1.2) must finish first (the ssl
+                # module calls the SYSCALL case above an EOF: no EOF can
+                # come through a write to memory BIOs).
                 self._queue(PyBytes_FromStringAndSize(<char*>data + done, size - done))
                 break
             except Exception as exc:

@@ -35,6 +35,7 @@ from .helpers import (
     raw_handshake,
     raw_server,
     serve,
+    server_frame,
     upgrade_request,
     wait_for,
 )
@@ -352,6 +353,18 @@ def ssl_renegotiate(sslobj: ssl.SSLObject) -> None:
     assert lib.SSL_renegotiate(ssl_ptr) == 1
 
 
+def ssl_renegotiate_pending(sslobj: ssl.SSLObject) -> bool:
+    """SSL_renegotiate_pending() on the SSL* under `sslobj`."""
+    import ctypes
+
+    import _ssl
+    lib = ctypes.CDLL(_ssl.__file__)
+    lib.SSL_renegotiate_pending.argtypes = [ctypes.c_void_p]
+    ptr = ctypes.sizeof(ctypes.c_void_p)
+    ssl_ptr = ctypes.c_void_p.from_address(id(sslobj._sslobj) + object.__basicsize__ + ptr).value
+    return bool(lib.SSL_renegotiate_pending(ssl_ptr))
+
+
 @pytest.mark.skipif(ssl.OPENSSL_VERSION_INFO < (3,),
                     reason="OpenSSL 1.1 servers accept client renegotiation")
 @pytest.mark.parametrize("after", ["idle", "sending"])
@@ -392,6 +405,121 @@ async def test_client_renegotiation_is_refused(tls, tcp, record_path, after):
         async with connect(tls, server.url()) as (client_transport, client):
             client_transport.send(WSMsgType.TEXT, b"still serving")
             assert (await client.next_frame()).payload == b"still serving"
+
+
+async def test_server_renegotiation_then_echo(tls, tcp, record_path):
+    """TLS 1.2: the server asks for a renegotiation (HelloRequest); the
+    picows client renegotiates (OpenSSL clients accept a server's request)
+    inside its record path, and frames flow both ways afterwards."""
+    echoes: asyncio.Queue = asyncio.Queue()
+
+    async def hand_server(reader, writer):
+        peer = HandDrivenTLS(reader, writer, tls.server_ssl, server_side=True)
+        await peer.handshake()
+        head = await peer.read_until(b"\r\n\r\n")
+        key = next(line.partition(":")[2].strip() for line in head.decode().split("\r\n")
+                   if line.lower().startswith("sec-websocket-key:"))
+        peer.send(("HTTP/1.1 101 Switching Protocols\r\n"
+                   "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                   f"Sec-WebSocket-Accept: {accept_for(key)}\r\n\r\n").encode())
+        ssl_renegotiate(peer.sslobj)
+        peer.sslobj.do_handshake()  # the HelloRequest
+        peer._flush()
+        flights = 0
+        while ssl_renegotiate_pending(peer.sslobj):
+            with contextlib.suppress(ssl.SSLWantReadError):
+                peer.sslobj.read(65536)
+            peer._flush()
+            if ssl_renegotiate_pending(peer.sslobj):
+                await peer._receive()
+                flights += 1
+        for payload in (b"before", b"after"):
+            peer.sslobj.write(server_frame(WSMsgType.BINARY, payload))
+        peer._flush()
+        # Read the client's echoes (masked frames of 6 and 5 bytes),
+        # answering the renegotiation's messages on the way.
+        data = b""
+        while len(data) < 2 * 6 + 6 + 5:
+            try:
+                data += peer.sslobj.read(65536)
+            except ssl.SSLWantReadError:
+                await peer._receive()
+        got = []
+        while data:
+            n = data[1] & 0x7F
+            mask, body, data = data[2:6], data[6:6 + n], data[6 + n:]
+            got.append(bytes(b ^ mask[i % 4] for i, b in enumerate(body)))
+        echoes.put_nowait((got, peer.sslobj.version(), flights))
+        await peer.read_to_end()
+
+    async with raw_server(tcp, hand_server) as port:
+        transport, client = await wait_for(ws_connect(
+            EchoListener, f"wss://127.0.0.1:{port}/", ssl_context=tls12_client_context(tls)))
+        try:
+            check_record_path(transport)
+            got, version, flights = await wait_for(echoes.get())
+        finally:
+            transport.disconnect()
+            await wait_for(transport.wait_disconnected())
+    assert version == "TLSv1.2"
+    # The client's ClientHello, then its Finished.
+    assert flights >= 2, flights
+    assert got == [b"before", b"after"]
+
+
+async def test_server_renegotiation_holds_writes_until_done(tls, tcp, record_path):
+    """TLS 1.2: the server asks for a renegotiation (HelloRequest) and sends
+    two frames right after it, in the same flight. The picows client
+    renegotiates and gets the frames in the middle of it; its echo of the
+    first meets the handshake in progress with the second frame still
+    unread (OpenSSL: SSL_ERROR_SYSCALL without an error; the ssl module:
+    SSLEOFError), the next ones SSL_ERROR_WANT_READ: all are held and go
+    out, in order, once the renegotiation is done."""
+    echoes: asyncio.Queue = asyncio.Queue()
+
+    async def hand_server(reader, writer):
+        peer = HandDrivenTLS(reader, writer, tls.server_ssl, server_side=True)
+        await peer.handshake()
+        head = await peer.read_until(b"\r\n\r\n")
+        key = next(line.partition(":")[2].strip() for line in head.decode().split("\r\n")
+                   if line.lower().startswith("sec-websocket-key:"))
+        peer.send(("HTTP/1.1 101 Switching Protocols\r\n"
+                   "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                   f"Sec-WebSocket-Accept: {accept_for(key)}\r\n\r\n").encode())
+        ssl_renegotiate(peer.sslobj)
+        peer.sslobj.do_handshake()  # the HelloRequest
+        for payload in (b"during", b"after"):
+            peer.sslobj.write(server_frame(WSMsgType.BINARY, payload))
+        peer._flush()
+        # Read the client's echoes (masked frames of 6 bytes, then 5),
+        # answering the renegotiation's messages on the way.
+        data = b""
+        while len(data) < 2 * 6 + 6 + 5:
+            try:
+                data += peer.sslobj.read(65536)
+            except ssl.SSLWantReadError:
+                peer._flush()
+                await peer._receive()
+            peer._flush()
+        got = []
+        while data:
+            n = data[1] & 0x7F
+            mask, body, data = data[2:6], data[6:6 + n], data[6 + n:]
+            got.append(bytes(b ^ mask[i % 4] for i, b in enumerate(body)))
+        echoes.put_nowait((got, peer.sslobj.version()))
+        await peer.read_to_end()
+
+    async with raw_server(tcp, hand_server) as port:
+        transport, client = await wait_for(ws_connect(
+            EchoListener, f"wss://127.0.0.1:{port}/", ssl_context=tls12_client_context(tls)))
+        try:
+            check_record_path(transport)
+            got, version = await wait_for(echoes.get())
+        finally:
+            transport.disconnect()
+            await wait_for(transport.wait_disconnected())
+    assert version == "TLSv1.2"
+    assert got == [b"during", b"after"]
 
 
 # --------------------------------------------------------------------------
