@@ -261,6 +261,35 @@ def test_record_path_calls_openssl_directly():
     assert _tls_uses_openssl() is (not os.environ.get("PICOWS_TLS_SSL_MODULE"))
 
 
+def test_ssl_object_layout():
+    """What the record path assumes of CPython's _ssl objects (see
+    picows/_core/tls.pyx), checked through ctypes on this interpreter: the
+    SSL* right after PySSLSocket's first field, its context after that, the
+    BIO* first in PySSLMemoryBIO. (The layer checks the same on every
+    connection and falls back to the ssl module's methods if it fails.)"""
+    import ctypes
+    import sys
+
+    import _ssl
+    if sys.implementation.name != "cpython" or not (3, 8) <= sys.version_info[:2] <= (3, 13):
+        pytest.skip("the record path uses the ssl module's methods here")
+    lib = ctypes.CDLL(_ssl.__file__)
+    for name in ("SSL_get_rbio", "SSL_get_wbio"):
+        getattr(lib, name).argtypes = [ctypes.c_void_p]
+        getattr(lib, name).restype = ctypes.c_void_p
+    ptr, head = ctypes.sizeof(ctypes.c_void_p), object.__basicsize__
+
+    def field(obj, n: int) -> int | None:
+        return ctypes.c_void_p.from_address(id(obj) + head + n * ptr).value
+
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    sslobj = ssl.create_default_context().wrap_bio(incoming, outgoing,
+                                                    server_hostname="example.com")._sslobj
+    assert field(sslobj, 2) == id(sslobj.context)
+    assert lib.SSL_get_rbio(field(sslobj, 1)) == field(incoming, 0)
+    assert lib.SSL_get_wbio(field(sslobj, 1)) == field(outgoing, 0)
+
+
 @pytest.fixture(params=["openssl", "ssl-module"])
 def record_path(request, monkeypatch):
     """Both record paths of picows' layer (see tls.pyx)."""
