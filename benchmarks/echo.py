@@ -15,6 +15,7 @@ The benchmark reports; it never fails on a number.
   python benchmarks/echo.py --tls --orig-python /tmp/orig-venv/bin/python
   python benchmarks/echo.py --memory 10000       # server RSS per idle connection
   python benchmarks/echo.py --quick              # about a minute
+  python benchmarks/echo.py --pin 0 --save       # and keep it in benchmarks/results/
 
 Roles used internally: ``--role server`` prints ``PORT <n> <pid> <version>`` once
 listening;
@@ -797,6 +798,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="interpreter of a venv with the PyPI picows; adds the "
                         "'picows-pypi' contender")
     p.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    p.add_argument("--save", action="store_true",
+                   help="also write the report and the JSON into benchmarks/results/ "
+                        "(YYYY-MM-DD-<commit>.md, appended to if it exists, and "
+                        "YYYY-MM-DD-<commit>-<kind>.json)")
     p.add_argument("--memory", type=int, nargs="?", const=10_000, metavar="N",
                    help="memory mode: server RSS per idle connection with N connections "
                         "(default N: 10000)")
@@ -874,6 +879,17 @@ def main(argv=None) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1)
+    if args.save:
+        import resultfile
+
+        if args.memory is not None:
+            kind, title = "memory", f"Memory, {args.memory} idle connections"
+        else:
+            kind = "-".join(res["transports"])
+            where = f"pinned to CPU {args.pin}" if args.pin else "not pinned"
+            title = f"{kind.upper().replace('-', ' and ')}, {where}"
+        for path in resultfile.save(kind, title, "\n".join(header) + "\n\n" + text, doc):
+            print(f"saved {os.path.relpath(path)}", file=sys.stderr, flush=True)
     return 0
 
 

@@ -15,6 +15,7 @@ Kernel time (the syscalls) is not counted.
     python benchmarks/instructions.py                  # picows and raw, 256 B, uvloop
     python benchmarks/instructions.py --size 64 --loop asyncio --libs picows
     python benchmarks/instructions.py --top 25         # also the costliest functions
+    python benchmarks/instructions.py --save           # and keep it in benchmarks/results/
     python benchmarks/instructions.py --tls --loop uvloop,asyncio --size 256,8192
 
 ``--tls`` runs the same echo over TLS (a certificate for 127.0.0.1 made once
@@ -29,7 +30,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
+import platform
 import re
 import shutil
 import subprocess
@@ -130,6 +133,10 @@ def main() -> None:
                         help="N1,N2: round trips of the two runs")
     parser.add_argument("--top", type=int, default=0,
                         help="also list the N functions that cost the most per round trip")
+    parser.add_argument("--json", metavar="FILE", help="also write the results as JSON")
+    parser.add_argument("--save", action="store_true",
+                        help="also write them into benchmarks/results/ (appended to "
+                             "YYYY-MM-DD-<commit>.md, and YYYY-MM-DD-<commit>-instructions.json)")
     args = parser.parse_args()
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is needed (apt-get install valgrind)")
@@ -140,6 +147,9 @@ def main() -> None:
             raise SystemExit(f"unknown loop {loop!r}")
     sizes = [int(x) for x in args.size.split(",")]
     transport = "tls" if args.tls else "tcp"
+    # {loop: {size: {lib: instructions per round trip}}}
+    results: dict = {}
+    lines = []
     with tempfile.TemporaryDirectory() as outdir:
         certdir = ""
         if args.tls:
@@ -149,23 +159,43 @@ def main() -> None:
             make_cert(certdir)
         for loop in loops:
             for size in sizes:
-                results = {}
+                cell = results.setdefault(loop, {}).setdefault(size, {})
                 for lib in args.libs.split(","):
                     t1, f1 = callgrind(lib, loop, size, n1, outdir, args.top, certdir)
                     t2, f2 = callgrind(lib, loop, size, n2, outdir, args.top, certdir)
                     per_rt = (t2 - t1) / (n2 - n1)
-                    results[lib] = per_rt
-                    print(f"{lib:8s} {transport} {loop} {size} B: {per_rt:,.0f} instructions "
-                          f"per round trip (client + server, user space)", flush=True)
+                    cell[lib] = per_rt
+                    lines.append(f"{lib:8s} {transport} {loop} {size} B: {per_rt:,.0f} "
+                                 f"instructions per round trip (client + server, user space)")
+                    print(lines[-1], flush=True)
                     if args.top:
                         rows = sorted(((f2.get(k, 0) - f1.get(k, 0)) / (n2 - n1), k)
                                       for k in set(f1) | set(f2))
                         for cost, name in sorted(rows, reverse=True)[:args.top]:
                             print(f"    {cost:8.0f}  {name}")
-                if "picows" in results and "raw" in results:
-                    print(f"picows/raw {transport} {loop} {size} B: "
-                          f"{results['picows'] / results['raw']:.2f}x the instructions",
-                          flush=True)
+                if "picows" in cell and "raw" in cell:
+                    lines.append(f"picows/raw {transport} {loop} {size} B: "
+                                 f"{cell['picows'] / cell['raw']:.2f}x the instructions")
+                    print(lines[-1], flush=True)
+    cmd = "python benchmarks/instructions.py " + " ".join(sys.argv[1:])
+    single = len(loops) == 1 and len(sizes) == 1
+    doc = {"command": cmd, "python": platform.python_version(), "transport": transport,
+           "loop": args.loop, "size": sizes[0] if single else sizes, "rounds": [n1, n2],
+           "instructions_per_round_trip": (results[loops[0]][sizes[0]] if single
+                                           else results)}
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=1)
+    if args.save:
+        import resultfile
+
+        text = (f"Command: `{cmd}` (callgrind, user space, client + server; "
+                f"Python {platform.python_version()})\n\n```\n" + "\n".join(lines) + "\n```")
+        what = "TLS" if args.tls else "TCP"
+        title = f"Instructions per round trip, {what}, {args.loop}, {args.size} B"
+        for path in resultfile.save("instructions", title, text, doc):
+            print(f"saved {os.path.relpath(path)}", file=sys.stderr)
+
 
 if __name__ == "__main__":
     main()

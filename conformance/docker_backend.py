@@ -9,7 +9,7 @@ and the reports live in conformance/reports, mounted at /reports; the
 committed specs are mounted read-only at /config, as in docker-compose.yml.
 
 :func:`container_spec` builds the ``containers.run`` arguments and is pure,
-so tests/unit/test_conformance_docker.py checks it against a stand-in client.
+so tests/tooling/test_conformance_docker.py checks it against a stand-in client.
 """
 from __future__ import annotations
 

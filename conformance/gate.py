@@ -22,8 +22,13 @@ any text, the match is anchored at the start, as wstest does); for a case
 matched by several keys, an exact ID wins over a pattern, and a longer
 pattern over a shorter one.
 
+The testees count too: a sanitizer report in a testee's output (``tox -e
+asan`` runs them on an ASan + UBSan build) or a testee that exits other than
+cleanly fails its direction, whatever wstest says (:func:`testee_problems`).
+
 Nothing here touches the network, wstest or picows, so the gate is unit
-tested on hand-written ``index.json`` samples (tests/unit/test_conformance_gate.py).
+tested on hand-written ``index.json`` samples and testee logs
+(tests/tooling/test_conformance_gate.py, tests/tooling/test_conformance_testees.py).
 """
 from __future__ import annotations
 
@@ -201,7 +206,8 @@ class Verdict:
     direction: str
     agent: str
     results: list[CaseResult]
-    errors: list[str] = field(default_factory=list)  # expected.json problems
+    # expected.json problems, testee problems (sanitizer reports, bad exits)
+    errors: list[str] = field(default_factory=list)
     wall_time: float | None = None
 
     @property
@@ -223,7 +229,7 @@ class Verdict:
 
 def evaluate(index: Mapping[str, Any], *, direction: str, agent: str,
              cases: Sequence[str], expected: Mapping[str, Expectation],
-             all_cases: Sequence[str]) -> Verdict:
+             all_cases: Sequence[str], testee_errors: Sequence[str] = ()) -> Verdict:
     """Judge one direction.
 
     :param index: parsed index.json
@@ -232,8 +238,10 @@ def evaluate(index: Mapping[str, Any], *, direction: str, agent: str,
     :param cases: the case IDs this run selected; each must have a result
     :param expected: this direction's entries from :func:`parse_expected`
     :param all_cases: every case ID of the pinned wstest (stale-entry check)
+    :param testee_errors: :func:`testee_problems` of the direction's testee;
+        any fails the direction
     """
-    errors: list[str] = []
+    errors: list[str] = list(testee_errors)
     for key in expected:
         if not any(matches(key, c) for c in all_cases):
             errors.append(
@@ -280,6 +288,52 @@ def evaluate(index: Mapping[str, Any], *, direction: str, agent: str,
                 case_id, behavior, close, FAIL,
                 f"{behavior} / close {close}; {why}", **extra))
     return Verdict(direction, agent, results, errors)
+
+
+# ------------------------------------------------------------------ testees
+
+# The first line of a report of AddressSanitizer (and LeakSanitizer, which
+# it includes), of UndefinedBehaviorSanitizer, and the SUMMARY line every
+# sanitizer ends a report with. They print to stderr, which the runner sends
+# to the testee's log; with ASan's default halt_on_error, and UBSan's
+# halt_on_error=1 (tox -e asan), the process then exits with status 1.
+_SANITIZER_LINE = re.compile(
+    r"^(?:==\d+==\s*ERROR: \w+Sanitizer\b.*"   # ==1234==ERROR: AddressSanitizer: ...
+    r"|\S+:\d+(?::\d+)?: runtime error: .*"     # picows.c:812:9: runtime error: ...
+    r"|SUMMARY: \w+Sanitizer\b.*)$",            # SUMMARY: AddressSanitizer: ...
+    re.MULTILINE)
+MAX_REPORT_LINES = 10
+
+
+def sanitizer_reports(log_text: str) -> list[str]:
+    """The sanitizer report lines in a testee's output, in order."""
+    return [m.group(0).strip() for m in _SANITIZER_LINE.finditer(log_text)]
+
+
+def testee_problems(name: str, log_text: str, returncode: int | None, *,
+                    signalled: bool = False) -> list[str]:
+    """Gate errors from one testee run, empty when it was clean.
+
+    :param name: the testee, for messages ("echo_server.py")
+    :param log_text: its stdout and stderr
+    :param returncode: its exit status (negative: killed by that signal);
+        None when it never ran
+    :param signalled: the runner stopped it with SIGINT; the testees catch
+        that and exit 0, so a clean stop is still status 0
+    """
+    problems = []
+    reports = sanitizer_reports(log_text)
+    for line in reports[:MAX_REPORT_LINES]:
+        problems.append(f"{name}: sanitizer report: {line}")
+    if len(reports) > MAX_REPORT_LINES:
+        problems.append(f"{name}: ... and {len(reports) - MAX_REPORT_LINES} more "
+                        "sanitizer report lines (see its log)")
+    if returncode is not None and returncode != 0:
+        how = (f"was killed by signal {-returncode}" if returncode < 0
+               else f"exited with status {returncode}")
+        when = " after the runner's SIGINT" if signalled else ""
+        problems.append(f"{name} {how}{when} (see its log)")
+    return problems
 
 
 # ------------------------------------------------------------------ reports

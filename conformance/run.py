@@ -155,16 +155,23 @@ def tail(path: Path, lines: int = 15) -> str:
 
 # ----------------------------------------------------------------- picows
 
-def testee_environment() -> tuple[dict[str, str], str]:
+def testee_environment(preload: str | None = None) -> tuple[dict[str, str], str]:
     """Environment in which the testees import picows, and where it is.
 
     An installed picows wins (the tox env); else the in-place build in the
     source tree (``python setup.py build_ext --inplace``).  The testees run
     as scripts, so the source tree is on their path only if we put it there.
+    ``preload`` goes into their ``LD_PRELOAD`` (the sanitizer runtime that an
+    ASan build needs loaded first); it is already there for the probe.
     """
     probe = ("import picows, picows.picows; "
              "print(getattr(picows, '__version__', '?'), picows.__file__)")
     env = dict(os.environ)
+    env.pop("LD_PRELOAD", None)
+    if preload:
+        if not Path(preload).is_file():
+            raise SetupError(f"--preload {preload}: no such file")
+        env["LD_PRELOAD"] = preload
     neutral = tempfile.gettempdir()
     tried = []
     for extra in (None, str(ROOT)):
@@ -197,6 +204,7 @@ class NativeBackend:
         self.env = dict(os.environ, PYTHONUSERBASE=str(self.prefix), PYTHONUNBUFFERED="1")
         self.env.pop("PYTHONPATH", None)
         self.env.pop("PYTHONHOME", None)
+        self.env.pop("LD_PRELOAD", None)  # a sanitizer runtime is for the testees only
 
     def check(self) -> str:
         if not (Path(self.python2).exists() and self.wstest.exists()):
@@ -272,8 +280,10 @@ def choose_backend(name: str, reports: Path) -> Any:
 # -------------------------------------------------------------- directions
 
 def run_direction(direction: str, backend: Any, cases: list[str], reports: Path,
-                  testee_env: dict[str, str], args: argparse.Namespace) -> dict[str, Any]:
-    """Run one direction; return the parsed index.json ({} if none)."""
+                  testee_env: dict[str, str],
+                  args: argparse.Namespace) -> tuple[dict[str, Any], list[str]]:
+    """Run one direction; return the parsed index.json ({} if none) and the
+    testee's problems (gate.testee_problems: sanitizer reports, bad exit)."""
     spec_name, mode, outname = SPECS[direction]
     outdir = reports / outname
     shutil.rmtree(outdir, ignore_errors=True)
@@ -300,11 +310,15 @@ def run_direction(direction: str, backend: Any, cases: list[str], reports: Path,
                 rc = backend.run_fuzzingclient(spec_path, wstest_log, args.timeout)
                 if rc != 0:
                     log(f"wstest {mode} exited with {rc}; see {wstest_log}")
-                if testee.poll() is not None:
+                died = testee.poll() is not None
+                if died:
                     log(f"echo_server.py died (exit {testee.returncode}):\n"
                         + tail(testee_log))
             finally:
                 stop_process(testee)
+        problems = gate.testee_problems(
+            "echo_server.py", testee_log.read_text(errors="replace"), testee.returncode,
+            signalled=not died)
     else:
         testee_log = reports / "logs" / "echo_client.log"
         handle = backend.start_fuzzingserver(spec_path, wstest_log)
@@ -327,17 +341,22 @@ def run_direction(direction: str, backend: Any, cases: list[str], reports: Path,
                     rc = -1
             if rc != 0:
                 log(f"echo_client.py exited with {rc}:\n" + tail(testee_log))
+            problems = gate.testee_problems(
+                "echo_client.py", testee_log.read_text(errors="replace"),
+                testee.returncode, signalled=rc == -1)
             if not (outdir / "index.json").exists():
                 log("no reports yet: asking the fuzzing server for them")
                 request_reports(port, AGENT)
         finally:
             backend.stop_fuzzingserver(handle, wstest_log)
 
+    for problem in problems:
+        log(f"{direction}: {problem}")
     index_path = outdir / "index.json"
     if not index_path.exists():
         log(f"no {index_path}: wstest wrote no report; see {wstest_log}")
-        return {}
-    return json.loads(index_path.read_text())
+        return {}, problems
+    return json.loads(index_path.read_text()), problems
 
 
 # -------------------------------------------------------------------- main
@@ -370,6 +389,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="directions run at once: 2 runs the server and the client "
                         "direction side by side, each wstest on its own core "
                         "(default: 2 with two CPUs or more, else 1)")
+    p.add_argument("--preload", metavar="LIB",
+                   help="LD_PRELOAD for the testees only, e.g. the libasan.so that an "
+                        "ASan build of picows needs (tox -e asan); wstest never gets it")
     p.add_argument("-v", "--verbose", action="store_true", help="testee debug logging")
     return p.parse_args(argv)
 
@@ -405,15 +427,18 @@ def _main(args: argparse.Namespace) -> int:
     reports.mkdir(parents=True, exist_ok=True)
     backend = choose_backend(args.backend, reports)
     wstest_version = backend.check()
-    testee_env, picows_where = testee_environment()
+    testee_env, picows_where = testee_environment(args.preload)
+    if args.preload:
+        log(f"testees run with LD_PRELOAD={args.preload}")
     log(f"backend {backend.name} ({wstest_version}); picows {picows_where}; "
         f"loop {args.loop}; {len(cases)} cases; reports in {reports}")
 
     def one(direction: str) -> Any:
         t0 = time.monotonic()
-        index = run_direction(direction, backend, cases, reports, testee_env, args)
+        index, problems = run_direction(direction, backend, cases, reports, testee_env, args)
         verdict = gate.evaluate(index, direction=direction, agent=AGENT, cases=cases,
-                                expected=expected[direction], all_cases=all_cases)
+                                expected=expected[direction], all_cases=all_cases,
+                                testee_errors=problems)
         verdict.wall_time = time.monotonic() - t0
         return verdict
 

@@ -1,6 +1,7 @@
-"""Shared pieces of the fuzz targets: one event loop per process, a fake
-transport, feeding bytes in fuzzer-chosen chunks, a decoder for what the
-library wrote, and the invariants every target checks.
+"""Shared pieces of the fuzz targets: one event loop per process, driving a
+protocol on tests.support's fake transport with bytes in fuzzer-chosen
+chunks, the peer's frame encoder and a checking decoder of what the library
+wrote (over tests.support's), and the invariants every target checks.
 
 The protocol is driven exactly as docs/internals.md describes: a
 ``picows.picows.WSProtocol`` on a fake transport, inside a running loop, one
@@ -14,24 +15,37 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import struct
 import sys
 import zlib
 from typing import Any, Callable, List, Optional, Tuple
 
-from picows.handshake import accept_key, build_upgrade_request
-from picows.picows import WSProtocol, _ConnectionOptions
+# tests.support (the fake transport, the frame encoder and decoder, the one
+# constructor of WSProtocol) lives in the repository: append its root, so an
+# installed picows still wins over the checkout.
+_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if _ROOT not in sys.path:
+    sys.path.append(_ROOT)
+
+from tests.support import (  # noqa: E402
+    CLIENT_KEY,
+    SERVER_KEY,
+    FakeTransport,
+    apply_mask,
+    build_header,
+    decode_frames,
+    feed,
+    new_protocol,  # noqa: F401 (the targets take it from here)
+    switching_response,
+    upgrade_request,
+)
 
 # The protocol logs every rejected input; the fuzzer produces millions of them.
 logging.disable(logging.CRITICAL)
 
-SERVER_KEY = "dGhlIHNhbXBsZSBub25jZQ=="  # the RFC 6455 section 1.3 example
-CLIENT_KEY = "x3JJHMbDL1EzLkh9GBhXDw=="
-UPGRADE_REQUEST = build_upgrade_request("example.com", "/ws", SERVER_KEY)
-SWITCHING_RESPONSE = (b"HTTP/1.1 101 Switching Protocols\r\n"
-                      b"Upgrade: websocket\r\n"
-                      b"Connection: Upgrade\r\n"
-                      b"Sec-WebSocket-Accept: " + accept_key(CLIENT_KEY).encode() + b"\r\n\r\n")
+UPGRADE_REQUEST = upgrade_request(SERVER_KEY)
+SWITCHING_RESPONSE = switching_response(CLIENT_KEY)
 
 # What the library may put in a CLOSE frame (RFC 6455 7.4 and the IANA registry).
 VALID_CLOSE_CODES = frozenset(range(1000, 1004)) | frozenset(range(1007, 1015)) \
@@ -87,94 +101,29 @@ async def settle(rounds: int = 3) -> None:
 
 
 # --------------------------------------------------------------------------
-# The fake transport
+# Driving a protocol on a fake transport
 
-class FakeTransport:
-    """What the protocol needs of an asyncio transport (docs/internals.md),
-    with asyncio's semantics where they matter: write() after write_eof()
-    raises, close() calls connection_lost on the next loop iteration."""
-
-    def __init__(self, proto: Any, *, eof_capable: bool = False) -> None:
-        self.proto = proto
-        self.eof_capable = eof_capable
-        self.out = bytearray()
-        self.closing = False
-        self.eof = False
-        self.lost = False
-        self.close_calls = 0
-        self.reading_paused = False
-
-    # asyncio.Transport
-    def write(self, data: Any) -> None:
-        if self.eof:
-            raise RuntimeError("Cannot call write() after write_eof()")
-        if not self.lost:
-            # asyncio still flushes what is written between close() and
-            # connection_lost, so it counts as sent.
-            self.out += data
-
-    def writelines(self, items: Any) -> None:
-        for item in items:
-            self.write(item)
-
-    def write_eof(self) -> None:
-        check(self.eof_capable, "write_eof() called although can_write_eof() is False")
-        self.eof = True
-
-    def can_write_eof(self) -> bool:
-        return self.eof_capable
-
-    def close(self) -> None:
-        self.close_calls += 1
-        if not self.closing:
-            self.closing = True
-            loop().call_soon(self._lost)
-
-    def abort(self) -> None:
-        self.close()
-
-    def is_closing(self) -> bool:
-        return self.closing
-
-    def get_extra_info(self, name: str, default: Any = None) -> Any:
-        return default
-
-    def get_write_buffer_size(self) -> int:
-        return 0
-
-    def set_write_buffer_limits(self, high: Any = None, low: Any = None) -> None:
-        pass
-
-    def pause_reading(self) -> None:
-        self.reading_paused = True
-
-    def resume_reading(self) -> None:
-        self.reading_paused = False
-
-    # the peer
-    def _lost(self) -> None:
-        if not self.lost:
-            self.lost = True
-            self.proto.connection_lost(None)
-
-    def peer_gone(self) -> None:
-        """The peer vanished: connection_lost now, unless already closed."""
-        self.closing = True
-        self._lost()
+def fake_transport(proto: Any, eof_capable: bool = False) -> FakeTransport:
+    """tests.support's FakeTransport with asyncio's leniency: a write after
+    connection_lost is dropped."""
+    return FakeTransport(eof_capable, proto=proto, lenient=True)
 
 
-def feed(proto: Any, fake: FakeTransport, data: bytes) -> None:
-    """Push `data` through the BufferedProtocol interface, as the loop does:
-    get_buffer, copy what fits, buffer_updated. Stops once the transport is
-    closing (a real loop stops reading then)."""
-    view = memoryview(data)
-    while view and not fake.closing:
-        buf = memoryview(proto.get_buffer(len(view)))
-        check(len(buf) > 0, "get_buffer returned an empty buffer")
-        n = min(len(buf), len(view))
-        buf[:n] = view[:n]
-        proto.buffer_updated(n)
-        view = view[n:]
+async def drive(proto: Any, fake: FakeTransport, steps: Callable[[], Any]) -> Any:
+    """connection_made, ``steps()`` (the feeding), then the peer goes away.
+    An exception escaping the protocol is a Finding. Returns what steps returned."""
+    try:
+        proto.connection_made(fake)
+        result = steps()
+        await settle()
+        if not fake.lost:
+            fake.peer_close()
+        await settle()
+    except Finding:
+        raise
+    except BaseException as exc:
+        raise Finding(f"{type(exc).__name__} escaped the protocol: {exc!r}") from exc
+    return result
 
 
 def feed_chunks(proto: Any, fake: FakeTransport, data: bytes, sizes: List[int]) -> None:
@@ -185,7 +134,7 @@ def feed_chunks(proto: Any, fake: FakeTransport, data: bytes, sizes: List[int]) 
         size = sizes[i % len(sizes)] if sizes else 0
         i += 1
         end = len(data) if size <= 0 else min(len(data), pos + size)
-        feed(proto, fake, data[pos:end])
+        feed(proto, data[pos:end], fake)
         pos = end
 
 
@@ -201,29 +150,19 @@ def encode_frame(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0,
                  mask: Optional[bytes] = None, length_form: int = 0,
                  length_override: Optional[int] = None) -> bytes:
     """A frame as the peer sends it. `length_form` 0 picks the minimal
-    encoding, 7/16/64 force one; `length_override` lies about the length."""
+    encoding, 7/16/64 force one (a longer one when the length does not fit);
+    `length_override` lies about the length."""
     n = len(payload) if length_override is None else length_override
-    b0 = (0x80 if fin else 0) | ((rsv & 7) << 4) | (opcode & 0x0F)
-    mbit = 0x80 if mask is not None else 0
     if length_form == 0:
         length_form = 7 if n < 126 else (16 if n < 65536 else 64)
     if length_form == 7 and n < 126:
-        head = bytes([b0, mbit | n])
+        form = 0
     elif length_form in (7, 16) and n < 65536:
-        head = bytes([b0, mbit | 126]) + struct.pack("!H", n)
+        form = 126
     else:
-        head = bytes([b0, mbit | 127]) + struct.pack("!Q", n & 0xFFFFFFFFFFFFFFFF)
-    if mask is None:
-        return head + payload
-    return head + mask + xor_mask(payload, mask)
-
-
-def xor_mask(data: bytes, mask: bytes) -> bytes:
-    if not data:
-        return b""
-    n = len(data)
-    key = int.from_bytes((mask * (n // 4 + 1))[:n], "big")
-    return (int.from_bytes(data, "big") ^ key).to_bytes(n, "big")
+        form, n = 127, n & 0xFFFFFFFFFFFFFFFF
+    head = build_header(opcode, n, fin=fin, rsv=rsv, mask=mask, length_form=form)
+    return head + (payload if mask is None else apply_mask(mask, payload))
 
 
 def decode_written(data: bytes, *, masked: bool,
@@ -231,54 +170,36 @@ def decode_written(data: bytes, *, masked: bool,
     """Decode the frames the library wrote, checking that each is well formed:
     masked exactly when the library is the client, RSV bits clear (but RSV1
     on whole TEXT/BINARY messages when permessage-deflate was negotiated,
-    `deflate`: those are inflated here), a known opcode, control frames
-    unfragmented and at most 125 bytes. Returns (fin, opcode, payload) for
-    each; the stream must end on a frame boundary."""
+    `deflate`: those are inflated here), a known opcode, lengths in their
+    minimal encoding, control frames unfragmented and at most 125 bytes.
+    Returns (fin, opcode, payload) for each; the stream must end on a frame
+    boundary."""
+    try:
+        wire = decode_frames(data)
+    except AssertionError as exc:
+        raise Finding(f"library wrote a truncated frame: {exc}") from None
     frames = []
     inflater = zlib.decompressobj(-15)
-    pos = 0
-    while pos < len(data):
-        check(len(data) - pos >= 2, f"library wrote a truncated frame header: {data[pos:]!r}")
-        b0, b1 = data[pos], data[pos + 1]
-        pos += 2
-        check(bool(b1 & 0x80) == masked, f"library wrote a frame with mask bit {b1 >> 7}, "
-                                         f"expected {int(masked)}")
-        opcode = b0 & 0x0F
-        compressed = deflate and (b0 & 0x70) == 0x40 and opcode in (0x1, 0x2) \
-            and bool(b0 & 0x80)
-        check(not (b0 & 0x70) or compressed, f"library wrote RSV bits {b0 & 0x70:#x} "
-                                             f"(opcode {opcode}, deflate {deflate})")
-        check(opcode in DATA_OPCODES + CONTROL_OPCODES, f"library wrote opcode {opcode}")
-        n = b1 & 0x7F
-        if n == 126:
-            check(len(data) - pos >= 2, "library wrote a truncated 16-bit length")
-            (n,) = struct.unpack_from("!H", data, pos)
-            pos += 2
-            check(n >= 126, "library wrote a non-minimal 16-bit length")
-        elif n == 127:
-            check(len(data) - pos >= 8, "library wrote a truncated 64-bit length")
-            (n,) = struct.unpack_from("!Q", data, pos)
-            pos += 8
-            check(65536 <= n < 2 ** 63, "library wrote a bad 64-bit length")
-        mask = b""
-        if masked:
-            check(len(data) - pos >= 4, "library wrote a truncated mask")
-            mask = data[pos:pos + 4]
-            pos += 4
-        check(len(data) - pos >= n, "library wrote a truncated payload")
-        payload = data[pos:pos + n]
-        pos += n
-        if masked:
-            payload = xor_mask(payload, mask)
+    for f in wire:
+        check(f.masked == masked, f"library wrote a frame with mask bit {int(f.masked)}, "
+                                  f"expected {int(masked)}")
+        compressed = deflate and f.rsv == 4 and f.opcode in (0x1, 0x2) and f.fin
+        check(not f.rsv or compressed, f"library wrote RSV bits {f.rsv << 4:#x} "
+                                       f"(opcode {f.opcode}, deflate {deflate})")
+        check(f.opcode in DATA_OPCODES + CONTROL_OPCODES, f"library wrote opcode {f.opcode}")
+        n = len(f.payload)
+        check(f.length_form != 126 or n >= 126, "library wrote a non-minimal 16-bit length")
+        check(f.length_form != 127 or 65536 <= n < 2 ** 63, "library wrote a bad 64-bit length")
+        payload = f.payload
         if compressed:
             try:
                 payload = inflater.decompress(payload + b"\x00\x00\xff\xff")
             except zlib.error as exc:
                 raise Finding(f"library wrote corrupt compressed data: {exc}") from None
-        if opcode >= 8:
-            check(bool(b0 & 0x80), "library wrote a fragmented control frame")
+        if f.opcode >= 8:
+            check(f.fin, "library wrote a fragmented control frame")
             check(n <= 125, f"library wrote a control frame of {n} bytes")
-        frames.append((bool(b0 & 0x80), opcode, payload))
+        frames.append((f.fin, f.opcode, payload))
     return frames
 
 
@@ -317,13 +238,3 @@ def utf8_ok(data: bytes) -> bool:
 def report(exc: BaseException) -> None:
     """Print a short description next to atheris's traceback."""
     print(f"FINDING: {type(exc).__name__}: {exc}", file=sys.stderr)
-
-
-def new_protocol(is_client: bool, listener_factory: Callable, **kwargs: Any) -> Any:
-    request = key = None
-    if is_client:
-        request = kwargs.pop("upgrade_request",
-                             build_upgrade_request("example.com", "/ws", CLIENT_KEY))
-        key = kwargs.pop("client_key", CLIENT_KEY)
-    options = _ConnectionOptions(listener_factory, logger_name="fuzz", **kwargs)
-    return WSProtocol(options, is_client=is_client, upgrade_request=request, client_key=key)

@@ -34,9 +34,10 @@ from _harness import (
     SWITCHING_RESPONSE,
     UPGRADE_REQUEST,
     VALID_CLOSE_CODES,
-    FakeTransport,
+    fake_transport,
     Finding,
     check,
+    drive,
     check_written_frames,
     consume_chunk_sizes,
     decode_written,
@@ -45,7 +46,6 @@ from _harness import (
     feed_chunks,
     new_protocol,
     run,
-    settle,
     utf8_ok,
 )
 from picows import WSListener
@@ -524,31 +524,23 @@ def one_input(data: bytes, is_client: bool) -> tuple:
             enable_utf8_validation=opts["utf8"],
             enable_auto_pong=opts["auto_pong"],
             enable_auto_close=opts["auto_close"],
-            disconnect_on_exception=opts["disconnect_on_exception"])
-        fake = FakeTransport(proto, eof_capable=opts["eof_capable"])
-        try:
-            proto.connection_made(fake)
+            disconnect_on_exception=opts["disconnect_on_exception"], logger_name="fuzz")
+        fake = fake_transport(proto, eof_capable=opts["eof_capable"])
+
+        def steps() -> None:
             if opts["coalesce"]:
                 feed_chunks(proto, fake, head + stream, sizes)
             else:
-                feed(proto, fake, head)
+                feed(proto, head, fake)
                 check(listener.connected == 1, "the handshake did not complete")
                 feed_chunks(proto, fake, stream, sizes)
             if opts["ending"] == 1 and not fake.closing:
                 if not proto.eof_received():
                     fake.close()
             elif opts["ending"] == 2 and not fake.lost:
-                fake.closing = True
-                fake.lost = True
-                proto.connection_lost(ConnectionResetError("reset by the fuzzer"))
-            await settle()
-            if not fake.lost:
-                fake.peer_gone()
-            await settle()
-        except Finding:
-            raise
-        except BaseException as exc:
-            raise Finding(f"{type(exc).__name__} escaped the protocol: {exc!r}") from exc
+                fake.peer_close(ConnectionResetError("reset by the fuzzer"))
+
+        await drive(proto, fake, steps)
         if listener.problems:
             raise listener.problems[0]
         check(listener.connected == 1, "on_ws_connected was not called")

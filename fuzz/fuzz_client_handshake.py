@@ -8,19 +8,9 @@ Run: python fuzz/fuzz_client_handshake.py [libFuzzer flags] [corpus dirs or file
 import os
 import sys
 
-import atheris
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-with atheris.instrument_imports(include=["http_targets", "_harness", "picows.handshake",
-                                         "picows.types"]):
-    import http_targets
-
-
-def test_one_input(data: bytes) -> None:
-    http_targets.client_handshake_input(data)
-
+from _entry import fuzz  # noqa: E402
 
 if __name__ == "__main__":
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
+    fuzz("http_targets", "client_handshake_input", instrument=["picows"])

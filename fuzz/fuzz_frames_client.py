@@ -7,18 +7,9 @@ Run: python fuzz/fuzz_frames_client.py [libFuzzer flags] [corpus dirs or files]
 import os
 import sys
 
-import atheris
-
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-with atheris.instrument_imports(include=["frames", "_harness"]):
-    import frames
-
-
-def test_one_input(data: bytes) -> None:
-    frames.one_input(data, is_client=True)
-
+from _entry import fuzz  # noqa: E402
 
 if __name__ == "__main__":
-    atheris.Setup(sys.argv, test_one_input)
-    atheris.Fuzz()
+    fuzz("frames", "one_input", is_client=True)

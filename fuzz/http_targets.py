@@ -21,14 +21,14 @@ from typing import Any, List, Optional
 
 from _harness import (
     CLIENT_KEY,
-    FakeTransport,
+    fake_transport,
     Finding,
     check,
+    drive,
     consume_chunk_sizes,
     feed_chunks,
     new_protocol,
     run,
-    settle,
 )
 from picows import WSListener
 from picows.handshake import (
@@ -276,21 +276,14 @@ def server_handshake_input(data: bytes) -> tuple:
 
     async def connection() -> Any:
         proto = new_protocol(False, factory, allowed_origins=origins,
-                             enable_compression=compression)
-        fake = FakeTransport(proto, eof_capable=True)
-        try:
-            proto.connection_made(fake)
+                             enable_compression=compression, logger_name="fuzz")
+        fake = fake_transport(proto, eof_capable=True)
+
+        def steps() -> tuple:
             feed_chunks(proto, fake, stream, sizes)
-            closing_after_feed = fake.closing
-            out = bytes(fake.out)
-            await settle()
-            if not fake.lost:
-                fake.peer_gone()
-            await settle()
-        except Finding:
-            raise
-        except BaseException as exc:
-            raise Finding(f"{type(exc).__name__} escaped the protocol: {exc!r}") from exc
+            return fake.closing, bytes(fake.out)
+
+        closing_after_feed, out = await drive(proto, fake, steps)
         head = expected_head(stream)
         if head is None:
             check(out == b"", f"answered {out[:40]!r} before the head was complete")
@@ -354,21 +347,11 @@ def client_handshake_input(data: bytes) -> tuple:
 
     async def connection() -> Any:
         extra = [("Sec-WebSocket-Extensions", DEFLATE_OFFER)] if compression else None
-        proto = new_protocol(True, factory, enable_compression=compression,
+        proto = new_protocol(True, factory, enable_compression=compression, logger_name="fuzz",
                              upgrade_request=build_upgrade_request(
                                  "example.com", "/ws", CLIENT_KEY, extra))
-        fake = FakeTransport(proto)
-        try:
-            proto.connection_made(fake)
-            feed_chunks(proto, fake, stream, sizes)
-            await settle()
-            if not fake.lost:
-                fake.peer_gone()
-            await settle()
-        except Finding:
-            raise
-        except BaseException as exc:
-            raise Finding(f"{type(exc).__name__} escaped the protocol: {exc!r}") from exc
+        fake = fake_transport(proto)
+        await drive(proto, fake, lambda: feed_chunks(proto, fake, stream, sizes))
         fut = proto.handshake_future
         check(fut.done(), "handshake_future not done after connection_lost")
         exc = fut.exception()

@@ -18,6 +18,11 @@ cpdef enum WSMsgType:
     PONG = 0xA
 
 
+cpdef enum WSAutoPingStrategy:
+    PING_WHEN_IDLE = 1      # ping when nothing arrived for the idle timeout
+    PING_PERIODICALLY = 2   # ping every idle timeout, whatever arrives
+
+
 cpdef enum WSCloseCode:
     NO_INFO = 0
     OK = 1000
@@ -55,6 +60,7 @@ cdef class WSFrame:
     cpdef object get_payload_as_memoryview(self)
     cpdef object get_close_code(self)
     cpdef object get_close_message(self)
+    cpdef object get_close_reason(self)
 
 
 cdef class WSListener:
@@ -63,6 +69,8 @@ cdef class WSListener:
     cpdef on_ws_disconnected(self, WSTransport transport)
     cpdef pause_writing(self)
     cpdef resume_writing(self)
+    cpdef send_user_specific_ping(self, WSTransport transport)
+    cpdef is_user_specific_pong(self, WSFrame frame)
 
 
 cdef class WSProtocolCore
@@ -88,6 +96,12 @@ cdef class WSTransport:
     cdef readonly bint is_close_frame_sent
     cdef readonly object close_frame_received
     cdef readonly object extensions
+    cdef readonly bint is_secure
+
+    # The close handshake: each CLOSE as a WSCloseInfo, None until it moved.
+    cdef object _close_sent
+    cdef object _close_recv
+    cdef bint _close_recv_first
 
     cdef WSProtocolCore _protocol
     cdef object _disconnected_future
@@ -100,7 +114,8 @@ cdef class WSTransport:
     cdef size_t _wbuf_size
     cdef bytearray _big_out     # reused for large frames written through the transport
     cdef uint32_t _pongs_sent
-    cdef object _pending_pings
+    cdef object _pending_pings      # futures of measure_roundtrip_time
+    cdef bint _write_paused         # between pause_writing and resume_writing
     cdef object _listener_exc
     cdef _PerMessageDeflate _deflate   # None: not negotiated
     cdef bint _sending_fragments
@@ -109,9 +124,13 @@ cdef class WSTransport:
                                     char* message, size_t message_size)
     cdef int send_frame(self, WSMsgType msg_type, const uint8_t* payload,
                         size_t size, bint fin, bint rsv1) except -1
+    cdef bint _may_send(self, WSMsgType msg_type, bint fin) noexcept
+    cdef int _send_in_place(self, WSMsgType msg_type, uint8_t* payload, size_t size,
+                            bint fin, bint rsv1) except -1
     cdef int _send_close_frame(self, int code, const uint8_t* reason,
                                size_t reason_size) except -1
     cdef int _mark_disconnected(self) except -1
+    cdef int _record_close_sent(self, const uint8_t* payload, size_t size) except -1
     cdef _send_compressed(self, WSMsgType msg_type, message)
     cdef uint8_t* _reserve(self, size_t size) except NULL
 
@@ -138,6 +157,11 @@ cdef class WSProtocolCore:
     cdef object _logger
     cdef bytes _upgrade_request     # client: the request to send
     cdef str _client_key            # client: its Sec-WebSocket-Key
+    cdef set _connections           # server: its open WSTransports, or None
+    cdef object _request_obj        # client: the WSUpgradeRequest sent
+    cdef list _subprotocols         # client: the subprotocols offered
+    cdef bytes _error_head          # client: a refusal's head, body pending
+    cdef Py_ssize_t _body_expected  # its Content-Length, -1: until EOF
 
     # Connection
     cdef object _loop
@@ -149,7 +173,11 @@ cdef class WSProtocolCore:
     cdef object _close_timer
     cdef object _ping_timer
     cdef double _last_activity
-    cdef bint _ping_outstanding
+    cdef bint _ping_outstanding     # a keepalive ping waits for its pong
+    cdef double _last_ping          # when keepalive last pinged (PING_PERIODICALLY)
+    cdef bint _user_pong_expected   # a user-specific ping was sent
+    cdef object _user_ping          # the listener's send_user_specific_ping override
+    cdef object _user_pong          # the listener's is_user_specific_pong override
     cdef _State _state
     cdef bint _connected_called
     cdef bint _closing
@@ -185,6 +213,12 @@ cdef class WSProtocolCore:
     cdef bytes _take_head(self)
     cdef _process_server_handshake(self)
     cdef _process_client_handshake(self)
+    cdef _peer(self)
+    cdef _log_open(self, WSTransport ws)
+    cdef _log_disconnected(self, exc)
+    cdef _send_response(self, response)
+    cdef _client_handshake_failed(self, exc)
+    cdef _finish_refusal(self)
     cdef _open(self, WSTransport ws, WSListener listener)
     cdef _setup_deflate(self, WSTransport ws, deflate)
     cdef _reject(self, int status, str reason, headers=*)
@@ -200,5 +234,8 @@ cdef class WSProtocolCore:
     cdef _on_close_sent(self)
     cdef _start_close_timer(self)
     cdef _fail(self, int code, str reason, bint peer_closed=*)
-    cdef _disconnect(self)
+    cdef _disconnect(self, bint abort=*)
     cdef _schedule_auto_ping(self, double delay)
+    cdef _send_ping(self)
+    cdef _on_pong(self)
+    cdef bint _is_user_pong(self, WSFrame frame) except -1

@@ -12,12 +12,14 @@
 #   _core/transport.pyx  WSTransport, the sending side
 #   _core/protocol.pyx   WSProtocolCore: read buffer, handshake, frame parser
 #   _core/tls.pyx        _TLSLayer: picows' own TLS (both loops)
+#   _core/broadcast.pyx  broadcast(): one frame built for many connections
 #
 # Everything per frame lives in these units; everything per connection that
 # needs no speed (handshake parsing, URLs, proxies) is plain Python in
 # handshake.py and api.py.
 
 import asyncio
+import inspect
 import logging
 import os
 import ssl
@@ -29,7 +31,8 @@ from cpython.buffer cimport (PyBUF_SIMPLE, PyBuffer_FillInfo, PyBuffer_Release,
                              PyObject_GetBuffer)
 from cpython.bytes cimport (PyBytes_AS_STRING, PyBytes_FromStringAndSize,
                             PyBytes_GET_SIZE)
-from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_Resize
+from cpython.bytearray cimport (PyByteArray_AS_STRING, PyByteArray_GET_SIZE,
+                                PyByteArray_Resize)
 from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from cpython.object cimport PyObject
@@ -37,11 +40,15 @@ from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memmove
 
-from .handshake import (MAX_HEAD_SIZE, build_error_response,
-                        build_upgrade_response, negotiate_deflate,
-                        parse_deflate_response, parse_upgrade_request,
-                        parse_upgrade_response)
-from .types import WSError, WSHandshakeError
+from .handshake import (MAX_HEAD_SIZE, build_error_response, build_response,
+                        complete_101, is_upgrade_request, joined_header,
+                        negotiate_deflate,
+                        parse_deflate_response, parse_http_request,
+                        parse_response_head, parse_upgrade_response,
+                        validate_upgrade_request)
+from .types import (WSCloseHandshake, WSCloseInfo, WSError, WSHandshakeError,
+                    WSProtocolError, get_logger,
+                    WSUpgradeResponse, WSUpgradeResponseWithListener)
 
 
 cdef extern from "Python.h":
@@ -118,11 +125,14 @@ include "_core/options.pyx"
 include "_core/transport.pyx"
 include "_core/protocol.pyx"
 include "_core/tls.pyx"
+include "_core/broadcast.pyx"
 
 
 # -- module init ---------------------------------------------------------------
 
 _BASE_ON_WS_FRAME = getattr(WSListener, "on_ws_frame")
+_BASE_USER_PING = getattr(WSListener, "send_user_specific_ping")
+_BASE_USER_PONG = getattr(WSListener, "is_user_specific_pong")
 
 picows_install_listener_new(
     WSListener, PyCapsule_GetPointer(WSListener.__dict__["__pyx_vtable__"], NULL))

@@ -3,16 +3,24 @@
 - autouse ``_no_loop_exceptions``: fails a test when anything reaches the
   running loop's exception handler (an exception in a callback, a task
   destroyed while pending, a future whose exception was never retrieved...),
-  as uvloop's own test suite does. tests/unit/conftest.py may override it
-  with a fixture of the same name.
+  as uvloop's own test suite does.
 - session-wide ``_gc_freeze``: keeps that fixture's per-test gc.collect() cheap.
+
+The repository root is appended to ``sys.path`` (at the end, so an installed
+picows still wins over the checkout) for ``import tests.support``.
 """
 from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import sys
 
 import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+    sys.path.append(ROOT)
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -42,7 +50,7 @@ async def _no_loop_exceptions():
     # pending" are only reported when the object is collected: collect now, while
     # the handler is still ours, and give callbacks scheduled by it a turn.
     gc.collect()
-    for _ in range(3):
+    for _ in range(5):
         await asyncio.sleep(0)
     loop.set_exception_handler(previous)
     assert not calls, f"the loop exception handler was reached: {calls!r}"

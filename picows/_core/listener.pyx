@@ -42,3 +42,28 @@ cdef class WSListener:
 
     cpdef resume_writing(self):
         """Called when the transport's write buffer drains below the low watermark."""
+
+    cpdef send_user_specific_ping(self, WSTransport transport):
+        """Send an application-level ping, for peers that heartbeat with
+        data frames (e.g. ``{"op": "ping"}``) instead of PING frames.
+
+        Override it together with :any:`is_user_specific_pong`: keepalive
+        (``enable_auto_ping``) and :any:`WSTransport.measure_roundtrip_time`
+        then call it instead of sending a PING. The default sends a PING.
+
+        :param transport: :any:`WSTransport`
+        """
+        transport.send_ping()
+
+    cpdef is_user_specific_pong(self, WSFrame frame):
+        """Whether ``frame`` answers the last :any:`send_user_specific_ping`.
+
+        Only asked while such a ping waits for its answer. A frame for which
+        it returns True counts as the pong and is not passed to
+        :any:`on_ws_frame`. Instead of overriding it, the listener may call
+        :any:`WSTransport.notify_user_specific_pong_received`.
+
+        :param frame: :any:`WSFrame`
+        :return: True if the frame is the pong.
+        """
+        return False

@@ -63,6 +63,8 @@
 # calls on_ws_disconnected exactly once.
 
 _FROM_OPTIONS = object()
+# The most of a refusal's body (a non-101 answer) kept for WSHandshakeError.
+cdef size_t _MAX_REFUSAL_BODY = 64 * 1024
 
 
 cdef class WSProtocolCore:
@@ -75,11 +77,15 @@ cdef class WSProtocolCore:
 
     def __init__(self, _ConnectionOptions options not None, *, bint is_client,
                  bytes upgrade_request=None, str client_key=None,
-                 handshake_timeout=_FROM_OPTIONS):
+                 handshake_timeout=_FROM_OPTIONS, request=None, subprotocols=None,
+                 set connections=None):
         """`options`: what ws_connect / ws_create_server were given; on the
-        client side, `upgrade_request` to send and its `client_key`.
+        client side, `upgrade_request` to send and its `client_key`, the
+        parsed `request` (WSTransport.request) and the `subprotocols` it
+        offers (the 101 may name one of them, or none).
         `handshake_timeout`: this connection's, when not the options' (what
-        a proxy step left of it)."""
+        a proxy step left of it). `connections`: the server's set of open
+        WSTransports, which this connection joins while it is open."""
         self.is_client = is_client
         self._opts = options
         self._handshake_timeout = (options.websocket_handshake_timeout
@@ -88,6 +94,12 @@ cdef class WSProtocolCore:
         self._logger = options.logger
         self._upgrade_request = upgrade_request
         self._client_key = client_key
+        self._connections = connections
+        self._subprotocols = list(subprotocols or ())
+        if is_client and request is None and upgrade_request is not None:
+            request = parse_http_request(upgrade_request)
+        self._request_obj = request
+        self._body_expected = -1
         self._state = HANDSHAKE
         self._fstate = FS_HEADER
         self._view = _ReadBufferView()
@@ -107,6 +119,8 @@ cdef class WSProtocolCore:
         if self.is_client:
             self.handshake_future = self._loop.create_future()
             transport.write(self._upgrade_request)
+            self._logger.debug("%s to %s", self._upgrade_request.partition(b"\r\n")[0]
+                               .decode("latin-1"), self._peer())
         if self._handshake_timeout is not None:
             self._handshake_timer = self._loop.call_later(
                 self._handshake_timeout, self._on_handshake_timeout)
@@ -133,15 +147,15 @@ cdef class WSProtocolCore:
         cdef size_t missing, unread, new_cap
         cdef uint8_t* p
         if self._rbuf == NULL:
-            self._rbuf = <uint8_t*>PyMem_Malloc(_INITIAL_READ_BUFFER)
+            self._rbuf = <uint8_t*>PyMem_Malloc(self._opts.read_buffer_init_size)
             if self._rbuf == NULL:
                 raise MemoryError()
-            self._rcap = _INITIAL_READ_BUFFER
+            self._rcap = self._opts.read_buffer_init_size
         unread = self._rend - self._rstart
         if unread == 0:
             self._rstart = self._rend = 0
             if self._rcap > _SHRINK_ABOVE and self._recent_max_frame * 4 < self._rcap:
-                new_cap = max(<size_t>_INITIAL_READ_BUFFER, self._recent_max_frame * 2)
+                new_cap = max(self._opts.read_buffer_init_size, self._recent_max_frame * 2)
                 p = <uint8_t*>PyMem_Realloc(self._rbuf, new_cap)
                 if p != NULL:
                     self._rbuf = p
@@ -207,12 +221,16 @@ cdef class WSProtocolCore:
             return
         self._state = DISCONNECTED
         self._cancel_timers()
-        if exc is not None:
-            self._logger.debug("connection lost: %r", exc)
+        if self._error_head is not None:
+            # The refusal's body ended with the connection.
+            self._finish_refusal()
+        self._log_disconnected(exc)
         if self.handshake_future is not None and not self.handshake_future.done():
             self.handshake_future.set_exception(
                 WSError(f"connection lost during the handshake: {exc!r}"))
         if ws is not None:
+            if self._connections is not None:
+                self._connections.discard(ws)
             if ws._pending_pings:
                 for fut in ws._pending_pings:
                     if not fut.done():
@@ -228,7 +246,32 @@ cdef class WSProtocolCore:
                     self._logger.exception("on_ws_disconnected raised")
             ws._mark_disconnected()
 
+    cdef _log_disconnected(self, exc):
+        cdef WSTransport ws = self.transport
+        if not self._logger.isEnabledFor(logging.DEBUG):
+            return
+        if ws is None:
+            why = "during the handshake"
+        elif ws._close_recv is not None and ws.is_close_frame_sent:
+            why = ("after the close handshake, the peer closed first"
+                   if ws._close_recv_first else
+                   "after the close handshake, we closed first")
+        elif ws._close_recv is not None:
+            why = "after the peer's CLOSE (not answered)"
+        elif ws.is_close_frame_sent:
+            why = "after our CLOSE, without the peer's"
+        else:
+            why = "without a close handshake"
+        if exc is not None:
+            self._logger.debug("disconnected %s: %r", why, exc)
+        elif self._closing:
+            self._logger.debug("disconnected %s: we closed the connection", why)
+        else:
+            self._logger.debug("disconnected %s: the peer closed the connection", why)
+
     def pause_writing(self):
+        if self.transport is not None:
+            self.transport._write_paused = True
         if self.listener is not None:
             try:
                 self.listener.pause_writing()
@@ -236,6 +279,8 @@ cdef class WSProtocolCore:
                 self._logger.exception("pause_writing raised")
 
     def resume_writing(self):
+        if self.transport is not None:
+            self.transport._write_paused = False
         if self.listener is not None:
             try:
                 self.listener.resume_writing()
@@ -265,65 +310,149 @@ cdef class WSProtocolCore:
         self._rstart += end + 4
         return head
 
+    cdef _peer(self):
+        try:
+            return self._transport.get_extra_info("peername")
+        except Exception:
+            return None
+
     cdef _process_server_handshake(self):
+        # Every request reaches the listener factory once it is well-formed
+        # HTTP (an HTTP/1.1 GET without a body); the WebSocket checks come
+        # after it, and only when it answers with a 101.
         cdef WSTransport ws
+        cdef bint upgrade
         try:
             head = self._take_head()
             if head is None:
                 return
-            request = parse_upgrade_request(head, self._opts.allowed_origins)
+            request = parse_http_request(head)
+            self._logger.debug("%s %s %s from %s", request.method.decode("latin-1"),
+                               request.path.decode("latin-1"),
+                               request.version.decode("latin-1"), self._peer())
+            upgrade = is_upgrade_request(request)
+            if upgrade and self._opts.allowed_origins is not None:
+                # Cross-site WebSocket hijacking: refused before any user code.
+                validate_upgrade_request(request, self._opts.allowed_origins)
         except WSHandshakeError as exc:
-            self._logger.info("rejected upgrade request: %s", exc)
+            self._logger.info("rejected request from %s: %s", self._peer(), exc)
             self._reject(exc.status, exc.reason, exc.headers)
             return
         self._cancel_handshake_timer()
+        response = None
         try:
-            listener = self._opts.listener_factory(request)
+            result = self._opts.listener_factory(request)
         except Exception:
             self._logger.exception("ws_listener_factory raised for %r", request)
             self._reject(500, "internal server error")
             return
-        if listener is None:
-            self._logger.info("no listener for %r: 404", request.path)
+        if result is None:
+            self._logger.info("no listener for %r from %s: 404", request.path, self._peer())
             self._reject(404, "not found")
             return
+        if isinstance(result, WSUpgradeResponseWithListener):
+            response = result.response
+            listener = result.listener
+            if response.status != 101:
+                self._send_response(response)
+                return
+        else:
+            listener = result
         if not isinstance(listener, WSListener):
-            self._logger.error("ws_listener_factory returned %r, not a WSListener",
-                               listener)
+            self._logger.error("ws_listener_factory returned %r, not a WSListener "
+                               "or WSUpgradeResponseWithListener", listener)
             self._reject(500, "internal server error")
+            return
+        try:
+            validate_upgrade_request(request)
+        except WSHandshakeError as exc:
+            self._logger.info("rejected request from %s: %s", self._peer(), exc)
+            self._reject(exc.status, exc.reason, exc.headers)
             return
         deflate = None
         if self._opts.enable_compression:
-            deflate = negotiate_deflate(request.headers.get("sec-websocket-extensions"))
-        self._transport.write(build_upgrade_response(
-            request, None if deflate is None else
-            [("Sec-WebSocket-Extensions", deflate.header)]))
-        ws = WSTransport(False, self._transport, self._logger, self._loop, request)
+            deflate = negotiate_deflate(joined_header(request.headers, "sec-websocket-extensions"))
+        if response is None:
+            response = WSUpgradeResponse.create_101_response()
+        try:
+            complete_101(request, response, None if deflate is None else deflate.header)
+            raw = build_response(response)
+        except ValueError as exc:
+            self._logger.error("ws_listener_factory's 101 is invalid: %s", exc)
+            self._reject(500, "internal server error")
+            return
+        self._transport.write(raw)
+        self._logger.debug("101 Switching Protocols to %s", self._peer())
+        ws = WSTransport(False, self._transport, self._logger, self._loop, request, response)
         self._setup_deflate(ws, deflate)
+        self._log_open(ws)
         self._open(ws, listener)
+
+    cdef _log_open(self, WSTransport ws):
+        self._logger.debug(
+            "handshake done: extensions=%s, subprotocol=%s", ws.extensions,
+            ws.response.headers.get("sec-websocket-protocol")
+            if ws.response is not None else None)
+
+    cdef _send_response(self, response):
+        """Answer a request with a non-101 response and close."""
+        try:
+            raw = build_response(response)
+        except ValueError as exc:
+            # A header with CR/LF in it, say: never sent as it is.
+            self._logger.error("ws_listener_factory's response is invalid: %s", exc)
+            self._reject(500, "internal server error")
+            return
+        self._logger.info("%d %s to %s", int(response.status),
+                          response.reason.decode("latin-1"), self._peer())
+        self._cancel_handshake_timer()
+        self._closing = True
+        try:
+            self._transport.write(raw)
+        finally:
+            self._transport.close()
 
     cdef _process_client_handshake(self):
         cdef WSTransport ws
+        cdef size_t avail
         try:
+            if self._error_head is not None:
+                # A refusal: its body is collected for WSHandshakeError.raw_body.
+                avail = self._rend - self._rstart
+                if self._body_expected >= 0 and avail >= <size_t>self._body_expected:
+                    self._finish_refusal()
+                elif avail > _MAX_REFUSAL_BODY:
+                    self._finish_refusal()
+                return
             head = self._take_head()
             if head is None:
                 return
+            response = parse_response_head(head)
+            self._logger.debug("%d %s from the server", int(response.status),
+                               response.reason.decode("latin-1"))
+            if response.status != 101:
+                self._error_head = head
+                length = response.headers.get("content-length")
+                self._body_expected = -1
+                if length is not None and length.strip().isdigit():
+                    self._body_expected = int(length)
+                elif response.status in (204, 304) or 100 <= response.status < 200:
+                    self._body_expected = 0
+                self._process_client_handshake()
+                return
             response = parse_upgrade_response(head, self._client_key,
-                                              self._opts.enable_compression)
+                                              self._opts.enable_compression,
+                                              self._subprotocols)
             deflate = None
-            extensions = response.headers.get("sec-websocket-extensions")
+            extensions = joined_header(response.headers, "sec-websocket-extensions")
             if extensions:
                 deflate = parse_deflate_response(extensions)
         except WSHandshakeError as exc:
-            self._cancel_handshake_timer()
-            if not self.handshake_future.done():
-                self.handshake_future.set_exception(exc)
-            self._closing = True
-            self._transport.close()
+            self._client_handshake_failed(exc)
             return
         self._cancel_handshake_timer()
         try:
-            listener = self._opts.listener_factory()
+            listener = self._opts.client_factory(self._request_obj, response)
             if not isinstance(listener, WSListener):
                 raise TypeError(f"ws_listener_factory returned {listener!r}, "
                                 f"not a WSListener")
@@ -333,11 +462,38 @@ cdef class WSProtocolCore:
             self._closing = True
             self._transport.close()
             return
-        ws = WSTransport(True, self._transport, self._logger, self._loop, None, response)
+        ws = WSTransport(True, self._transport, self._logger, self._loop,
+                         self._request_obj, response)
         self._setup_deflate(ws, deflate)
+        self._log_open(ws)
         self._open(ws, listener)
         if not self.handshake_future.done():
             self.handshake_future.set_result((ws, listener))
+
+    cdef _client_handshake_failed(self, exc):
+        self._logger.debug("handshake failed: %s", exc)
+        self._cancel_handshake_timer()
+        if not self.handshake_future.done():
+            self.handshake_future.set_exception(exc)
+        self._closing = True
+        self._transport.close()
+
+    cdef _finish_refusal(self):
+        """The server refused the upgrade: raise WSInvalidStatusError with
+        the response, its head and what arrived of its body."""
+        cdef size_t avail = self._rend - self._rstart
+        cdef size_t n = avail
+        if self._body_expected >= 0 and <size_t>self._body_expected < n:
+            n = <size_t>self._body_expected
+        if n > _MAX_REFUSAL_BODY:
+            n = _MAX_REFUSAL_BODY
+        body = PyBytes_FromStringAndSize(<char*>self._rbuf + self._rstart, n)
+        self._rstart = self._rend = 0
+        head, self._error_head = self._error_head, None
+        try:
+            parse_upgrade_response(head, self._client_key, False, None, body)
+        except WSHandshakeError as exc:
+            self._client_handshake_failed(exc)
 
     cdef _setup_deflate(self, WSTransport ws, deflate):
         if deflate is None:
@@ -355,8 +511,15 @@ cdef class WSProtocolCore:
         meth = getattr(type(listener), "on_ws_frame")
         if type(meth) is not type(_BASE_ON_WS_FRAME):
             self._on_frame_py = getattr(listener, "on_ws_frame")
+        # Application-level pings, when the listener overrides the hooks.
+        if getattr(type(listener), "send_user_specific_ping") is not _BASE_USER_PING:
+            self._user_ping = listener.send_user_specific_ping
+        if getattr(type(listener), "is_user_specific_pong") is not _BASE_USER_PONG:
+            self._user_pong = listener.is_user_specific_pong
         ws._protocol = self
         self._state = OPEN
+        if self._connections is not None:
+            self._connections.add(ws)
         self._connected_called = True
         try:
             listener.on_ws_connected(ws)
@@ -366,6 +529,7 @@ cdef class WSProtocolCore:
             self._fail(WSCloseCode.INTERNAL_ERROR, "listener error")
             return
         if self._opts.enable_auto_ping:
+            self._last_ping = self._loop.time()
             self._schedule_auto_ping(self._opts.auto_ping_idle_timeout)
 
     cdef _reject(self, int status, str reason, headers=()):
@@ -378,7 +542,11 @@ cdef class WSProtocolCore:
 
     def _on_handshake_timeout(self):
         self._handshake_timer = None
-        if self._state != HANDSHAKE:
+        if self._state != HANDSHAKE or self._closing:
+            return
+        if self._error_head is not None:
+            # The refusal arrived, its body did not finish: take what came.
+            self._finish_refusal()
             return
         self._logger.info("handshake not completed within %s seconds, disconnecting",
                           self._handshake_timeout)
@@ -637,6 +805,11 @@ cdef class WSProtocolCore:
         if opcode == WSMsgType.CLOSE:
             return self._on_close_frame(frame)
 
+        if self._user_pong_expected and self._state != FAILED:
+            # Only while an application-level ping waits for its answer.
+            if self._is_user_pong(frame):
+                self._on_pong()
+                return 0
         pongs_before = self.transport._pongs_sent
         if self._state != FAILED:
             self._call_on_frame(frame)
@@ -644,13 +817,20 @@ cdef class WSProtocolCore:
             if (self._opts.enable_auto_pong and self.transport._pongs_sent == pongs_before
                     and (self._state == OPEN or self._state == CLOSE_SENT)):
                 self.transport.send_frame(WSMsgType.PONG, payload, size, True, False)
-        elif opcode == WSMsgType.PONG:
-            self._ping_outstanding = False
-            if self.transport._pending_pings:
-                fut = self.transport._pending_pings.pop(0)
-                if not fut.done():
-                    fut.set_result(None)
+        elif opcode == WSMsgType.PONG and self._user_ping is None:
+            self._on_pong()
         return 0
+
+    cdef bint _is_user_pong(self, WSFrame frame) except -1:
+        if self._user_pong is None:
+            return False
+        try:
+            return bool(self._user_pong(frame))
+        except Exception as exc:
+            self._logger.exception("is_user_specific_pong raised, disconnecting")
+            self._listener_exc = exc
+            self._fail(WSCloseCode.INTERNAL_ERROR, "listener error")
+            return False
 
     @cython.final
     cdef int _call_on_frame(self, WSFrame frame) except -1:
@@ -672,6 +852,12 @@ cdef class WSProtocolCore:
         cdef int prev_state = self._state
         cdef WSTransport ws = self.transport
         ws.close_frame_received = frame.get_close_code()
+        ws._close_recv = WSCloseInfo(ws.close_frame_received, frame.get_close_reason() or "")
+        ws._close_recv_first = not ws.is_close_frame_sent
+        self._logger.debug("CLOSE received: %d %r (%s)", ws.close_frame_received,
+                           ws._close_recv.reason,
+                           "the peer closes first" if ws._close_recv_first
+                           else "the answer to ours")
         self._state = CLOSE_RECEIVED
         if prev_state != FAILED:
             self._call_on_frame(frame)
@@ -745,8 +931,13 @@ cdef class WSProtocolCore:
         else:
             self._disconnect()
 
-    cdef _disconnect(self):
-        if self._closing or self._transport is None:
+    cdef _disconnect(self, bint abort=False):
+        if self._transport is None:
+            return
+        if self._closing:
+            if abort:
+                # disconnect(graceful=False) after a graceful one: drop the rest.
+                self._transport.abort()
             return
         self._closing = True
         if self.transport is not None:
@@ -754,7 +945,11 @@ cdef class WSProtocolCore:
             # socket, not through the closing transport (which would drop it
             # with a warning).
             self.transport._write_closed = True
-        self._transport.close()
+        if abort:
+            self._logger.debug("aborting the connection")
+            self._transport.abort()
+        else:
+            self._transport.close()
 
     # -- keepalive -------------------------------------------------------------
 
@@ -764,22 +959,52 @@ cdef class WSProtocolCore:
         self._ping_timer = self._loop.call_later(delay, self._on_ping_timer)
 
     def _on_ping_timer(self):
-        cdef double idle
+        cdef double wait
         self._ping_timer = None
         if self._state != OPEN:
             return
         if self._ping_outstanding:
-            self._logger.info("no PONG within %s seconds, disconnecting",
-                              self._opts.auto_ping_reply_timeout)
+            # As websockets does: the peer learns why (1011), then we drop.
+            self._logger.info("no pong within %s seconds (keepalive ping timeout), "
+                              "closing with 1011", self._opts.auto_ping_reply_timeout)
+            self.transport._send_close_frame(WSCloseCode.INTERNAL_ERROR,
+                                             b"keepalive ping timeout", 22)
             self._disconnect()
             return
-        idle = self._loop.time() - self._last_activity
-        if idle < self._opts.auto_ping_idle_timeout:
-            self._schedule_auto_ping(self._opts.auto_ping_idle_timeout - idle)
+        if self._opts.auto_ping_strategy == WSAutoPingStrategy.PING_WHEN_IDLE:
+            wait = self._last_activity + self._opts.auto_ping_idle_timeout - self._loop.time()
+        else:
+            wait = self._last_ping + self._opts.auto_ping_idle_timeout - self._loop.time()
+        if wait > 0:
+            self._schedule_auto_ping(wait)
             return
         self._ping_outstanding = True
-        self.transport.send_frame(WSMsgType.PING, NULL, 0, True, False)
+        self._last_ping = self._loop.time()
+        self._send_ping()
         self._schedule_auto_ping(self._opts.auto_ping_reply_timeout)
+
+    cdef _send_ping(self):
+        """A PING, or the listener's application-level ping."""
+        if self._user_ping is None:
+            self.transport.send_frame(WSMsgType.PING, NULL, 0, True, False)
+            return
+        self._user_pong_expected = True
+        try:
+            self._user_ping(self.transport)
+        except Exception as exc:
+            self._logger.exception("send_user_specific_ping raised, disconnecting")
+            self._listener_exc = exc
+            self._fail(WSCloseCode.INTERNAL_ERROR, "listener error")
+
+    cdef _on_pong(self):
+        """The answer to our ping arrived (a PONG, or the application's)."""
+        cdef WSTransport ws = self.transport
+        self._ping_outstanding = False
+        self._user_pong_expected = False
+        if ws is not None and ws._pending_pings:
+            fut = ws._pending_pings.pop(0)
+            if not fut.done():
+                fut.set_result(None)
 
 
 class WSProtocol(WSProtocolCore, asyncio.BufferedProtocol):

@@ -25,6 +25,19 @@
 # every connection (the SSL's BIOs must be the MemoryBIOs' BIOs); otherwise,
 # or with PICOWS_TLS_SSL_MODULE=1, the layer calls the ssl module's C
 # methods (SSLObject.read/write, MemoryBIO.read/write) as before.
+#
+# States (_TLSState, self._state):
+#
+#   from            event                                   to
+#   TLS_HANDSHAKE   do_handshake() completes: the app        TLS_OPEN
+#                   protocol is connected, queued writes go
+#   TLS_HANDSHAKE   handshake error, timeout, EOF            TLS_CLOSED (abort)
+#   TLS_OPEN        close() (close_notify sent), abort(),    TLS_CLOSED
+#                   a TLS error, connection_lost
+#
+# App writes during TLS_HANDSHAKE (and while a renegotiation is pending)
+# are queued in _pending and sent in order once records can flow; in
+# TLS_CLOSED nothing is read, written or queued.
 
 # asyncio's default for ssl_handshake_timeout.
 cdef double _TLS_HANDSHAKE_TIMEOUT = 60.0

@@ -8,9 +8,12 @@ cdef class WSTransport:
 
     :ivar underlying_transport: the asyncio TCP or SSL transport. Use it for
         buffer limits and connection state; send only with ``send_*``.
-    :ivar is_client: True on the client side.
-    :ivar request: the :any:`WSUpgradeRequest` (both sides).
-    :ivar response: the upgrade response (client side), else None.
+    :ivar is_client: True on the client side (also ``is_client_side``).
+    :ivar is_secure: True over TLS.
+    :ivar request: the :any:`WSUpgradeRequest`: the one received (server
+        side) or sent (client side).
+    :ivar response: the :any:`WSUpgradeResponse` 101: the one sent (server
+        side) or received (client side).
     :ivar extensions: the negotiated Sec-WebSocket-Extensions value
         (permessage-deflate), or None.
     """
@@ -35,11 +38,11 @@ cdef class WSTransport:
         # whose socket closes after connection_lost (see writer.pyx). TLS
         # transports must encrypt: they always get transport.write.
         module = type(underlying_transport).__module__
+        self.is_secure = (underlying_transport.get_extra_info("sslcontext") is not None
+                          or underlying_transport.get_extra_info("ssl_object") is not None)
         self._writer = _SocketWriter(
             underlying_transport,
-            module in ("asyncio.selector_events", "uvloop.loop")
-            and underlying_transport.get_extra_info("sslcontext") is None
-            and underlying_transport.get_extra_info("ssl_object") is None)
+            module in ("asyncio.selector_events", "uvloop.loop") and not self.is_secure)
 
     def __dealloc__(self):
         if self._wbuf != NULL:
@@ -73,22 +76,10 @@ cdef class WSTransport:
         cdef uint8_t* dst = NULL
         cdef size_t hlen
         cdef object out = None
-        if self._closed or self._write_closed:
+        if not self._may_send(msg_type, fin):
             return 0
         if msg_type == WSMsgType.CLOSE:
-            # One CLOSE per connection (RFC 6455 5.5.1), however it is sent.
-            if self.is_close_frame_sent:
-                return 0
-            self.is_close_frame_sent = True
-        elif msg_type <= 2:
-            # No data frames after our CLOSE (RFC 6455 5.5.1).
-            if self.is_close_frame_sent:
-                return 0
-            # Whether our own fragmented message is open (never compressed).
-            if msg_type != 0:
-                self._sending_fragments = not fin
-            elif fin:
-                self._sending_fragments = False
+            self._record_close_sent(payload, size)
         cdef size_t total = _header_size(size, self.is_client) + size
         cdef uint8_t header[10]
         if not self.is_client and self._writer.fd >= 0 and size >= _GATHER_WRITE_MIN:
@@ -122,8 +113,6 @@ cdef class WSTransport:
             hlen = _write_header(dst, <uint8_t>msg_type, size, fin, rsv1, NULL)
             if size:
                 memcpy(dst + hlen, payload, size)
-        if msg_type == WSMsgType.PONG:
-            self._pongs_sent += 1
         if out is not None:
             self._writer.write_object(out)
         elif self._tls is not None:
@@ -132,6 +121,58 @@ cdef class WSTransport:
             self._writer.write(dst, total)
         if msg_type == WSMsgType.CLOSE and self._protocol is not None:
             self._protocol._on_close_sent()
+        return 0
+
+    @cython.final
+    cdef inline bint _may_send(self, WSMsgType msg_type, bint fin) noexcept:
+        """The bookkeeping before a frame goes out; False: it must not."""
+        if self._closed or self._write_closed:
+            return False
+        if msg_type == WSMsgType.CLOSE:
+            # One CLOSE per connection (RFC 6455 5.5.1), however it is sent.
+            if self.is_close_frame_sent:
+                return False
+            self.is_close_frame_sent = True
+        elif msg_type <= 2:
+            # No data frames after our CLOSE (RFC 6455 5.5.1).
+            if self.is_close_frame_sent:
+                return False
+            # Whether our own fragmented message is open (never compressed).
+            if msg_type != 0:
+                self._sending_fragments = not fin
+            elif fin:
+                self._sending_fragments = False
+        elif msg_type == WSMsgType.PONG:
+            self._pongs_sent += 1
+        return True
+
+    @cython.final
+    cdef int _send_in_place(self, WSMsgType msg_type, uint8_t* payload, size_t size,
+                            bint fin, bint rsv1) except -1:
+        """Send a data frame or PING/PONG with the header written into the
+        memory just before `payload` (at least 14 writable bytes there): no
+        copy of the payload. On the client side the payload is masked in
+        place."""
+        cdef uint8_t mask[4]
+        cdef size_t hlen
+        cdef uint8_t* start
+        if not self._may_send(msg_type, fin):
+            return 0
+        hlen = _header_size(size, self.is_client)
+        start = payload - hlen
+        if self.is_client:
+            _next_mask(mask)
+            _write_header(start, <uint8_t>msg_type, size, fin, rsv1, mask)
+            picows_mask_copy(payload, payload, size, mask, 0)
+        else:
+            _write_header(start, <uint8_t>msg_type, size, fin, rsv1, NULL)
+        if self._tls is not None:
+            self._tls._encrypt(start, hlen + size)
+        elif self._writer.fd >= 0:
+            self._writer.write(start, hlen + size)
+        else:
+            # The loop's TLS (uvloop) takes bytes.
+            self._writer.write_object(PyBytes_FromStringAndSize(<char*>start, hlen + size))
         return 0
 
     cdef send_reuse_external_buffer(self, WSMsgType msg_type,
@@ -145,18 +186,12 @@ cdef class WSTransport:
 
         Available only from Cython.
         """
-        cdef size_t hlen
-        cdef uint8_t* start
-        if self._closed or self._write_closed:
-            return
         if self.is_client or self._writer.fd < 0 or msg_type >= WSMsgType.CLOSE:
-            # Control frames are small and need the bookkeeping of send_frame.
+            # The client leaves `message` intact (it is masked into our own
+            # buffer); control frames are small.
             self.send_frame(msg_type, <uint8_t*>message, message_size, True, False)
             return
-        hlen = _header_size(message_size, False)
-        start = <uint8_t*>message - hlen
-        _write_header(start, <uint8_t>msg_type, message_size, True, False, NULL)
-        self._writer.write(start, hlen + message_size)
+        self._send_in_place(msg_type, <uint8_t*>message, message_size, True, False)
 
     cdef int _send_close_frame(self, int code, const uint8_t* reason,
                                size_t reason_size) except -1:
@@ -170,6 +205,22 @@ cdef class WSTransport:
         if reason_size:
             memcpy(payload + 2, reason, reason_size)
         return self.send_frame(WSMsgType.CLOSE, payload, reason_size + 2, True, False)
+
+    cdef int _record_close_sent(self, const uint8_t* payload, size_t size) except -1:
+        code = 0
+        reason = ""
+        if size >= 2:
+            code = _read_be(payload, 2)
+            reason = PyUnicode_DecodeUTF8(<char*>payload + 2, size - 2, "replace")
+        try:
+            code = WSCloseCode(code)
+        except ValueError:
+            pass
+        self._close_sent = WSCloseInfo(code, reason)
+        self._logger.debug("CLOSE sent: %d %r (%s)", code, reason,
+                           "the answer to the peer's" if self._close_recv is not None
+                           else "we close first")
+        return 0
 
     cdef int _mark_disconnected(self) except -1:
         self._closed = True
@@ -238,6 +289,51 @@ cdef class WSTransport:
         finally:
             PyBuffer_Release(&view)
 
+    @cython.binding(False)
+    def send_reuse_external_bytearray(self, msg_type, bytearray buffer not None,
+                                      Py_ssize_t msg_offset, fin=True, rsv1=False):
+        """Send ``buffer[msg_offset:]`` as a frame's payload without copying
+        it: the frame header is written into the bytes just before
+        ``msg_offset``. Made for serializers that encode into a bytearray at
+        an offset (msgspec's ``encode_into(obj, buffer, offset)``).
+
+        :param msg_type: :any:`WSMsgType`, not CLOSE (use :any:`send_close`).
+        :param buffer: a bytearray; its first ``msg_offset`` bytes are
+            scratch space for the header.
+        :param msg_offset: where the message starts, at least 14.
+        :param fin: False to send a fragment of a message.
+        :param rsv1: first reserved bit.
+        :raises ValueError: for CLOSE, ``msg_offset`` below 14 or past the
+            end, or a control payload over 125 bytes.
+
+        .. warning::
+            The bytes before ``msg_offset`` are overwritten, and on the
+            client side the message itself is masked in place (RFC 6455
+            5.3): re-encode before sending the buffer again. With
+            permessage-deflate negotiated a whole message is compressed
+            (into a new buffer) as :any:`send` would.
+        """
+        cdef int opcode = msg_type
+        cdef Py_ssize_t size = PyByteArray_GET_SIZE(buffer) - msg_offset
+        if opcode not in (0, 1, 2, 9, 10):
+            raise ValueError(f"invalid msg_type {msg_type!r} for "
+                             f"send_reuse_external_bytearray (CLOSE: use send_close)")
+        if msg_offset < 14:
+            raise ValueError(f"msg_offset must be at least 14 (room for the frame "
+                             f"header), got {msg_offset}")
+        if size < 0:
+            raise ValueError(f"msg_offset {msg_offset} is past the end of the buffer")
+        if opcode >= 8 and size > _MAX_CONTROL_PAYLOAD:
+            raise ValueError("control frame payload must be at most 125 bytes")
+        if self._deflate is not None and self._deflate.deflates \
+                and (opcode == 1 or opcode == 2) and fin \
+                and not rsv1 and not self._sending_fragments:
+            self._send_compressed(<WSMsgType>opcode, memoryview(buffer)[msg_offset:])
+            return
+        self._send_in_place(<WSMsgType>opcode,
+                            <uint8_t*>PyByteArray_AS_STRING(buffer) + msg_offset,
+                            size, fin, rsv1)
+
     cdef _send_compressed(self, WSMsgType msg_type, message):
         """Send a whole message compressed (RFC 7692 7.2.1)."""
         cdef bytes out
@@ -292,18 +388,45 @@ cdef class WSTransport:
             PyBuffer_Release(&view)
 
     @cython.binding(False)
-    def disconnect(self):
+    def disconnect(self, graceful=True):
         """Close the underlying transport.
 
-        Buffered outgoing data is flushed asynchronously; nothing more is
-        received. Safe to call many times; does nothing once disconnected.
+        :param graceful: True (default): buffered outgoing data is flushed
+            asynchronously. False: the connection is aborted at once and
+            what is queued is dropped.
+
+        Nothing more is received. Safe to call many times; does nothing once
+        disconnected.
         """
         if self._closed:
             return
         if self._protocol is not None:
-            self._protocol._disconnect()
-        else:
+            self._protocol._disconnect(not graceful)
+        elif graceful:
             self.underlying_transport.close()
+        else:
+            self.underlying_transport.abort()
+
+    @property
+    def is_client_side(self):
+        """True on the client side (the same as ``is_client``)."""
+        return self.is_client
+
+    @property
+    def is_disconnected(self):
+        """True once the connection is closed (``on_ws_disconnected`` called)."""
+        return self._closed
+
+    @property
+    def close_handshake(self):
+        """None until a CLOSE was sent or received, then a
+        :any:`WSCloseHandshake`: ``recv`` and ``sent`` (each None or a
+        :any:`WSCloseInfo` with ``code`` and ``reason``) and
+        ``recv_then_sent`` (True when the peer closed first)."""
+        if self._close_sent is None and self._close_recv is None:
+            return None
+        return WSCloseHandshake(self._close_recv, self._close_sent,
+                                self._close_recv is not None and self._close_recv_first)
 
     async def wait_disconnected(self):
         """Wait until the websocket is completely disconnected (the transport
@@ -321,7 +444,11 @@ cdef class WSTransport:
         """Send `rounds` PINGs one after another and return the list of
         round-trip times in seconds, measured when each PONG arrives.
 
-        The PONGs are still delivered to ``on_ws_frame``.
+        The PONGs are still delivered to ``on_ws_frame``. When the listener
+        overrides :any:`WSListener.send_user_specific_ping`, that is sent
+        instead, and each round ends with the application's pong
+        (:any:`WSListener.is_user_specific_pong` or
+        :any:`notify_user_specific_pong_received`).
         """
         loop = asyncio.get_running_loop()
         results = []
@@ -333,10 +460,18 @@ cdef class WSTransport:
                 self._pending_pings = []
             self._pending_pings.append(fut)
             started = time.perf_counter()
-            self.send_ping(b"picows-rtt")
+            if self._protocol is not None:
+                self._protocol._send_ping()
             await fut
             results.append(time.perf_counter() - started)
         return results
+
+    def notify_user_specific_pong_received(self):
+        """Tell picows that the answer to the last application-level ping
+        (:any:`WSListener.send_user_specific_ping`) arrived: keepalive stops
+        waiting, :any:`measure_roundtrip_time` ends its round."""
+        if self._protocol is not None:
+            self._protocol._on_pong()
 
     def __repr__(self):
         side = "client" if self.is_client else "server"

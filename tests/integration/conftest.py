@@ -11,12 +11,12 @@ The TLS certificate is made per session by ``trustme`` for 127.0.0.1.
 from __future__ import annotations
 
 import asyncio
-import ssl
 
 import pytest
 import pytest_asyncio
 
-from .helpers import Net
+from tests.support import Net, tls_contexts
+
 
 try:
     import uvloop
@@ -37,15 +37,11 @@ def pytest_asyncio_loop_factories(config, item):
 
 
 @pytest.fixture(scope="session")
-def tls_contexts():
-    trustme = pytest.importorskip("trustme")
-    ca = trustme.CA()
-    cert = ca.issue_cert("127.0.0.1", "localhost")
-    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    cert.configure_cert(server_ctx)
-    client_ctx = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
-    ca.configure_trust(client_ctx)
-    return server_ctx, client_ctx
+def tls_pair():
+    """(server context, client context): a trustme certificate for 127.0.0.1."""
+    pytest.importorskip("trustme")
+    contexts = tls_contexts()
+    return contexts.server, contexts.client
 
 
 @pytest.fixture(params=["tcp", "tls"])
@@ -53,7 +49,7 @@ def net(request) -> Net:
     """Plain TCP or TLS: where a test runs over both."""
     if request.param == "tcp":
         return Net("tcp")
-    return Net("tls", *request.getfixturevalue("tls_contexts"))
+    return Net("tls", *request.getfixturevalue("tls_pair"))
 
 
 @pytest.fixture
@@ -62,5 +58,5 @@ def tcp() -> Net:
 
 
 @pytest.fixture
-def tls(tls_contexts) -> Net:
-    return Net("tls", *tls_contexts)
+def tls(tls_pair) -> Net:
+    return Net("tls", *tls_pair)

@@ -20,30 +20,13 @@ from websockets.extensions.permessage_deflate import (
 
 from picows import WSError, WSMsgType, ws_connect
 
-from .helpers import (
-    accept_for,
-    client_frame,
-    close_writer,
-    connect,
-    raw_server,
-    read_frame,
-    serve,
-    wait_for,
-)
+from tests.support import (client_frame, close_writer, connect, expected_accept, raw_server,
+    read_frame, serve, text_payload, wait_for)
+
 
 PMD = "permessage-deflate"
 TAIL = b"\x00\x00\xff\xff"
 SIZES = [0, 1, 125, 126, 65536, 1 << 20]
-
-
-def text_payload(size: int) -> bytes:
-    """ASCII words: valid UTF-8 at any length, and compressible."""
-    words = [b"alpha", b"beta", b"gamma", b"delta", b"epsilon", b"zeta", b"eta"]
-    rnd = random.Random(size)
-    out = bytearray()
-    while len(out) < size:
-        out += rnd.choice(words) + b" "
-    return bytes(out[:size])
 
 
 def binary_payload(size: int) -> bytes:
@@ -159,7 +142,7 @@ async def raw_client(net, port: int, offer: bytes | None) -> AsyncIterator[tuple
         assert lines[0].startswith("HTTP/1.1 101"), head
         headers = {k.strip().lower(): v.strip()
                    for k, _, v in (line.partition(":") for line in lines[1:] if line)}
-        assert headers["sec-websocket-accept"] == accept_for(key)
+        assert headers["sec-websocket-accept"] == expected_accept(key)
         yield reader, writer, headers
     finally:
         await close_writer(writer)
@@ -242,7 +225,7 @@ async def answer_with(net, extensions: bytes | None, on_request=None):
         ext = b"" if extensions is None else b"Sec-WebSocket-Extensions: " + extensions + b"\r\n"
         writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-                     + accept_for(key).encode() + b"\r\n" + ext + b"\r\n")
+                     + expected_accept(key).encode() + b"\r\n" + ext + b"\r\n")
         await writer.drain()
         await reader.read()  # until the client goes away
 
@@ -286,7 +269,7 @@ async def test_wire_format_client(net):
                if line.lower().startswith(b"sec-websocket-key:")][0]
         writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                      b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-                     + accept_for(key.decode()).encode()
+                     + expected_accept(key.decode()).encode()
                      + b"\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
         inflater = zlib.decompressobj(-15)
         for _ in range(3):
@@ -365,19 +348,23 @@ MESSAGES = [
 ]
 
 
-# Agreements with websockets: None is websockets' default for compression="deflate".
-CLIENT_SIDE_AGREEMENTS = {
+# Agreements with websockets, as parameters of its extension factories (the
+# client's offer or the server's policy); None: websockets' default for
+# compression="deflate".
+AGREEMENTS = {
     "default": None,
     "server-nct": dict(server_no_context_takeover=True),
     "client-nct": dict(client_no_context_takeover=True),
     "server-bits-9": dict(server_max_window_bits=9),
+    "server-bits-10": dict(server_max_window_bits=10),
+    "client-bits-9": dict(client_max_window_bits=9),
     "client-bits-10": dict(client_max_window_bits=10),
 }
 
 
-@pytest.mark.parametrize("agreement", list(CLIENT_SIDE_AGREEMENTS))
+@pytest.mark.parametrize("agreement", list(AGREEMENTS))
 async def test_picows_server_websockets_client(net, agreement):
-    params = CLIENT_SIDE_AGREEMENTS[agreement]
+    params = AGREEMENTS[agreement]
     kwargs = {} if params is None else {
         "extensions": [ClientPerMessageDeflateFactory(**params)]}
     async with serve(net, enable_compression=True) as server, \
@@ -399,18 +386,9 @@ async def test_picows_server_websockets_client(net, agreement):
         assert await wait_for(ws.recv()) == b"\x00" * 1000 + b"\x01" * 1000
 
 
-SERVER_SIDE_AGREEMENTS = {
-    "default": None,
-    "server-nct": dict(server_no_context_takeover=True),
-    "client-nct": dict(client_no_context_takeover=True),
-    "server-bits-10": dict(server_max_window_bits=10),
-    "client-bits-9": dict(client_max_window_bits=9),
-}
-
-
-@pytest.mark.parametrize("agreement", list(SERVER_SIDE_AGREEMENTS))
+@pytest.mark.parametrize("agreement", list(AGREEMENTS))
 async def test_picows_client_websockets_server(net, agreement):
-    params = SERVER_SIDE_AGREEMENTS[agreement]
+    params = AGREEMENTS[agreement]
     kwargs = {} if params is None else {
         "extensions": [ServerPerMessageDeflateFactory(**params)]}
     async with websockets_server(net, **kwargs) as peer, \

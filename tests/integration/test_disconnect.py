@@ -10,14 +10,13 @@ import pytest
 
 from picows import WSCloseCode, WSMsgType, ws_connect
 
-from .helpers import (RecordingListener, close_writer, connect, raw_handshake,
-                      read_server_frame, serve, wait_for)
+from tests.support import (RecordingListener, close_writer, connect, raw_handshake, read_frame,
+    serve, wait_for)
 
 
 async def test_client_disconnect(net):
     async with serve(net) as server, connect(net, server.url()) as (transport, client):
-        server_listener = await server.next_listener()
-        await wait_for(server_listener.connected)
+        server_listener, _ = await server.next_connected()
         transport.disconnect()
         transport.disconnect()  # idempotent
         assert await wait_for(transport.wait_disconnected()) is None
@@ -36,8 +35,7 @@ async def test_client_disconnect(net):
 
 async def test_server_disconnect(net):
     async with serve(net) as server, connect(net, server.url()) as (transport, client):
-        server_listener = await server.next_listener()
-        server_transport = await wait_for(server_listener.connected)
+        server_listener, server_transport = await server.next_connected()
         server_transport.disconnect()
         await wait_for(server_transport.wait_disconnected())
         await wait_for(transport.wait_disconnected())
@@ -58,8 +56,7 @@ async def test_disconnect_flushes_pending_data(net):
     """Data sent right before disconnect() still reaches the peer."""
     payload = b"last words" * 10000
     async with serve(net) as server, connect(net, server.url()) as (transport, client):
-        server_listener = await server.next_listener()
-        await wait_for(server_listener.connected)
+        server_listener, _ = await server.next_connected()
         server_listener.transport.send(WSMsgType.BINARY, payload)
         server_listener.transport.send_close(WSCloseCode.GOING_AWAY, b"bye")
         server_listener.transport.disconnect()
@@ -74,8 +71,7 @@ async def test_peer_vanishes(net):
     """A raw peer closing its socket without a CLOSE frame."""
     async with serve(net) as server:
         _, writer = await raw_handshake(net, server.port)
-        server_listener = await server.next_listener()
-        await wait_for(server_listener.connected)
+        server_listener, _ = await server.next_connected()
         writer.transport.abort()
         await close_writer(writer)
         await wait_for(server_listener.transport.wait_disconnected())
@@ -87,12 +83,10 @@ async def test_server_close_while_connected(net):
     async with serve(net) as server:
         transport, client = await wait_for(ws_connect(RecordingListener, server.url(),
                                                          **net.client_kwargs()))
-        server_listener = await server.next_listener()
-        await wait_for(server_listener.connected)
+        server_listener, _ = await server.next_connected()
     # serve() disconnected every server-side connection on exit.
     await wait_for(transport.wait_disconnected())
     assert client.disconnected_calls == 1
-
 
 
 async def test_nothing_sent_after_disconnect(net, caplog):
@@ -100,14 +94,13 @@ async def test_nothing_sent_after_disconnect(net, caplog):
     and not through the closing transport (which would log warnings)."""
     async with serve(net) as server:
         reader, writer = await raw_handshake(net, server.port)
-        server_listener = await server.next_listener()
-        server_transport = await wait_for(server_listener.connected)
+        server_listener, server_transport = await server.next_connected()
         server_transport.send(WSMsgType.BINARY, b"before")
         server_transport.disconnect()
         for _ in range(10):
             server_transport.send(WSMsgType.BINARY, b"after")
         server_transport.send_ping(b"ping")
-        assert await read_server_frame(reader) == (True, WSMsgType.BINARY, b"before")
+        assert await read_frame(reader) == (True, WSMsgType.BINARY, b"before")
         assert await wait_for(reader.read()) == b""
         await wait_for(server_transport.wait_disconnected())
         await close_writer(writer)

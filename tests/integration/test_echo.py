@@ -8,7 +8,8 @@ import pytest
 
 from picows import WSCloseCode, WSMsgType
 
-from .helpers import connect, pattern, raw_accept, raw_server, read_frame, serve, wait_for
+from tests.support import connect, pattern, raw_accept, raw_server, read_frame, serve, wait_for
+
 
 # Payload lengths around the 7-bit / 16-bit / 64-bit length encodings
 # (RFC 6455 section 5.2) and a couple of larger reads.
@@ -138,40 +139,28 @@ async def test_ping_gets_auto_pong(net, payload):
     assert pong.payload == (payload or b"")
 
 
-async def test_client_close_handshake(net):
-    """Client sends CLOSE; the server sees it, answers it and both sides end."""
+@pytest.mark.parametrize("initiator, code, reason", [
+    ("client", WSCloseCode.GOING_AWAY, b"bye"),
+    ("server", WSCloseCode.POLICY_VIOLATION, b"go away"),
+])
+async def test_close_handshake(net, initiator, code, reason):
+    """One side sends CLOSE; the other sees it, answers it, and both sides end."""
     async with serve(net) as server, connect(net, server.url()) as (transport, client):
-        server_listener = await server.next_listener()
-        await wait_for(server_listener.connected)
-        transport.send_close(WSCloseCode.GOING_AWAY, b"bye")
-        received = await server_listener.next_of(WSMsgType.CLOSE)
-        reply = await client.next_of(WSMsgType.CLOSE)
+        server_listener, server_transport = await server.next_connected()
+        sides = [(transport, client), (server_transport, server_listener)]
+        if initiator == "server":
+            sides.reverse()
+        (closer, closer_listener), (_, peer_listener) = sides
+        closer.send_close(code, reason)
+        received = await peer_listener.next_of(WSMsgType.CLOSE)
+        reply = await closer_listener.next_of(WSMsgType.CLOSE)
         await wait_for(client.disconnected)
         await wait_for(server_listener.disconnected)
         await wait_for(transport.wait_disconnected())
-        await wait_for(server_listener.transport.wait_disconnected())
-    assert received.close_code == WSCloseCode.GOING_AWAY
-    assert received.close_message == b"bye"
-    assert reply.msg_type == WSMsgType.CLOSE
-    assert client.disconnected_calls == 1
-    assert server_listener.disconnected_calls == 1
-
-
-async def test_server_close_handshake(net):
-    """Server sends CLOSE; the client answers and the connection ends."""
-    async with serve(net) as server, connect(net, server.url()) as (transport, client):
-        server_listener = await server.next_listener()
-        server_transport = await wait_for(server_listener.connected)
-        server_transport.send_close(WSCloseCode.POLICY_VIOLATION, b"go away")
-        received = await client.next_of(WSMsgType.CLOSE)
-        reply = await server_listener.next_of(WSMsgType.CLOSE)
-        await wait_for(transport.wait_disconnected())
         await wait_for(server_transport.wait_disconnected())
-    assert received.close_code == WSCloseCode.POLICY_VIOLATION
-    assert received.close_message == b"go away"
+    assert (received.close_code, received.close_message) == (code, reason)
     assert reply.msg_type == WSMsgType.CLOSE
-    assert client.disconnected_calls == 1
-    assert server_listener.disconnected_calls == 1
+    assert (client.disconnected_calls, server_listener.disconnected_calls) == (1, 1)
 
 
 @pytest.mark.parametrize("side", ["server", "client"])

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from .helpers import serve, wait_for
+from tests.support import serve, wait_for
+
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples"

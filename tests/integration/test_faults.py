@@ -21,24 +21,10 @@ import pytest
 
 from picows import WSCloseCode, WSError, WSListener, WSMsgType, ws_connect
 
-from .helpers import (
-    TIMEOUT,
-    EchoListener,
-    RecordingListener,
-    accept_for,
-    client_frame,
-    close_payload,
-    close_writer,
-    connect,
-    pattern,
-    raw_handshake,
-    read_frame,
-    read_server_frame,
-    serve,
-    server_frame,
-    upgrade_request,
-    wait_for,
-)
+from tests.support import (TIMEOUT, EchoListener, RecordingListener, client_frame, client_upgrade,
+    close_payload, close_writer, connect, expected_accept, head_headers, pattern, raw_handshake,
+    raw_server, read_frame, serve, server_frame, switching_response, wait_for)
+
 
 REPEAT = 100
 # Where the fault comes: the bytes the peer sends first, by parser state.
@@ -111,15 +97,15 @@ async def _faulty_client(net, port: int, state: str, kind: str) -> None:
     reader, writer = await wait_for(asyncio.open_connection(
         "127.0.0.1", port, **net.raw_kwargs()))
     try:
-        request, key = upgrade_request("/closing" if state == "closing" else "/")
+        request, key = client_upgrade("/closing" if state == "closing" else "/")
         if state == "handshake":
             writer.write(request[:len(request) // 2])
         else:
             writer.write(request)
             head = await wait_for(reader.readuntil(b"\r\n\r\n"))
-            assert accept_for(key).encode() in head
+            assert expected_accept(key).encode() in head
             if state == "closing":
-                assert (await wait_for(read_server_frame(reader)))[1] == WSMsgType.CLOSE
+                assert (await wait_for(read_frame(reader)))[1] == WSMsgType.CLOSE
             else:
                 writer.write(partial_frame(state, masked=True))
         await writer.drain()
@@ -176,22 +162,10 @@ class CloseOnConnectClient(RecordingListener):
 
 @contextlib.asynccontextmanager
 async def faulty_server(net, state: str, kind: str):
-    writers: list[asyncio.StreamWriter] = []
-    tasks: list[asyncio.Task] = []
-
     async def handler(reader, writer):
-        writers.append(writer)
-        tasks.append(asyncio.current_task())
         try:
             head = await reader.readuntil(b"\r\n\r\n")
-            key = ""
-            for line in head.decode("latin-1").split("\r\n")[1:]:
-                name, _, value = line.partition(":")
-                if name.strip().lower() == "sec-websocket-key":
-                    key = value.strip()
-            response = ("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                        "Connection: Upgrade\r\n"
-                        f"Sec-WebSocket-Accept: {accept_for(key)}\r\n\r\n").encode()
+            response = switching_response(head_headers(head)[1].get("sec-websocket-key", ""))
             if state == "handshake":
                 writer.write(response[:len(response) // 2])
             elif state == "closing":
@@ -205,19 +179,8 @@ async def faulty_server(net, state: str, kind: str):
         finally:
             fault(writer, kind)
 
-    server = await asyncio.start_server(handler, "127.0.0.1", 0, backlog=REPEAT * 2,
-                                        **net.raw_server_kwargs())
-    try:
-        yield server.sockets[0].getsockname()[1]
-    finally:
-        server.close()
-        if tasks:
-            for result in await wait_for(asyncio.gather(*tasks, return_exceptions=True)):
-                if isinstance(result, BaseException):
-                    raise result
-        for writer in writers:
-            await close_writer(writer)
-        await wait_for(server.wait_closed())
+    async with raw_server(net, handler, backlog=REPEAT * 2) as port:
+        yield port
 
 
 async def _faulty_connect(net, port: int, state: str):
@@ -327,7 +290,7 @@ async def test_server_listener_raising_in_on_ws_connected(net, caplog,
     async with serve(net, _route, disconnect_on_exception=disconnect_on_exception) as server:
         reader, writer = await raw_handshake(net, server.port, "/raise-everywhere")
         try:
-            _, opcode, payload = await wait_for(read_server_frame(reader))
+            _, opcode, payload = await wait_for(read_frame(reader))
             assert opcode == WSMsgType.CLOSE
             assert struct.unpack("!H", payload[:2])[0] == WSCloseCode.INTERNAL_ERROR
             writer.write(client_frame(WSMsgType.CLOSE, payload[:2]))
@@ -353,11 +316,11 @@ async def test_server_listener_raising_in_every_other_callback(net, caplog):
             await wait_for(_until(lambda: listener.calls.get("pause_writing")))
             frames = []
             while len(frames) < 64:
-                frames.append(await wait_for(read_server_frame(reader)))
+                frames.append(await wait_for(read_frame(reader)))
             assert all(f == (True, WSMsgType.BINARY, pattern(65536)) for f in frames)
             await wait_for(_until(lambda: listener.calls.get("resume_writing")))
             writer.write(client_frame(WSMsgType.TEXT, b"raise"))
-            _, opcode, payload = await wait_for(read_server_frame(reader))
+            _, opcode, payload = await wait_for(read_frame(reader))
             assert opcode == WSMsgType.CLOSE
             assert struct.unpack("!H", payload[:2])[0] == WSCloseCode.INTERNAL_ERROR
             writer.write(client_frame(WSMsgType.CLOSE, payload[:2]))
@@ -379,11 +342,11 @@ async def test_server_listener_raising_kept_connected(net):
         try:
             listener = await server.next_listener()
             for _ in range(64):
-                await wait_for(read_server_frame(reader))
+                await wait_for(read_frame(reader))
             for i in range(3):
                 writer.write(client_frame(WSMsgType.TEXT, b"raise %d" % i))
             writer.write(client_frame(WSMsgType.PING, b"alive?"))
-            assert await wait_for(read_server_frame(reader)) == (True, WSMsgType.PONG,
+            assert await wait_for(read_frame(reader)) == (True, WSMsgType.PONG,
                                                                  b"alive?")
             assert listener.calls["on_ws_frame"] == 4  # the PING too
         finally:
@@ -401,7 +364,7 @@ async def test_factory_raising_is_500_and_server_goes_on(net):
     async with serve(net, route) as server:
         reader, writer = await wait_for(asyncio.open_connection(
             "127.0.0.1", server.port, **net.raw_kwargs()))
-        request, _ = upgrade_request("/broken")
+        request, _ = client_upgrade("/broken")
         writer.write(request)
         head = await wait_for(reader.readuntil(b"\r\n\r\n"))
         await close_writer(writer)

@@ -10,15 +10,9 @@ from __future__ import annotations
 
 from picows import WSMsgType
 
-from .helpers import (
-    RecordingListener,
-    close_writer,
-    pattern,
-    raw_handshake,
-    read_server_frame,
-    serve,
-    wait_for,
-)
+from tests.support import (RecordingListener, close_writer, pattern, raw_handshake, read_frame,
+    serve, wait_for)
+
 
 CHUNK = 64 * 1024
 MAX_BYTES = 256 * 1024 * 1024  # the kernel buffers a few MiB; this means "never paused"
@@ -66,8 +60,7 @@ async def test_pause_and_resume_writing(net):
     async with serve(net, lambda request: Flooder()) as server:
         reader, writer = await raw_handshake(net, server.port, limit=4096)
         try:
-            flooder = await server.next_listener()
-            await wait_for(flooder.connected)
+            flooder, _ = await server.next_connected()
             # Whenever this coroutine runs, the flooder has sent until paused.
             assert flooder.pause_calls >= 1, "pause_writing was never called"
             assert flooder.paused
@@ -76,7 +69,7 @@ async def test_pause_and_resume_writing(net):
             flooder.draining = True
             received = 0
             while True:
-                fin, opcode, payload = await wait_for(read_server_frame(reader))
+                fin, opcode, payload = await wait_for(read_frame(reader))
                 assert fin
                 if opcode == WSMsgType.TEXT:
                     break

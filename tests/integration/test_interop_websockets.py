@@ -14,7 +14,8 @@ from websockets.exceptions import ConnectionClosed
 
 from picows import WSCloseCode, WSMsgType
 
-from .helpers import EchoListener, RecordingListener, connect, pattern, serve, wait_for
+from tests.support import EchoListener, RecordingListener, connect, pattern, serve, wait_for
+
 
 SIZES = [0, 125, 126, 65535, 65536, 1 << 20]
 
@@ -282,8 +283,7 @@ async def test_server_auto_pong(net):
 
 async def test_server_ping_gets_pong(net):
     async with serve(net) as server, websockets_client(net, server.url()) as ws:
-        listener = await server.next_listener()
-        transport = await wait_for(listener.connected)
+        listener, transport = await server.next_connected()
         transport.send_ping(b"from picows")
         await ws.send("after ping")  # keeps websockets reading
         assert await wait_for(ws.recv()) == "after ping"
@@ -296,8 +296,7 @@ async def test_server_ping_gets_pong(net):
 async def test_websockets_client_close(net, code, reason):
     async with serve(net) as server:
         async with websockets_client(net, server.url()) as ws:
-            listener = await server.next_listener()
-            await wait_for(listener.connected)
+            listener, _ = await server.next_connected()
             await wait_for(ws.close(code, reason))
             # The server answered the CLOSE: the close handshake completed.
             assert ws.protocol.close_rcvd is not None
@@ -313,8 +312,7 @@ async def test_websockets_client_close(net, code, reason):
                                           (WSCloseCode.TRY_AGAIN_LATER, b"later")])
 async def test_server_close_code_reaches_websockets(net, code, reason):
     async with serve(net) as server, websockets_client(net, server.url()) as ws:
-        listener = await server.next_listener()
-        transport = await wait_for(listener.connected)
+        listener, transport = await server.next_connected()
         transport.send_close(code, reason)
         with pytest.raises(ConnectionClosed) as info:
             await wait_for(ws.recv())

@@ -4,7 +4,9 @@ WSTransport.measure_roundtrip_time.
 
 The documented behaviour: after ``auto_ping_idle_timeout`` seconds without
 incoming data, a PING; no PONG within ``auto_ping_reply_timeout`` seconds,
-disconnect. Anything received counts as activity.
+CLOSE 1011 "keepalive ping timeout" and disconnect. Anything received counts
+as activity. Strategies and application-level pings:
+test_keepalive_strategies.py.
 """
 from __future__ import annotations
 
@@ -15,21 +17,9 @@ import pytest
 
 from picows import WSError, WSMsgType
 
-from .helpers import (
-    TIMEOUT,
-    RecordingListener,
-    client_frame,
-    close_writer,
-    connect,
-    raw_accept,
-    raw_handshake,
-    raw_server,
-    read_frame,
-    read_server_frame,
-    serve,
-    server_frame,
-    wait_for,
-)
+from tests.support import (TIMEOUT, RecordingListener, client_frame, close_writer, connect,
+    raw_accept, raw_handshake, raw_server, read_frame, serve, server_frame, wait_for)
+
 
 IDLE = 0.3
 REPLY = 0.3
@@ -47,14 +37,17 @@ async def test_server_pings_an_idle_client_and_drops_a_silent_one(net):
             listener = await server.next_listener()
             started = time.monotonic()
             # Idle: a PING after IDLE seconds; the answer keeps the connection.
-            assert await wait_for(read_server_frame(reader)) == (True, WSMsgType.PING, b"")
+            assert await wait_for(read_frame(reader)) == (True, WSMsgType.PING, b"")
             assert IDLE * 0.8 <= _since(started) < TIMEOUT / 2
             writer.write(client_frame(WSMsgType.PONG))
             answered = time.monotonic()
-            # Idle again: another PING; this time no PONG, so a disconnect.
-            assert await wait_for(read_server_frame(reader)) == (True, WSMsgType.PING, b"")
+            # Idle again: another PING; this time no PONG, so CLOSE 1011 and
+            # a disconnect.
+            assert await wait_for(read_frame(reader)) == (True, WSMsgType.PING, b"")
             assert IDLE * 0.8 <= _since(answered) < TIMEOUT / 2
             pinged = time.monotonic()
+            assert await wait_for(read_frame(reader)) == (
+                True, WSMsgType.CLOSE, (1011).to_bytes(2, "big") + b"keepalive ping timeout")
             assert await wait_for(reader.read()) == b""
             assert REPLY * 0.8 <= _since(pinged) < TIMEOUT / 2
             await wait_for(listener.disconnected)
@@ -76,9 +69,9 @@ async def test_incoming_data_defers_the_ping(net):
                 writer.write(client_frame(WSMsgType.BINARY, b"busy"))
                 last_sent = time.monotonic()
                 # The echo, never a PING.
-                assert await wait_for(read_server_frame(reader)) == (True, WSMsgType.BINARY,
+                assert await wait_for(read_frame(reader)) == (True, WSMsgType.BINARY,
                                                                      b"busy")
-            assert await wait_for(read_server_frame(reader)) == (True, WSMsgType.PING, b"")
+            assert await wait_for(read_frame(reader)) == (True, WSMsgType.PING, b"")
             assert IDLE * 0.8 <= _since(last_sent) < TIMEOUT / 2
             writer.write(client_frame(WSMsgType.PONG))
         finally:
@@ -103,11 +96,13 @@ async def test_client_keepalive_against_a_ponging_server(net):
 
 async def test_client_drops_a_server_that_never_pongs(net):
     pinged = asyncio.get_running_loop().create_future()
+    closed = asyncio.get_running_loop().create_future()
 
     async def no_pong(reader, writer):
         await raw_accept(reader, writer)
         _, opcode, _ = await read_frame(reader, masked=True)
         pinged.set_result((opcode, time.monotonic()))
+        closed.set_result(await read_frame(reader, masked=True))
         await reader.read()
 
     async with raw_server(net, no_pong) as port:
@@ -120,6 +115,8 @@ async def test_client_drops_a_server_that_never_pongs(net):
             assert IDLE * 0.8 <= ping_time - started < TIMEOUT / 2
             await wait_for(transport.wait_disconnected())
             assert REPLY * 0.8 <= _since(ping_time) < TIMEOUT / 2
+            assert await wait_for(closed) == (
+                True, WSMsgType.CLOSE, (1011).to_bytes(2, "big") + b"keepalive ping timeout")
     assert client.disconnected_calls == 1
 
 
@@ -128,7 +125,7 @@ async def test_server_keepalive_off_by_default(tcp):
         reader, writer = await raw_handshake(tcp, server.port)
         try:
             with pytest.raises(asyncio.TimeoutError):
-                await asyncio.wait_for(read_server_frame(reader), 0.5)
+                await asyncio.wait_for(read_frame(reader), 0.5)
         finally:
             await close_writer(writer)
 
@@ -140,8 +137,7 @@ async def test_server_keepalive_off_by_default(tcp):
 @pytest.mark.parametrize("side", ["client", "server"])
 async def test_measure_roundtrip_time(net, side):
     async with serve(net) as server, connect(net, server.url()) as (transport, client):
-        server_listener = await server.next_listener()
-        server_transport = await wait_for(server_listener.connected)
+        server_listener, server_transport = await server.next_connected()
         ws, listener = (transport, client) if side == "client" else (server_transport,
                                                                       server_listener)
         rtts = await wait_for(ws.measure_roundtrip_time(5))

@@ -1,9 +1,10 @@
 """Every documented limit and timeout (docs/security.md), each with a test:
 upgrade-request size and header count, the handshake timeout (also under 500
-slow-loris clients), max_frame_size, the 125-byte control-frame limit,
-close_timeout, write backpressure and paused reading, allowed_origins.
+slow-loris clients), max_frame_size, the 125-byte control-frame limit, write
+backpressure and paused reading, allowed_origins. close_timeout is tested in
+test_close.py.
 
-Peers that misbehave are raw sockets (helpers.py); timing bounds are loose
+Peers that misbehave are raw sockets (tests/support/loopback.py); timing bounds are loose
 upper bounds (TIMEOUT / 2) plus a lower bound at 80 % of the configured
 timeout, so that a limit firing too early fails too.
 """
@@ -11,8 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-import resource
-import ssl
 import struct
 import time
 import zlib
@@ -28,43 +27,12 @@ from picows import (
 )
 from picows.handshake import MAX_HEAD_SIZE, MAX_HEADERS
 
-from .helpers import (
-    TIMEOUT,
-    RecordingListener,
-    client_frame,
-    close_writer,
-    connect,
-    pattern,
-    raw_accept,
-    raw_handshake,
-    raw_server,
-    read_frame,
-    read_server_frame,
-    serve,
-    server_frame,
-    upgrade_request,
-    wait_for,
-)
+from tests.support import (TIMEOUT, RecordingListener, check_elapsed, client_frame, client_upgrade,
+    close_writer, connect, pattern, raise_nofile, raw_accept, raw_handshake, raw_server,
+    read_frame, read_until_eof, serve, wait_for)
+
 
 SHORT = 0.3  # a configured timeout short enough for the tests
-
-
-def _check_elapsed(started: float, timeout: float) -> float:
-    elapsed = time.monotonic() - started
-    assert timeout * 0.8 <= elapsed < TIMEOUT / 2, elapsed
-    return elapsed
-
-
-async def _read_until_eof(reader: asyncio.StreamReader) -> bytes:
-    data = b""
-    try:
-        while True:
-            chunk = await reader.read(65536)
-            if not chunk:
-                return data
-            data += chunk
-    except (ConnectionError, ssl.SSLError):
-        return data
 
 
 async def _raw_exchange(net, port: int, data: bytes) -> bytes:
@@ -73,7 +41,7 @@ async def _raw_exchange(net, port: int, data: bytes) -> bytes:
         "127.0.0.1", port, **net.raw_kwargs()))
     try:
         writer.write(data)
-        return await wait_for(_read_until_eof(reader))
+        return await wait_for(read_until_eof(reader))
     finally:
         await close_writer(writer)
 
@@ -81,15 +49,6 @@ async def _raw_exchange(net, port: int, data: bytes) -> bytes:
 def _status(response: bytes) -> int:
     assert response.startswith(b"HTTP/1.1 "), response[:100]
     return int(response[9:12])
-
-
-def _raise_nofile(needed: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft >= needed:
-        return
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {needed}")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 # --------------------------------------------------------------------------
@@ -110,6 +69,7 @@ def test_documented_defaults():
         assert params["enable_auto_close"].default is True
         assert params["enable_utf8_validation"].default is True
         assert params["disconnect_on_exception"].default is True
+        assert params["read_buffer_init_size"].default == 16 * 1024
     assert inspect.signature(ws_create_server).parameters["allowed_origins"].default is None
     assert MAX_HEAD_SIZE == 16 * 1024
     assert MAX_HEADERS == 128
@@ -122,7 +82,7 @@ def test_documented_defaults():
 def _request_with(pad_headers: int = 0, total_size: int | None = None) -> bytes:
     """A valid upgrade request with `pad_headers` extra header lines, padded
     with one long header to exactly `total_size` bytes when given."""
-    base, _ = upgrade_request("/")
+    base, _ = client_upgrade("/")
     head = base[:-2] + b"".join(b"X-Pad-%d: p\r\n" % i for i in range(pad_headers))
     if total_size is not None:
         filler = total_size - len(head) - len(b"X-Long: \r\n\r\n")
@@ -160,7 +120,7 @@ async def test_endless_request_head_is_cut_at_16kib(net):
         started = time.monotonic()
         try:
             writer.write(b"GET / HTTP/1.1\r\nX-Endless: " + b"a" * (MAX_HEAD_SIZE + 100))
-            response = await wait_for(_read_until_eof(reader))
+            response = await wait_for(read_until_eof(reader))
         finally:
             await close_writer(writer)
     assert _status(response) == 431, response[:200]
@@ -189,12 +149,12 @@ async def test_upgrade_request_header_count_limit(net, headers, status):
 async def test_trickling_handshake_is_dropped_after_the_timeout(net):
     """The timeout bounds the whole handshake: a client that keeps sending a
     byte every 50 ms but never finishes is still dropped after it."""
-    request, _ = upgrade_request("/")
+    request, _ = client_upgrade("/")
     async with serve(net, websocket_handshake_timeout=SHORT) as server:
         reader, writer = await wait_for(asyncio.open_connection(
             "127.0.0.1", server.port, **net.raw_kwargs()))
         started = time.monotonic()
-        eof = asyncio.ensure_future(_read_until_eof(reader))
+        eof = asyncio.ensure_future(read_until_eof(reader))
         try:
             for byte in request[:-1]:
                 if eof.done() or time.monotonic() - started > TIMEOUT / 2:
@@ -202,7 +162,7 @@ async def test_trickling_handshake_is_dropped_after_the_timeout(net):
                 writer.write(bytes([byte]))
                 await asyncio.wait([eof], timeout=0.05)
             response = await wait_for(eof)
-            _check_elapsed(started, SHORT)
+            check_elapsed(started, SHORT)
         finally:
             eof.cancel()
             await close_writer(writer)
@@ -221,7 +181,7 @@ async def test_client_handshake_timeout(net):
             await wait_for(ws_connect(RecordingListener, f"{net.scheme}://127.0.0.1:{port}/",
                                       websocket_handshake_timeout=SHORT,
                                       **net.client_kwargs()))
-        _check_elapsed(started, SHORT)
+        check_elapsed(started, SHORT)
 
 
 SLOW_CLIENTS = 500
@@ -231,9 +191,9 @@ async def test_slow_handshakes_do_not_block_others(tcp):
     """500 half-open handshakes sending one byte a second: a normal client
     still connects and echoes within 1 s, and the slow ones are dropped by
     the handshake timeout."""
-    _raise_nofile(4 * SLOW_CLIENTS + 256)
+    raise_nofile(4 * SLOW_CLIENTS + 256)
     handshake_timeout = 2.5
-    request, _ = upgrade_request("/")
+    request, _ = client_upgrade("/")
     async with serve(tcp, websocket_handshake_timeout=handshake_timeout,
                      backlog=SLOW_CLIENTS + 100) as server:
         conns: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
@@ -271,8 +231,8 @@ async def test_slow_handshakes_do_not_block_others(tcp):
             assert max(timings) < 1.0, timings
             # Every slow connection is dropped once its handshake times out.
             eofs = await wait_for(asyncio.gather(*[
-                _read_until_eof(reader) for reader, _ in conns]), TIMEOUT + handshake_timeout)
-            _check_elapsed(started, handshake_timeout)
+                read_until_eof(reader) for reader, _ in conns]), TIMEOUT + handshake_timeout)
+            check_elapsed(started, handshake_timeout)
             assert all(data == b"" for data in eofs)
         finally:
             stop.set()
@@ -294,7 +254,7 @@ async def test_server_max_frame_size(net, size, expected):
         reader, writer = await raw_handshake(net, server.port)
         try:
             writer.write(client_frame(WSMsgType.BINARY, pattern(size)))
-            _, opcode, payload = await wait_for(read_server_frame(reader))
+            _, opcode, payload = await wait_for(read_frame(reader))
         finally:
             await close_writer(writer)
     if expected == "echo":
@@ -312,7 +272,7 @@ async def test_default_max_frame_size_checked_before_the_payload(net):
         try:
             n = 10 * 1024 * 1024 + 1
             writer.write(bytes([0x82, 0x80 | 127]) + struct.pack("!Q", n) + b"mask")
-            _, opcode, payload = await wait_for(read_server_frame(reader))
+            _, opcode, payload = await wait_for(read_frame(reader))
         finally:
             await close_writer(writer)
     assert opcode == WSMsgType.CLOSE
@@ -323,8 +283,7 @@ async def test_default_max_frame_size_checked_before_the_payload(net):
 async def test_client_max_frame_size(net, size, expected):
     async with serve(net) as server, connect(net, server.url(),
                                              max_frame_size=LIMIT) as (transport, client):
-        server_listener = await server.next_listener()
-        server_transport = await wait_for(server_listener.connected)
+        server_listener, server_transport = await server.next_connected()
         server_transport.send(WSMsgType.BINARY, pattern(size))
         if expected == "frame":
             frame = await client.next_frame()
@@ -361,7 +320,7 @@ async def _deflate_exchange(net, frame: bytes, **server_kwargs):
         reader, writer = await wait_for(asyncio.open_connection(
             "127.0.0.1", server.port, **net.raw_kwargs()))
         try:
-            request, _ = upgrade_request("/")
+            request, _ = client_upgrade("/")
             writer.write(request[:-2] + b"Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
             head = await wait_for(reader.readuntil(b"\r\n\r\n"))
             assert b"permessage-deflate" in head, head
@@ -423,10 +382,10 @@ async def test_control_frame_limit_incoming(net):
         reader, writer = await raw_handshake(net, server.port)
         try:
             writer.write(client_frame(WSMsgType.PING, b"p" * 125))
-            assert await wait_for(read_server_frame(reader)) == (True, WSMsgType.PONG,
+            assert await wait_for(read_frame(reader)) == (True, WSMsgType.PONG,
                                                                   b"p" * 125)
             writer.write(client_frame(WSMsgType.PING, b"p" * 126))
-            _, opcode, payload = await wait_for(read_server_frame(reader))
+            _, opcode, payload = await wait_for(read_frame(reader))
         finally:
             await close_writer(writer)
     assert opcode == WSMsgType.CLOSE
@@ -448,121 +407,6 @@ async def test_control_frame_limit_outgoing(net):
         close = await client.next_of(WSMsgType.CLOSE)
         assert close.close_code == WSCloseCode.OK
         await wait_for(transport.wait_disconnected())
-
-
-# --------------------------------------------------------------------------
-# close_timeout
-
-
-async def test_server_close_timeout_peer_never_answers(net):
-    """The server sends CLOSE; the client neither answers nor closes TCP."""
-    async with serve(net, close_timeout=SHORT) as server:
-        reader, writer = await raw_handshake(net, server.port)
-        try:
-            listener = await server.next_listener()
-            transport = await wait_for(listener.connected)
-            started = time.monotonic()
-            transport.send_close(WSCloseCode.GOING_AWAY)
-            assert (await wait_for(read_server_frame(reader)))[1] == WSMsgType.CLOSE
-            await wait_for(listener.disconnected)
-            _check_elapsed(started, SHORT)
-            assert await wait_for(_read_until_eof(reader)) == b""
-        finally:
-            await close_writer(writer)
-    assert listener.disconnected_calls == 1
-
-
-async def test_client_close_timeout_server_keeps_tcp_open(net):
-    """The server answers CLOSE but never closes TCP, as RFC 6455 7.1.1 says it
-    should: the client gives up after close_timeout."""
-    async def answer_but_stay(reader, writer):
-        await raw_accept(reader, writer)
-        _, opcode, payload = await read_frame(reader, masked=True)
-        assert opcode == WSMsgType.CLOSE
-        writer.write(server_frame(WSMsgType.CLOSE, payload))
-        await reader.read()
-
-    async with raw_server(net, answer_but_stay) as port, \
-            connect(net, f"{net.scheme}://127.0.0.1:{port}/",
-                    close_timeout=SHORT) as (transport, client):
-        started = time.monotonic()
-        transport.send_close(WSCloseCode.OK)
-        assert (await client.next_of(WSMsgType.CLOSE)).close_code == WSCloseCode.OK
-        await wait_for(transport.wait_disconnected())
-        _check_elapsed(started, SHORT)
-    assert client.disconnected_calls == 1
-
-
-async def test_client_close_timeout_after_answering_the_server(net):
-    """The server sends CLOSE, the client answers it, and the server never
-    closes TCP: the client disconnects after close_timeout."""
-    answered = asyncio.get_running_loop().create_future()
-
-    async def close_but_stay(reader, writer):
-        await raw_accept(reader, writer)
-        writer.write(server_frame(WSMsgType.CLOSE, struct.pack("!H", 1001)))
-        answered.set_result(await read_frame(reader, masked=True))
-        await reader.read()
-
-    async with raw_server(net, close_but_stay) as port, \
-            connect(net, f"{net.scheme}://127.0.0.1:{port}/",
-                    close_timeout=SHORT) as (transport, client):
-        _, opcode, payload = await wait_for(answered)
-        started = time.monotonic()
-        assert (opcode, payload) == (WSMsgType.CLOSE, struct.pack("!H", 1001))
-        await wait_for(transport.wait_disconnected())
-        _check_elapsed(started, SHORT * 0.9)
-    assert client.disconnected_calls == 1
-
-
-async def test_server_failing_peer_that_never_closes(net):
-    """After a protocol error the server sends CLOSE 1002 and, on TCP,
-    half-closes and waits for the peer's CLOSE or EOF: a peer that sends
-    neither is cut off after close_timeout. TLS cannot half-close, so there
-    the server closes at once."""
-    async with serve(net, close_timeout=SHORT) as server:
-        reader, writer = await raw_handshake(net, server.port)
-        try:
-            listener = await server.next_listener()
-            started = time.monotonic()
-            writer.write(client_frame(0x3, b"reserved opcode"))
-            _, opcode, payload = await wait_for(read_server_frame(reader))
-            assert opcode == WSMsgType.CLOSE
-            assert struct.unpack("!H", payload[:2])[0] == WSCloseCode.PROTOCOL_ERROR
-            await wait_for(listener.disconnected)
-            _check_failure_close(net, started)
-            assert await wait_for(_read_until_eof(reader)) == b""
-        finally:
-            await close_writer(writer)
-
-
-def _check_failure_close(net, started: float) -> None:
-    if net.tls:
-        assert time.monotonic() - started < TIMEOUT / 2
-    else:
-        _check_elapsed(started, SHORT)
-
-
-async def test_client_failing_peer_that_never_closes(net):
-    got_close = asyncio.Event()
-
-    async def violate_then_stay(reader, writer):
-        await raw_accept(reader, writer)
-        writer.write(server_frame(0x3, b"reserved opcode"))
-        _, opcode, payload = await read_frame(reader, masked=True)
-        assert opcode == WSMsgType.CLOSE
-        assert struct.unpack("!H", payload[:2])[0] == WSCloseCode.PROTOCOL_ERROR
-        got_close.set()
-        await reader.read()
-
-    async with raw_server(net, violate_then_stay) as port:
-        started = time.monotonic()
-        async with connect(net, f"{net.scheme}://127.0.0.1:{port}/",
-                           close_timeout=SHORT) as (transport, client):
-            await wait_for(transport.wait_disconnected())
-            _check_failure_close(net, started)
-    assert got_close.is_set()
-    assert client.disconnected_calls == 1
 
 
 # --------------------------------------------------------------------------
@@ -670,8 +514,7 @@ async def test_paused_reading_keeps_frames_intact(net, paused_side):
     client_factory = PausingReader if paused_side == "client" else RecordingListener
     async with serve(net, lambda request: server_factory()) as server, \
             connect(net, server.url(), client_factory) as (transport, client):
-        server_listener = await server.next_listener()
-        server_transport = await wait_for(server_listener.connected)
+        server_listener, server_transport = await server.next_connected()
         sender, receiver = ((server_transport, client) if paused_side == "client"
                             else (transport, server_listener))
         sent = await _send_mixed(sender)
@@ -689,8 +532,7 @@ async def test_reading_paused_from_on_ws_connected(net):
 
     async with serve(net) as server, connect(net, server.url(), PausedAtStart) as (transport,
                                                                                    client):
-        server_listener = await server.next_listener()
-        server_transport = await wait_for(server_listener.connected)
+        server_listener, server_transport = await server.next_connected()
         sent = await _send_mixed(server_transport)
         await asyncio.sleep(0.2)  # nothing may arrive while paused
         assert client.drain() == []
@@ -754,7 +596,7 @@ async def test_two_origin_headers_get_403(net):
 
 
 async def test_origin_403_raw_response(tcp):
-    request, _ = upgrade_request("/")
+    request, _ = client_upgrade("/")
     request = request[:-2] + b"Origin: https://example.com.evil.org\r\n\r\n"
     async with serve(tcp, allowed_origins=ALLOWED) as server:
         response = await _raw_exchange(tcp, server.port, request)

@@ -6,7 +6,7 @@ import pytest
 
 from picows import WSCloseCode, WSMsgType
 
-from .helpers import EchoListener, RecordingListener, connect, serve, wait_for
+from tests.support import EchoListener, RecordingListener, connect, serve, wait_for
 
 
 class Boom(Exception):
@@ -69,28 +69,26 @@ async def test_client_exception_kept_connected(net):
     assert client.disconnected_calls == 1
 
 
-async def test_server_exception_disconnects(net):
-    async with serve(net, lambda request: RaisingEcho(), disconnect_on_exception=True) as server, \
+@pytest.mark.parametrize("disconnect_on_exception", [True, False])
+async def test_server_exception(net, disconnect_on_exception):
+    """on_ws_frame raising on the server: CLOSE 1011 and disconnect, or
+    nothing at all (the next frame is still echoed)."""
+    async with serve(net, lambda request: RaisingEcho(),
+                     disconnect_on_exception=disconnect_on_exception) as server, \
             connect(net, server.url()) as (transport, client):
         server_listener = await server.next_listener()
         transport.send(WSMsgType.TEXT, b"raise")
-        close = await client.next_of(WSMsgType.CLOSE)
-        await wait_for(transport.wait_disconnected())
-        await wait_for(server_listener.disconnected)
-    assert close.close_code == WSCloseCode.INTERNAL_ERROR
+        if disconnect_on_exception:
+            close = await client.next_of(WSMsgType.CLOSE)
+            assert close.close_code == WSCloseCode.INTERNAL_ERROR
+            await wait_for(transport.wait_disconnected())
+            await wait_for(server_listener.disconnected)
+        else:
+            transport.send(WSMsgType.TEXT, b"still echoed")
+            assert (await client.next_frame()).payload == b"still echoed"
+            assert not server_listener.disconnected.done()
     assert client.disconnected_calls == 1
     assert server_listener.disconnected_calls == 1
-
-
-async def test_server_exception_kept_connected(net):
-    async with serve(net, lambda request: RaisingEcho(), disconnect_on_exception=False) as server, \
-            connect(net, server.url()) as (transport, client):
-        server_listener = await server.next_listener()
-        transport.send(WSMsgType.TEXT, b"raise")
-        transport.send(WSMsgType.TEXT, b"still echoed")
-        frame = await client.next_frame()
-        assert frame.payload == b"still echoed"
-        assert not server_listener.disconnected.done()
 
 
 @pytest.mark.parametrize("disconnect_on_exception", [True, False])

@@ -33,6 +33,9 @@ import pytest
 import picows
 from picows import WSCloseCode, WSListener, WSMsgType, ws_connect
 
+from tests.support import raise_nofile
+
+
 try:
     import uvloop  # noqa: F401
     LOOP = "uvloop"
@@ -90,15 +93,6 @@ SERVER = textwrap.dedent("""
         uvloop.install()
     asyncio.run(main())
 """)
-
-
-def _raise_nofile(needed: int) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft >= needed:
-        return
-    if hard != resource.RLIM_INFINITY and hard < needed:
-        pytest.skip(f"RLIMIT_NOFILE hard limit {hard} < {needed}")
-    resource.setrlimit(resource.RLIMIT_NOFILE, (needed, hard))
 
 
 def _proc_status(pid: int, field: str) -> int:
@@ -220,7 +214,7 @@ def stats_seq(message: bytes) -> int:
 
 
 async def test_2000_connections_echo(capsys):
-    _raise_nofile(2 * CONNECTIONS + 512)
+    raise_nofile(2 * CONNECTIONS + 512)
     # The child imports the same picows as this process (built in place, or
     # installed by tox), never the sources in the working directory.
     picows_root = str(Path(picows.__file__).parents[1])
@@ -296,6 +290,5 @@ async def _sample_rss(pid: int, peak: dict) -> None:
     while True:
         peak["server"] = max(peak["server"], _proc_status(pid, "VmRSS"))
         await asyncio.sleep(0.5)
-
 
 

@@ -7,7 +7,8 @@ import pytest
 
 from picows import WSCloseCode, WSError, WSListener, WSMsgType, ws_connect
 
-from .helpers import RecordingListener, connect, serve, wait_for
+from tests.support import RecordingListener, connect, serve, wait_for
+
 
 FORMATTER = logging.Formatter()
 

@@ -30,7 +30,7 @@ import pytest
 
 from picows import WSMsgType, WSParsedURL, WSProxyError, ws_connect
 
-from .helpers import Net, RecordingListener, connect, raw_server, serve, wait_for
+from tests.support import Net, RecordingListener, connect, raw_server, serve, wait_for
 
 USER = "picows-user"
 PASSWORD = "s3cr3t-Pa55"  # must appear in no message and no log line
@@ -264,8 +264,8 @@ async def test_http_connect_echo(net, tinyproxy, caplog):
         assert PASSWORD not in record.getMessage()
 
 
-async def test_https_proxy_echo(net, tinyproxy, tls_contexts):
-    server_ssl, client_ssl = tls_contexts
+async def test_https_proxy_echo(net, tinyproxy, tls_pair):
+    server_ssl, client_ssl = tls_pair
     async with tls_terminator(server_ssl, tinyproxy.port) as port:
         async with serve(net) as server:
             async with connect(net, server.url(), proxy=creds_url("https", port),
@@ -276,8 +276,8 @@ async def test_https_proxy_echo(net, tinyproxy, tls_contexts):
     assert_in_log(tinyproxy, f"CONNECT 127.0.0.1:{server.port} HTTP/1.1")
 
 
-async def test_https_proxy_checks_its_certificate(tcp, tinyproxy, tls_contexts):
-    server_ssl, _ = tls_contexts
+async def test_https_proxy_checks_its_certificate(tcp, tinyproxy, tls_pair):
+    server_ssl, _ = tls_pair
     async with tls_terminator(server_ssl, tinyproxy.port) as port:
         async with serve(tcp) as server:
             with pytest.raises(WSProxyError) as info:

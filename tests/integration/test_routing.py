@@ -8,7 +8,7 @@ from websockets.asyncio.client import connect as websockets_connect
 
 from picows import WSError, WSListener, WSMsgType, ws_connect
 
-from .helpers import EchoListener, RecordingListener, connect, serve, wait_for
+from tests.support import EchoListener, RecordingListener, connect, serve, wait_for
 
 
 class Greeter(RecordingListener):

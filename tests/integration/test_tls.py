@@ -24,22 +24,11 @@ import pytest
 
 from picows import WSCloseCode, WSMsgType, ws_connect, ws_create_server
 
-from .helpers import (
-    EchoListener,
-    Net,
-    RecordingListener,
-    accept_for,
-    close_writer,
-    connect,
-    pattern,
-    raw_handshake,
-    raw_server,
-    serve,
-    server_frame,
-    upgrade_request,
-    wait_for,
-)
 from .test_interop_websockets import websockets_client, websockets_server
+
+from tests.support import (EchoListener, Net, RecordingListener, client_upgrade, close_writer,
+    connect, expected_accept, pattern, raw_handshake, raw_server, serve, server_frame, wait_for)
+
 
 KIB = 1024
 MIB = 1024 * KIB
@@ -55,10 +44,6 @@ def picows_tls(transport) -> bool:
     return type(transport).__name__ == "_TLSTransport"
 
 
-async def server_side(server):
-    """The next server-side listener and its WSTransport, once connected."""
-    listener = await server.next_listener()
-    return listener, await wait_for(listener.connected)
 
 
 async def read_until_closed(reader: asyncio.StreamReader) -> tuple[bytes, str]:
@@ -82,7 +67,7 @@ async def echo_pair(net, initiator: str):
     else:
         async with serve(net, lambda request: RecordingListener()) as server, \
                 connect(net, server.url(), EchoListener):
-            listener, transport = await server_side(server)
+            listener, transport = await server.next_connected()
             yield transport, listener
 
 
@@ -125,7 +110,7 @@ class HandDrivenTLS:
     async def upgrade(self) -> None:
         """TLS handshake, then the websocket upgrade; asserts the 101."""
         await wait_for(self.handshake())
-        self.send(upgrade_request()[0])
+        self.send(client_upgrade()[0])
         head = await wait_for(self.read_until(b"\r\n\r\n"))
         assert head.startswith(b"HTTP/1.1 101"), head
 
@@ -167,6 +152,19 @@ class HandDrivenTLS:
         self.writer.close()
 
 
+@contextlib.asynccontextmanager
+async def hand_driven_client(tls, server):
+    """A client of ``server`` whose TLS and upgrade are driven by hand:
+    (peer, writer, server-side listener, server-side transport)."""
+    reader, writer = await wait_for(asyncio.open_connection("127.0.0.1", server.port))
+    try:
+        peer = HandDrivenTLS(reader, writer, tls.client_ssl, server_side=False)
+        await peer.upgrade()
+        yield (peer, writer, *await server.next_connected())
+    finally:
+        await close_writer(writer)
+
+
 # --------------------------------------------------------------------------
 # Which transport does TLS, and what it tells
 
@@ -205,7 +203,7 @@ def check_picows_tls_extra_info(tls_transport, context: ssl.SSLContext, server_p
 
 async def test_both_loops_use_picows_tls(tls):
     async with serve(tls) as server, connect(tls, server.url()) as (transport, client):
-        listener, server_transport = await server_side(server)
+        listener, server_transport = await server.next_connected()
         check_picows_tls_extra_info(transport.underlying_transport, tls.client_ssl,
                                     server.port, client_side=True)
         check_picows_tls_extra_info(server_transport.underlying_transport, tls.server_ssl,
@@ -223,7 +221,7 @@ async def test_both_loops_use_picows_tls(tls):
 async def test_picows_loop_tls_env_leaves_tls_to_asyncio(tls, monkeypatch):
     monkeypatch.setenv("PICOWS_LOOP_TLS", "1")
     async with serve(tls) as server, connect(tls, server.url()) as (transport, client):
-        _, server_transport = await server_side(server)
+        _, server_transport = await server.next_connected()
         for tls_transport in (transport.underlying_transport,
                               server_transport.underlying_transport):
             assert not picows_tls(tls_transport)
@@ -238,7 +236,7 @@ async def test_picows_loop_tls_env_leaves_tls_to_asyncio(tls, monkeypatch):
 async def test_picows_loop_tls_env_leaves_tls_to_uvloop(tls, monkeypatch):
     monkeypatch.setenv("PICOWS_LOOP_TLS", "1")
     async with serve(tls) as server, connect(tls, server.url()) as (transport, client):
-        _, server_transport = await server_side(server)
+        _, server_transport = await server.next_connected()
         for tls_transport in (transport.underlying_transport,
                               server_transport.underlying_transport):
             assert not picows_tls(tls_transport)
@@ -346,7 +344,7 @@ async def test_echo_over_tls_1_2(tls):
     client_ssl.maximum_version = ssl.TLSVersion.TLSv1_2
     tls12 = Net("tls", tls.server_ssl, client_ssl)
     async with serve(tls12) as server, connect(tls12, server.url()) as (transport, client):
-        _, server_transport = await server_side(server)
+        _, server_transport = await server.next_connected()
         for side in (transport, server_transport):
             assert side.underlying_transport.get_extra_info("ssl_object").version() == "TLSv1.2"
         for size in (10, 20 * KIB, MIB):
@@ -412,7 +410,7 @@ async def test_client_renegotiation_is_refused(tls, tcp, record_path, after):
             peer = HandDrivenTLS(reader, writer, tls12.client_ssl, server_side=False)
             await peer.upgrade()
             assert peer.sslobj.version() == "TLSv1.2"
-            listener, transport = await server_side(server)
+            listener, transport = await server.next_connected()
             check_record_path(transport)
             ssl_renegotiate(peer.sslobj)
             with pytest.raises(ssl.SSLWantReadError):
@@ -450,7 +448,7 @@ async def test_server_renegotiation_then_echo(tls, tcp, record_path):
                    if line.lower().startswith("sec-websocket-key:"))
         peer.send(("HTTP/1.1 101 Switching Protocols\r\n"
                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                   f"Sec-WebSocket-Accept: {accept_for(key)}\r\n\r\n").encode())
+                   f"Sec-WebSocket-Accept: {expected_accept(key)}\r\n\r\n").encode())
         ssl_renegotiate(peer.sslobj)
         peer.sslobj.do_handshake()  # the HelloRequest
         peer._flush()
@@ -514,7 +512,7 @@ async def test_server_renegotiation_holds_writes_until_done(tls, tcp, record_pat
                    if line.lower().startswith("sec-websocket-key:"))
         peer.send(("HTTP/1.1 101 Switching Protocols\r\n"
                    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                   f"Sec-WebSocket-Accept: {accept_for(key)}\r\n\r\n").encode())
+                   f"Sec-WebSocket-Accept: {expected_accept(key)}\r\n\r\n").encode())
         ssl_renegotiate(peer.sslobj)
         peer.sslobj.do_handshake()  # the HelloRequest
         for payload in (b"during", b"after"):
@@ -717,7 +715,7 @@ async def test_plain_tcp_client_is_dropped(tls):
     keeps serving."""
     async with serve(tls) as server:
         reader, writer = await wait_for(asyncio.open_connection("127.0.0.1", server.port))
-        writer.write(upgrade_request()[0])
+        writer.write(client_upgrade()[0])
         try:
             data, _ = await wait_for(read_until_closed(reader), FAST)
         finally:
@@ -735,18 +733,12 @@ async def test_plain_tcp_client_is_dropped(tls):
 async def test_corrupt_tls_record_drops_connection(tls):
     """After the upgrade, a record that does not decrypt: the server drops the
     connection, its listener is disconnected once, with no frame."""
-    async with serve(tls) as server:
-        reader, writer = await wait_for(asyncio.open_connection("127.0.0.1", server.port))
-        try:
-            peer = HandDrivenTLS(reader, writer, tls.client_ssl, server_side=False)
-            await peer.upgrade()
-            listener, _ = await server_side(server)
-            # application_data, TLS 1.2 on the wire, 64 bytes of noise.
-            writer.write(b"\x17\x03\x03\x00\x40" + os.urandom(64))
-            await wait_for(listener.disconnected, FAST)
-            _, ending = await wait_for(peer.read_to_end())
-        finally:
-            await close_writer(writer)
+    async with serve(tls) as server, \
+            hand_driven_client(tls, server) as (peer, writer, listener, _):
+        # application_data, TLS 1.2 on the wire, 64 bytes of noise.
+        writer.write(b"\x17\x03\x03\x00\x40" + os.urandom(64))
+        await wait_for(listener.disconnected, FAST)
+        _, ending = await wait_for(peer.read_to_end())
     assert isinstance(ending, (ssl.SSLError, ConnectionError)), repr(ending)
     assert listener.disconnected_calls == 1
     assert listener.drain() == []
@@ -759,7 +751,7 @@ async def test_corrupt_tls_record_drops_connection(tls):
 async def test_client_close_handshake(tls):
     """Client CLOSE, server CLOSE back: one on_ws_disconnected on each side."""
     async with serve(tls) as server, connect(tls, server.url()) as (transport, client):
-        listener, server_transport = await server_side(server)
+        listener, server_transport = await server.next_connected()
         transport.send_close(WSCloseCode.GOING_AWAY, b"bye")
         received = await listener.next_of(WSMsgType.CLOSE)
         reply = await client.next_of(WSMsgType.CLOSE)
@@ -776,7 +768,7 @@ async def test_server_disconnect_is_seen_by_client(tls):
     """transport.disconnect() on the server, no CLOSE: the client is
     disconnected soon, once."""
     async with serve(tls) as server, connect(tls, server.url()) as (transport, client):
-        listener, server_transport = await server_side(server)
+        listener, server_transport = await server.next_connected()
         server_transport.disconnect()
         await wait_for(client.disconnected, 1.0)
         await wait_for(transport.wait_disconnected(), 1.0)
@@ -791,7 +783,7 @@ async def test_disconnect_flushes_what_was_sent(tls):
     payload = pattern(2 * MIB)
     async with serve(tls, lambda request: RecordingListener()) as server, \
             connect(tls, server.url()) as (transport, client):
-        _, server_transport = await server_side(server)
+        _, server_transport = await server.next_connected()
         server_transport.send(WSMsgType.BINARY, payload)
         server_transport.disconnect()
         frame = await client.next_frame()
@@ -806,7 +798,7 @@ async def test_peer_ends_tls_without_websocket_close(tls, ending):
     just TCP, without a websocket CLOSE: the server listener disconnects once."""
     async with serve(tls) as server:
         reader, writer = await raw_handshake(tls, server.port)
-        listener, server_transport = await server_side(server)
+        listener, server_transport = await server.next_connected()
         started = time.monotonic()
         if ending == "close_notify":
             writer.close()
@@ -828,15 +820,9 @@ async def check_disconnect_sends_close_notify(tls, tcp, side: str) -> None:
     asyncio's and uvloop's TLS transports do when closed."""
     if side == "server":
         async with serve(tls) as server:
-            reader, writer = await wait_for(asyncio.open_connection("127.0.0.1", server.port))
-            try:
-                peer = HandDrivenTLS(reader, writer, tls.client_ssl, server_side=False)
-                await peer.upgrade()
-                listener, transport = await server_side(server)
+            async with hand_driven_client(tls, server) as (peer, _, listener, transport):
                 transport.disconnect()
                 rest, ending = await wait_for(peer.read_to_end())
-            finally:
-                await close_writer(writer)
             await wait_for(listener.disconnected)
     else:
         endings: asyncio.Queue = asyncio.Queue()
@@ -849,7 +835,7 @@ async def check_disconnect_sends_close_notify(tls, tcp, side: str) -> None:
                        if line.lower().startswith("sec-websocket-key:"))
             peer.send(("HTTP/1.1 101 Switching Protocols\r\n"
                        "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                       f"Sec-WebSocket-Accept: {accept_for(key)}\r\n\r\n").encode())
+                       f"Sec-WebSocket-Accept: {expected_accept(key)}\r\n\r\n").encode())
             endings.put_nowait(await peer.read_to_end())
             peer.close()
 
@@ -883,7 +869,7 @@ INTEROP_SIZES = [10, 20 * KIB, 200 * KIB]
 async def test_websockets_client_against_picows_tls_server(tls):
     async with serve(tls) as server:
         async with websockets_client(tls, server.url()) as ws:
-            listener, transport = await server_side(server)
+            listener, transport = await server.next_connected()
             assert picows_tls(transport.underlying_transport)
             for size in INTEROP_SIZES:
                 payload = pattern(size)
@@ -947,7 +933,7 @@ async def test_write_buffer_limits(tls):
     default would be 64 KiB), and resumed once the client reads again."""
     async with serve(tls, lambda request: PauseProbe()) as server, \
             connect(tls, server.url()) as (transport, client):
-        probe, server_transport = await server_side(server)
+        probe, server_transport = await server.next_connected()
         server_tls = server_transport.underlying_transport
         server_tls.set_write_buffer_limits(high=HIGH)
         assert server_tls.get_write_buffer_limits() == (HIGH // 4, HIGH)
@@ -980,7 +966,7 @@ async def test_pause_and_resume_reading(tls, side):
     arrives only after resume_reading()."""
     async with serve(tls, lambda request: RecordingListener()) as server, \
             connect(tls, server.url()) as (client_transport, client):
-        listener, server_transport = await server_side(server)
+        listener, server_transport = await server.next_connected()
         if side == "client":
             receiver, sender = client, server_transport
             receiving = client_transport.underlying_transport
@@ -995,7 +981,7 @@ async def test_pause_and_resume_reading(tls, side):
         # Nothing to await for something that must not happen: give the
         # loop some turns to read it if it would.
         await asyncio.sleep(0.05)
-        assert receiver.frames.empty()
+        assert receiver.drain() == []
         receiving.resume_reading()
         assert receiving.is_reading()
         frame = await receiver.next_frame()

@@ -3,9 +3,11 @@ closes the connection in each role."""
 from __future__ import annotations
 
 import pytest
-from wsutil import CLOSE, close_payload, flush
 
 from picows import WSCloseCode, WSMsgType
+
+from tests.support import CLOSE, close_payload, flush
+
 
 API_CODES = {
     "NO_INFO": 0, "OK": 1000, "GOING_AWAY": 1001, "PROTOCOL_ERROR": 1002,
@@ -43,7 +45,7 @@ async def check_auto_close(conn, expected_payload_code):
         conn.fake.peer_close()
     await conn.wait_disconnected()
     assert conn.fake.lost
-    assert len(conn.listener.disconnected) == 1
+    assert conn.listener.disconnected_calls == 1
 
 
 @pytest.mark.parametrize("code", VALID_ON_WIRE)
@@ -166,9 +168,7 @@ async def test_listener_close_via_send_in_callback_not_duplicated(conn):
 async def test_server_closes_transport_after_reply(server):
     server.feed_frame(CLOSE, close_payload(1001))
     assert [f.close_code for f in server.sent_closes()] == [1001]
-    await server.fake.wait_lost()
-    await server.wait_disconnected()
-    assert len(server.listener.disconnected) == 1
+    await server.wait_closed()
 
 
 async def test_client_closes_itself_after_close_timeout(make_conn):
@@ -176,9 +176,7 @@ async def test_client_closes_itself_after_close_timeout(make_conn):
     client.feed_frame(CLOSE, close_payload(1000))
     assert [f.close_code for f in client.sent_closes()] == [1000]
     assert not client.fake.closing
-    await client.fake.wait_lost()
-    await client.wait_disconnected()
-    assert len(client.listener.disconnected) == 1
+    await client.wait_closed()
 
 
 async def test_client_disconnected_when_server_closes_tcp(make_conn):
@@ -187,7 +185,7 @@ async def test_client_disconnected_when_server_closes_tcp(make_conn):
     client.fake.peer_close()
     await client.wait_disconnected()
     await flush()
-    assert len(client.listener.disconnected) == 1
+    assert client.listener.disconnected_calls == 1
 
 
 async def test_send_close_after_disconnect_does_nothing(conn):

@@ -9,37 +9,17 @@ sends is inflated the other way round (7.2.2).
 """
 from __future__ import annotations
 
-import asyncio
 import random
 import zlib
 
 import pytest
-from wsutil import (
-    new_protocol,
-    BINARY,
-    CLIENT_KEY,
-    CLOSE,
-    CONT,
-    PING,
-    PONG,
-    RSV1,
-    RSV2,
-    RSV3,
-    SERVER_KEY,
-    TEXT,
-    WAIT,
-    Conn,
-    FakeTransport,
-    RecordingListener,
-    close_payload,
-    feed,
-    flush,
-    switching_response,
-    upgrade_request,
-)
 
 from picows import WSMsgType
 from picows.handshake import DEFLATE_OFFER, build_upgrade_request
+
+from tests.support import (BINARY, CLIENT_KEY, CLOSE, CONT, PING, PONG, RSV1, RSV2, RSV3, TEXT,
+    Conn, close_payload, text_payload)
+
 
 PMD = "permessage-deflate"
 TAIL = b"\x00\x00\xff\xff"
@@ -48,16 +28,6 @@ SIZES = [0, 1, 125, 126, 65535, 65536, 1 << 20]
 
 # --------------------------------------------------------------------------
 # Helpers
-
-
-def text_data(size: int) -> bytes:
-    """ASCII (so valid UTF-8 at any length), compressible but not trivially."""
-    words = [b"alpha", b"beta", b"gamma", b"delta", b"epsilon", b"zeta", b"eta"]
-    rnd = random.Random(size)
-    out = bytearray()
-    while len(out) < size:
-        out += rnd.choice(words) + b" "
-    return bytes(out[:size])
 
 
 def binary_data(size: int) -> bytes:
@@ -105,59 +75,22 @@ def negotiation(role: str, params: str = "") -> str:
     return PMD + (f"; {params}" if params else "")
 
 
-async def open_deflate(role: str, agreed: str | None, listener=None, **kwargs) -> Conn:
-    """A WSProtocol past a handshake where ``agreed`` (an offer towards a
-    server, the response towards a client) was exchanged; None: no
-    Sec-WebSocket-Extensions from the peer."""
-    listener = listener if listener is not None else RecordingListener()
-    fake = FakeTransport()
-    kwargs.setdefault("enable_compression", True)
-    ext = b"" if agreed is None else b"Sec-WebSocket-Extensions: " + agreed.encode() + b"\r\n"
-    if role == "server":
-        proto = new_protocol(False, lambda request: listener,
-                           **kwargs)
-    else:
-        request = build_upgrade_request("example.com", "/ws", CLIENT_KEY,
-                                        [("Sec-WebSocket-Extensions", DEFLATE_OFFER)])
-        proto = new_protocol(True, lambda: listener,
-                           upgrade_request=request, client_key=CLIENT_KEY, **kwargs)
-    fake.proto = proto
-    conn = Conn(role, proto, fake, listener)
-    proto.connection_made(fake)
-    if role == "server":
-        feed(proto, upgrade_request(SERVER_KEY, extra=ext))
-        assert fake.data().startswith(b"HTTP/1.1 101 ")
-    else:
-        feed(proto, switching_response(CLIENT_KEY, extra=ext))
-        await asyncio.wait_for(proto.handshake_future, WAIT)
-    assert proto.transport is not None
-    conn.mark = len(fake.data())
-    return conn
-
-
 @pytest.fixture
-async def make_deflate():
-    """``await make_deflate(role, agreed=PMD, listener=None, **WSProtocol kwargs)``;
-    at teardown, as conftest's make_conn: every connection is closed and
-    on_ws_disconnected ran exactly once."""
-    conns: list[Conn] = []
+async def make_deflate(make_conn):
+    """``await make_deflate(role, agreed=PMD, listener=None, **WSProtocol options)``:
+    a connection past a handshake where ``agreed`` (an offer towards a
+    server, the response towards a client) was exchanged; None: no
+    Sec-WebSocket-Extensions from the peer. Torn down as make_conn's."""
 
     async def factory(role: str, agreed: str | None = PMD, listener=None, **kwargs) -> Conn:
-        conn = await open_deflate(role, agreed, listener, **kwargs)
-        conns.append(conn)
-        return conn
+        kwargs.setdefault("enable_compression", True)
+        if role == "client":
+            kwargs.setdefault("upgrade_request", build_upgrade_request(
+                "example.com", "/ws", CLIENT_KEY, [("Sec-WebSocket-Extensions", DEFLATE_OFFER)]))
+        ext = b"" if agreed is None else b"Sec-WebSocket-Extensions: " + agreed.encode() + b"\r\n"
+        return await make_conn(role, listener, extra=ext, **kwargs)
 
-    yield factory
-
-    for conn in conns:
-        if not conn.fake.lost:
-            if conn.fake.closing:
-                await asyncio.wait_for(conn.listener.disconnected_event.wait(), WAIT)
-            else:
-                conn.fake.peer_close()
-    await flush()
-    for conn in conns:
-        assert len(conn.listener.disconnected) == 1
+    return factory
 
 
 @pytest.fixture
@@ -200,14 +133,14 @@ async def test_extensions_attribute(make_deflate, make_conn, role):
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("opcode", [TEXT, BINARY])
 async def test_compressed_message_delivered_plain(dconn, opcode, size):
-    msg = text_data(size) if opcode == TEXT else binary_data(size)
+    msg = text_payload(size) if opcode == TEXT else binary_data(size)
     dconn.feed_frame(opcode, PeerDeflate().message(msg), rsv=RSV1)
     assert [f.key() for f in dconn.frames] == [(opcode, True, False, msg, None, None)]
     no_close(dconn)
 
 
 async def test_compressed_message_one_byte_at_a_time(dconn):
-    msg = text_data(300)
+    msg = text_payload(300)
     data = dconn.peer_frame(TEXT, PeerDeflate().message(msg), rsv=RSV1)
     for i in range(len(data)):
         dconn.feed(data[i:i + 1])
@@ -217,7 +150,7 @@ async def test_compressed_message_one_byte_at_a_time(dconn):
 
 async def test_two_compressed_frames_in_one_chunk(dconn):
     peer = PeerDeflate()
-    one, two = text_data(200), binary_data(200)
+    one, two = text_payload(200), binary_data(200)
     dconn.feed(dconn.peer_frame(TEXT, peer.message(one), rsv=RSV1)
                + dconn.peer_frame(BINARY, peer.message(two), rsv=RSV1))
     assert [(f.msg_type, f.payload, f.rsv1) for f in dconn.frames] == [
@@ -226,7 +159,7 @@ async def test_two_compressed_frames_in_one_chunk(dconn):
 
 @pytest.mark.parametrize("opcode", [TEXT, BINARY])
 async def test_fragmented_compressed_message(dconn, opcode):
-    msg = text_data(5000)
+    msg = text_payload(5000)
     payload = PeerDeflate().message(msg)
     a, b = len(payload) // 3, 2 * len(payload) // 3
     dconn.feed_frame(opcode, payload[:a], fin=False, rsv=RSV1)
@@ -254,7 +187,7 @@ async def test_fragmented_compressed_message_split_at_every_offset(dconn):
 
 
 async def test_control_frames_between_compressed_fragments(dconn):
-    msg = text_data(3000)
+    msg = text_payload(3000)
     payload = PeerDeflate().message(msg)
     half = len(payload) // 2
     dconn.feed_frame(TEXT, payload[:half], fin=False, rsv=RSV1)
@@ -272,7 +205,7 @@ async def test_context_takeover_across_messages(dconn):
     """The peer keeps its LZ77 window between messages (the default): later
     messages refer back into earlier ones."""
     peer = PeerDeflate()
-    msg = text_data(4000)
+    msg = text_payload(4000)
     first = peer.message(msg)
     second = peer.message(msg)
     assert len(second) < len(first) // 4  # it did refer back
@@ -305,7 +238,7 @@ async def test_peer_with_small_window(make_deflate, role):
     peer_param = "client_max_window_bits=9" if role == "server" else "server_max_window_bits=9"
     conn = await make_deflate(role, negotiation(role, peer_param))
     peer = PeerDeflate(wbits=9)
-    msg = text_data(10000)
+    msg = text_payload(10000)
     conn.feed_frame(BINARY, peer.message(msg), rsv=RSV1)
     conn.feed_frame(BINARY, peer.message(msg), rsv=RSV1)
     assert [f.payload for f in conn.frames] == [msg, msg]
@@ -375,7 +308,7 @@ async def test_messages_ending_with_bfinal_block(make_deflate, role, peer_nct):
 
 
 async def test_rsv1_on_continuation_of_compressed_message_1002(dconn):
-    payload = PeerDeflate().message(text_data(500))
+    payload = PeerDeflate().message(text_payload(500))
     dconn.feed_frame(TEXT, payload[:10], fin=False, rsv=RSV1)
     dconn.feed_frame(CONT, payload[10:], fin=True, rsv=RSV1)
     await dconn.expect_close(1002)
@@ -393,8 +326,7 @@ async def test_rsv1_on_continuation_of_plain_message_1002(dconn):
                          ids=["ping", "pong", "empty-ping", "close"])
 async def test_rsv1_on_control_frame_1002(dconn, opcode, payload):
     dconn.feed_frame(opcode, payload, rsv=RSV1)
-    await dconn.expect_close(1002)
-    assert dconn.frames == []
+    await dconn.expect_close(1002, delivered=[])
 
 
 @pytest.mark.parametrize("rsv", [RSV2, RSV3, RSV1 | RSV2, RSV1 | RSV3, RSV1 | RSV2 | RSV3],
@@ -402,8 +334,7 @@ async def test_rsv1_on_control_frame_1002(dconn, opcode, payload):
 @pytest.mark.parametrize("opcode", [TEXT, BINARY])
 async def test_rsv2_rsv3_rejected_with_compression(dconn, rsv, opcode):
     dconn.feed_frame(opcode, PeerDeflate().message(b"data"), rsv=rsv)
-    await dconn.expect_close(1002)
-    assert dconn.frames == []
+    await dconn.expect_close(1002, delivered=[])
 
 
 async def test_rsv1_without_negotiation_1002(make_deflate, role):
@@ -411,8 +342,7 @@ async def test_rsv1_without_negotiation_1002(make_deflate, role):
     conn = await make_deflate(role, None)
     assert conn.ws.extensions is None
     conn.feed_frame(TEXT, PeerDeflate().message(b"data"), rsv=RSV1)
-    await conn.expect_close(1002)
-    assert conn.frames == []
+    await conn.expect_close(1002, delivered=[])
 
 
 async def test_rsv1_with_compression_disabled_1002(make_deflate, role):
@@ -450,7 +380,7 @@ async def test_corrupt_deflate_data_1007(dconn, payload, opcode):
 
 
 async def test_corrupt_deflate_data_in_continuation_1007(dconn):
-    payload = PeerDeflate().message(text_data(2000))
+    payload = PeerDeflate().message(text_payload(2000))
     dconn.feed_frame(BINARY, payload[:20], fin=False, rsv=RSV1)
     dconn.feed_frame(CONT, b"\x07" * 8 + payload[20:], fin=True)
     await dconn.expect_close(1007)
@@ -483,14 +413,13 @@ async def test_deflate_bomb_in_continuation_1009(make_deflate, role):
 async def test_inflated_size_boundary(make_deflate, role, extra, ok):
     limit = 1000
     conn = await make_deflate(role, max_frame_size=limit)
-    msg = text_data(limit + extra)
+    msg = text_payload(limit + extra)
     conn.feed_frame(TEXT, PeerDeflate().message(msg), rsv=RSV1)
     if ok:
         assert [f.payload for f in conn.frames] == [msg]
         no_close(conn)
     else:
-        await conn.expect_close(1009)
-        assert conn.frames == []
+        await conn.expect_close(1009, delivered=[])
 
 
 async def test_largest_max_frame_size_inflates(make_deflate, role):
@@ -506,8 +435,7 @@ async def test_largest_max_frame_size_inflates(make_deflate, role):
                          ids=["ff", "bad-continuation", "surrogate", "truncated"])
 async def test_compressed_text_invalid_utf8_1007(dconn, msg):
     dconn.feed_frame(TEXT, PeerDeflate().message(msg), rsv=RSV1)
-    await dconn.expect_close(1007)
-    assert dconn.frames == []
+    await dconn.expect_close(1007, delivered=[])
 
 
 async def test_compressed_binary_not_utf8_checked(dconn):
@@ -576,7 +504,7 @@ def one_compressed(conn: Conn, opcode: int):
 @pytest.mark.parametrize("size", [0, 1, 125, 126, 65536, 1 << 20])
 @pytest.mark.parametrize("opcode", [TEXT, BINARY])
 async def test_send_compresses_whole_message(dconn, opcode, size):
-    msg = text_data(size) if opcode == TEXT else binary_data(size)
+    msg = text_payload(size) if opcode == TEXT else binary_data(size)
     dconn.ws.send(WSMsgType(opcode), msg)
     f = one_compressed(dconn, opcode)
     assert inflate(f.payload) == msg
@@ -600,7 +528,7 @@ async def test_send_context_takeover(dconn):
     msg = binary_data(8000)  # random: only a back reference can shrink it
     sizes = []
     for i in range(4):
-        payload = msg if i % 2 == 0 else text_data(100)
+        payload = msg if i % 2 == 0 else text_payload(100)
         dconn.ws.send(WSMsgType.BINARY, payload)
         f = one_compressed(dconn, BINARY)
         assert inflate(f.payload, d) == payload
@@ -619,7 +547,7 @@ async def test_send_no_context_takeover(make_deflate, role):
 
 async def test_send_window_bits_8_uncompressed(make_deflate, role):
     conn = await make_deflate(role, negotiation(role, own(role, "max_window_bits=8")))
-    msg = text_data(3000)
+    msg = text_payload(3000)
     conn.ws.send(WSMsgType.TEXT, msg)
     conn.ws.send(WSMsgType.BINARY, b"")
     assert [(f.opcode, f.fin, f.rsv, f.payload) for f in conn.sent()] == [
@@ -688,7 +616,7 @@ async def test_echo_round_trip_between_roles(make_deflate):
     """Our compressed output is valid input for our own inflater."""
     server = await make_deflate("server")
     client = await make_deflate("client")
-    for msg in (b"", text_data(10), text_data(70000), binary_data(3000), text_data(70000)):
+    for msg in (b"", text_payload(10), text_payload(70000), binary_data(3000), text_payload(70000)):
         client.ws.send(WSMsgType.BINARY, msg)
         server.feed(client.written())
         client.mark = len(client.fake.data())

@@ -5,21 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from wsutil import (
-    new_protocol,
-    CLIENT_KEY,
-    RSV1,
-    SERVER_KEY,
-    TEXT,
-    WAIT,
-    FakeTransport,
-    RecordingListener,
-    build_frame,
-    decode_frames,
-    feed,
-    switching_response,
-    upgrade_request,
-)
 
 from picows import WSError
 from picows.handshake import (
@@ -31,6 +16,10 @@ from picows.handshake import (
     parse_upgrade_response,
 )
 from picows.types import WSHandshakeError
+
+from tests.support import (CLIENT_KEY, RSV1, SERVER_KEY, TEXT, WAIT, build_frame, decode_frames,
+    feed, head_headers, start_protocol, switching_response, upgrade_request)
+
 
 PMD = "permessage-deflate"
 
@@ -162,7 +151,8 @@ def test_offers_on_separate_header_lines():
         b"Sec-WebSocket-Extensions: permessage-deflate; bogus\r\n"
         b"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=11\r\n"))
     request = parse_upgrade_request(raw)
-    params = negotiate_deflate(request.headers["sec-websocket-extensions"])
+    # Repeated headers are kept apart (getall); RFC 7230 3.2.2 joins them.
+    params = negotiate_deflate(", ".join(request.headers.getall("sec-websocket-extensions")))
     assert params is not None
     assert params.local_max_window_bits == 11
 
@@ -254,30 +244,16 @@ def test_picows_offer_is_a_valid_offer():
 
 def serve_one(offer: bytes | None, **kwargs):
     """A server-role protocol fed an upgrade request with ``offer``."""
-    listener = RecordingListener()
-    fake = FakeTransport()
-    proto = new_protocol(False, lambda request: listener, **kwargs)
-    fake.proto = proto
-    proto.connection_made(fake)
+    proto, fake, listener = start_protocol(False, **kwargs)
     extra = b"" if offer is None else b"Sec-WebSocket-Extensions: " + offer + b"\r\n"
     feed(proto, upgrade_request(SERVER_KEY, extra=extra))
     return proto, fake, listener
 
 
-def head_headers(data: bytes) -> tuple[bytes, dict[str, str]]:
-    head = data.split(b"\r\n\r\n", 1)[0].decode("latin-1").split("\r\n")
-    headers = {}
-    for line in head[1:]:
-        name, _, value = line.partition(":")
-        assert name.lower() not in headers
-        headers[name.strip().lower()] = value.strip()
-    return head[0].encode(), headers
-
-
 async def finish(fake, listener) -> None:
     fake.peer_close()
-    await asyncio.wait_for(listener.disconnected_event.wait(), WAIT)
-    assert len(listener.disconnected) == 1
+    await listener.wait_disconnected(WAIT)
+    assert listener.disconnected_calls == 1
 
 
 @pytest.mark.parametrize("offer, response", [
@@ -330,14 +306,9 @@ async def test_server_without_agreement_goes_on_uncompressed(offer, enabled):
 
 
 def connect_one(offer: bool, **kwargs):
-    listener = RecordingListener()
-    fake = FakeTransport()
     extra = [("Sec-WebSocket-Extensions", DEFLATE_OFFER)] if offer else None
     request = build_upgrade_request("example.com", "/ws", CLIENT_KEY, extra)
-    proto = new_protocol(True, lambda: listener,
-                       upgrade_request=request, client_key=CLIENT_KEY, **kwargs)
-    fake.proto = proto
-    proto.connection_made(fake)
+    proto, fake, listener = start_protocol(True, upgrade_request=request, **kwargs)
     assert fake.data() == request
     return proto, fake, listener
 
@@ -385,4 +356,4 @@ async def test_client_bad_response_fails_handshake(offer, enabled, response):
     with pytest.raises(WSError):
         await asyncio.wait_for(proto.handshake_future, WAIT)
     await fake.wait_lost()
-    assert listener.connected == []
+    assert listener.connected_calls == 0

@@ -2,19 +2,11 @@
 from __future__ import annotations
 
 import pytest
-from wsutil import (
-    BINARY,
-    CLOSE,
-    CONT,
-    PING,
-    PONG,
-    RSV1,
-    TEXT,
-    build_frame,
-    decode_frames,
-)
 
 from picows import WSCloseCode, WSMsgType
+
+from tests.support import BINARY, CLOSE, CONT, PING, PONG, RSV1, TEXT, build_frame, decode_frames
+
 
 LENGTHS = [0, 1, 125, 126, 127, 65535, 65536, 1 << 20]
 

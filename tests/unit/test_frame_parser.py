@@ -4,19 +4,10 @@ from __future__ import annotations
 import struct
 
 import pytest
-from wsutil import (
-    BINARY,
-    CLOSE,
-    CONT,
-    PING,
-    PONG,
-    TEXT,
-    build_frame,
-    build_header,
-    close_payload,
-    flush,
-    next_mask,
-)
+
+from tests.support import (BINARY, CLOSE, CONT, PING, PONG, TEXT, build_frame, build_header,
+    close_payload, flush, next_mask)
+
 
 # (opcode, payload, fin): a stream mixing sizes, types, a fragmented TEXT
 # message split inside a code point with control frames interleaved, and a
@@ -145,8 +136,7 @@ async def test_length_boundaries_header_encoding(conn, length):
 async def test_length_top_bit_set_is_protocol_error(conn, length):
     header, _mask = conn.peer_header(BINARY, length, length_form=127)
     conn.feed(header)
-    await conn.expect_close(1002)
-    assert conn.frames == []
+    await conn.expect_close(1002, delivered=[])
 
 
 async def test_many_frames_in_one_chunk(conn):

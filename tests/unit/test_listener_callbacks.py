@@ -5,25 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from wsutil import (
-    new_protocol,
-    BINARY,
-    CLOSE,
-    PING,
-    PONG,
-    SERVER_KEY,
-    TEXT,
-    WAIT,
-    FakeTransport,
-    RecordingListener,
-    build_frame,
-    close_payload,
-    feed,
-    flush,
-    upgrade_request,
-)
 
 from picows import WSCloseCode, WSMsgType
+
+from tests.support import (BINARY, CLOSE, PING, PONG, SERVER_KEY, TEXT, WAIT, RecordingListener,
+    build_frame, close_payload, feed, flush, start_protocol, upgrade_request)
+
 
 # --------------------------------------------------------------------------
 # auto pong
@@ -89,9 +76,9 @@ async def test_same_transport_object_everywhere(conn):
     conn.fake.peer_close()
     await conn.wait_disconnected()
     ws = conn.ws
-    assert conn.listener.connected == [ws]
-    assert all(t is ws for t in conn.listener.transports)
-    assert conn.listener.disconnected[0] is ws
+    assert (conn.listener.connected_calls, conn.listener.transport) == (1, ws)
+    assert all(t is ws for t in conn.listener.frame_transports)
+    assert conn.listener.disconnected.result() is ws
 
 
 # --------------------------------------------------------------------------
@@ -134,7 +121,7 @@ async def test_exception_not_disconnecting(make_conn, role):
     assert [(f.opcode, f.payload) for f in conn.sent()] == [(PONG, b"still alive")]
     await flush()
     assert not conn.fake.closing
-    assert conn.listener.disconnected == []
+    assert conn.listener.disconnected_calls == 0
 
 
 async def test_exception_on_ping_still_closes(conn):
@@ -150,17 +137,14 @@ async def test_exception_in_on_ws_connected_disconnects():
         raise Boom("connected failed")
 
     listener.on_connected = fail
-    fake = FakeTransport()
-    proto = new_protocol(False, lambda request: listener)
-    fake.proto = proto
-    proto.connection_made(fake)
+    proto, fake, _ = start_protocol(False, listener)
     feed(proto, upgrade_request(SERVER_KEY))
     if not fake.closing:  # the client answers the server's CLOSE, if any
         feed(proto, build_frame(CLOSE, close_payload(1011), mask=b"\x01\x02\x03\x04"))
     await fake.wait_lost()
-    await asyncio.wait_for(listener.disconnected_event.wait(), WAIT)
+    await listener.wait_disconnected(WAIT)
     await flush()
-    assert len(listener.disconnected) == 1
+    assert listener.disconnected_calls == 1
 
 
 # --------------------------------------------------------------------------
@@ -170,7 +154,7 @@ async def test_exception_in_on_ws_connected_disconnects():
 async def settle_and_count(conn):
     await conn.wait_disconnected()
     await flush(10)
-    assert len(conn.listener.disconnected) == 1
+    assert conn.listener.disconnected_calls == 1
     assert conn.fake.lost
 
 
@@ -196,7 +180,7 @@ async def test_once_local_disconnect_called_twice(conn):
     await settle_and_count(conn)
     conn.ws.disconnect()  # after the end: still a no-op
     await flush()
-    assert len(conn.listener.disconnected) == 1
+    assert conn.listener.disconnected_calls == 1
 
 
 async def test_once_local_disconnect_then_peer_close(conn):
@@ -283,6 +267,6 @@ async def test_wait_disconnected_completes(conn):
     assert not waiter.done()
     conn.fake.peer_close()
     await asyncio.wait_for(waiter, WAIT)
-    assert len(conn.listener.disconnected) == 1
+    assert conn.listener.disconnected_calls == 1
     # and returns at once when already disconnected
     await asyncio.wait_for(conn.ws.wait_disconnected(), WAIT)

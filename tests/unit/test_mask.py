@@ -3,9 +3,10 @@ server unmasks whatever the alignment of the chunks it receives."""
 from __future__ import annotations
 
 import pytest
-from wsutil import BINARY, CLOSE, PING, PONG, TEXT, build_frame, decode_frames
 
 from picows import WSCloseCode, WSMsgType
+
+from tests.support import BINARY, CLOSE, PING, PONG, TEXT, build_frame, decode_frames
 
 
 def sent_frames(conn):

@@ -3,21 +3,12 @@ one CLOSE carrying the right code, then the connection is closed."""
 from __future__ import annotations
 
 import pytest
-from wsutil import (
-    BINARY,
-    CLOSE,
-    CONT,
-    PING,
-    PONG,
-    RSV1,
-    RSV2,
-    RSV3,
-    TEXT,
-    build_frame,
-    close_payload,
-)
 
 from picows import WSMsgType
+
+from tests.support import (BINARY, CLOSE, CONT, PING, PONG, RSV1, RSV2, RSV3, TEXT, build_frame,
+    close_payload)
+
 
 MiB = 1024 * 1024
 
@@ -27,20 +18,17 @@ MiB = 1024 * 1024
 
 async def test_server_rejects_unmasked_frame(server):
     server.feed_frame(TEXT, b"hello", mask=None)
-    await server.expect_close(1002)
-    assert server.frames == []
+    await server.expect_close(1002, delivered=[])
 
 
 async def test_server_rejects_unmasked_control_frame(server):
     server.feed_frame(PING, b"hello", mask=None)
-    await server.expect_close(1002)
-    assert server.frames == []
+    await server.expect_close(1002, delivered=[])
 
 
 async def test_client_rejects_masked_frame(client):
     client.feed_frame(TEXT, b"hello", mask=b"\x01\x02\x03\x04")
-    await client.expect_close(1002)
-    assert client.frames == []
+    await client.expect_close(1002, delivered=[])
 
 
 async def test_client_rejects_masked_frame_even_with_zero_mask(client):
@@ -57,8 +45,7 @@ async def test_client_rejects_masked_frame_even_with_zero_mask(client):
 @pytest.mark.parametrize("opcode", [TEXT, BINARY, PING])
 async def test_rsv_bits_rejected(conn, rsv, opcode):
     conn.feed_frame(opcode, b"data", rsv=rsv)
-    await conn.expect_close(1002)
-    assert conn.frames == []
+    await conn.expect_close(1002, delivered=[])
 
 
 async def test_rsv_on_continuation_rejected(conn):
@@ -74,8 +61,7 @@ async def test_rsv_on_continuation_rejected(conn):
 @pytest.mark.parametrize("opcode", [3, 4, 5, 6, 7, 11, 12, 13, 14, 15])
 async def test_reserved_opcode_rejected(conn, opcode):
     conn.feed_frame(opcode, b"")
-    await conn.expect_close(1002)
-    assert conn.frames == []
+    await conn.expect_close(1002, delivered=[])
 
 
 @pytest.mark.parametrize("opcode", [3, 11])
@@ -94,8 +80,7 @@ async def test_reserved_opcode_inside_fragmented_message_rejected(conn, opcode):
 async def test_control_frame_over_125_rejected(conn, opcode, length):
     payload = b"\x03\xe8" + b"x" * (length - 2)
     conn.feed_frame(opcode, payload)
-    await conn.expect_close(1002)
-    assert conn.frames == []
+    await conn.expect_close(1002, delivered=[])
 
 
 @pytest.mark.parametrize("opcode", [PING, PONG])
@@ -114,8 +99,7 @@ async def test_close_of_125_accepted(conn):
 @pytest.mark.parametrize("opcode", [PING, PONG, CLOSE])
 async def test_fragmented_control_frame_rejected(conn, opcode):
     conn.feed_frame(opcode, b"\x03\xe8", fin=False)
-    await conn.expect_close(1002)
-    assert conn.frames == []
+    await conn.expect_close(1002, delivered=[])
 
 
 # --------------------------------------------------------------------------
@@ -125,8 +109,7 @@ async def test_fragmented_control_frame_rejected(conn, opcode):
 @pytest.mark.parametrize("fin", [True, False])
 async def test_continuation_without_open_message(conn, fin):
     conn.feed_frame(CONT, b"orphan", fin=fin)
-    await conn.expect_close(1002)
-    assert conn.frames == []
+    await conn.expect_close(1002, delivered=[])
 
 
 async def test_continuation_after_finished_message(conn):
@@ -194,8 +177,7 @@ async def test_length_with_top_bit_set(conn, length):
 async def test_over_default_max_frame_size_1009_on_header(conn, length):
     header, _ = conn.peer_header(BINARY, length)
     conn.feed(header)  # the payload never comes
-    await conn.expect_close(1009)
-    assert conn.frames == []
+    await conn.expect_close(1009, delivered=[])
 
 
 @pytest.mark.parametrize("opcode", [TEXT, BINARY])
@@ -243,8 +225,7 @@ INVALID_UTF8 = {
 @pytest.mark.parametrize("payload", INVALID_UTF8.values(), ids=INVALID_UTF8.keys())
 async def test_invalid_utf8_text_1007(conn, payload):
     conn.feed_frame(TEXT, b"ok " + payload + b" ok")
-    await conn.expect_close(1007)
-    assert conn.frames == []
+    await conn.expect_close(1007, delivered=[])
 
 
 @pytest.mark.parametrize("payload", [b"\xc3", b"\xe2\x82", b"\xf0\x9f\x98", b"abc\xf0"])
@@ -281,52 +262,37 @@ async def test_fragments_one_byte_each_are_fine(conn):
     assert not conn.fake.closing
 
 
-@pytest.mark.parametrize("last", [b"\xc3", b"ok\xe2\x82", b"\xf0\x9f"])
-async def test_final_fragment_ending_mid_code_point_1007(conn, last):
-    conn.feed_frame(TEXT, b"fine", fin=False)
-    conn.feed_frame(CONT, last, fin=True)
+@pytest.mark.parametrize("fragments", [
+    # (payload, fin) of the TEXT frame, then of its continuations
+    [(b"fine", False), (b"\xc3", True)],          # the message ends mid code point
+    [(b"fine", False), (b"ok\xe2\x82", True)],
+    [(b"fine", False), (b"\xf0\x9f", True)],
+    [(b"x\xe2\x82", False), (b"", True)],         # an empty final fragment after it
+    [(b"ok\xc3", False), (b"(", True)],            # valid so far; \xc3 ( is invalid
+    [(b"good", False), (b"bad\xff", False)],       # invalid before the message ends
+], ids=["ends-in-2-byte", "ends-in-3-byte", "ends-in-4-byte", "empty-final", "across",
+        "later-fragment"])
+async def test_invalid_utf8_across_fragments_1007(conn, fragments):
+    for i, (payload, fin) in enumerate(fragments):
+        conn.feed_frame(CONT if i else TEXT, payload, fin=fin)
     await conn.expect_close(1007)
 
 
-async def test_final_empty_fragment_after_incomplete_code_point_1007(conn):
-    conn.feed_frame(TEXT, b"x\xe2\x82", fin=False)
-    conn.feed_frame(CONT, b"", fin=True)
-    await conn.expect_close(1007)
-
-
-async def test_invalid_sequence_across_fragments_1007(conn):
-    conn.feed_frame(TEXT, b"ok\xc3", fin=False)   # valid so far
-    conn.feed_frame(CONT, b"(", fin=True)         # \xc3 ( is invalid
-    await conn.expect_close(1007)
-
-
-async def test_invalid_in_later_fragment_1007_before_message_ends(conn):
-    conn.feed_frame(TEXT, b"good", fin=False)
-    conn.feed_frame(CONT, b"bad\xff", fin=False)
-    await conn.expect_close(1007)
-
-
-async def test_invalid_utf8_in_partial_frame_closed_early(conn):
-    header, mask = conn.peer_header(TEXT, 100)
-    payload = b"ab\xff" + b"c" * 97
-    body = payload if mask is None else build_frame(TEXT, payload, mask=mask)[len(header):]
-    conn.feed(header + body[:3])
+@pytest.mark.parametrize("before, opcode, payload, cut", [
+    ([], TEXT, b"ab\xff" + b"c" * 97, 3),
+    ([(TEXT, b"ok")], CONT, b"\xc0" + b"c" * 49, 2),
+], ids=["text", "continuation"])
+async def test_invalid_utf8_in_partial_frame_closed_early(conn, before, opcode, payload, cut):
+    for first_opcode, first_payload in before:
+        conn.feed_frame(first_opcode, first_payload, fin=False)
+    header, mask = conn.peer_header(opcode, len(payload))
+    body = payload if mask is None else build_frame(opcode, payload, mask=mask)[len(header):]
+    conn.feed(header + body[:cut])
     # the rest of the frame has not arrived: the CLOSE must already be out
-    closes = conn.sent_closes()
-    assert [c.close_code for c in closes] == [1007], \
-        "invalid UTF-8 in a partial TEXT frame must be detected before the frame completes"
+    assert [c.close_code for c in conn.sent_closes()] == [1007], \
+        "invalid UTF-8 in a partial frame must be detected before the frame completes"
     await conn.expect_close(1007)
-    assert conn.frames == []
-
-
-async def test_invalid_utf8_in_partial_continuation_closed_early(conn):
-    conn.feed_frame(TEXT, b"ok", fin=False)
-    header, mask = conn.peer_header(CONT, 50)
-    payload = b"\xc0" + b"c" * 49
-    body = payload if mask is None else build_frame(CONT, payload, mask=mask)[len(header):]
-    conn.feed(header + body[:2])
-    assert [c.close_code for c in conn.sent_closes()] == [1007]
-    await conn.expect_close(1007)
+    assert [f.payload for f in conn.frames] == [p for _, p in before]  # none of the bad frame
 
 
 async def test_control_frames_inside_text_do_not_disturb_validation(conn):
@@ -441,9 +407,7 @@ async def test_failure_with_half_close(make_conn, role, kind, peer):
                 conn.fake.peer_close()  # the server closes TCP
         elif peer == "eof":
             conn.fake.peer_eof()
-    await conn.fake.wait_lost()
-    await conn.wait_disconnected()
-    assert len(conn.listener.disconnected) == 1
+    await conn.wait_closed()
     assert [c.close_code for c in conn.sent_closes()] == [VIOLATIONS[kind]]
 
 
@@ -452,9 +416,7 @@ async def test_failure_ends_within_close_timeout(make_conn, role, kind):
     conn = await make_conn(role, close_timeout=0.05)
     conn.feed(violation_bytes(conn, kind))
     assert [c.close_code for c in conn.sent_closes()] == [VIOLATIONS[kind]]
-    await conn.fake.wait_lost()
-    await conn.wait_disconnected()
-    assert len(conn.listener.disconnected) == 1
+    await conn.wait_closed()
 
 
 @pytest.mark.parametrize("kind", ["rsv1", "invalid-utf8"])

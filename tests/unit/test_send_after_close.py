@@ -4,9 +4,10 @@ from __future__ import annotations
 import zlib
 
 from test_deflate_frames import make_deflate  # noqa: F401  (fixture)
-from wsutil import BINARY, CLOSE, PING, TEXT, close_payload
 
 from picows import WSCloseCode, WSMsgType
+
+from tests.support import BINARY, CLOSE, PING, TEXT, close_payload
 
 
 async def test_no_data_frames_after_our_close(conn):

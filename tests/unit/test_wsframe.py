@@ -10,18 +10,11 @@ import platform
 import sys
 
 import pytest
-from wsutil import (
-    BINARY,
-    CLOSE,
-    CONT,
-    PING,
-    PONG,
-    TEXT,
-    build_frame,
-    close_payload,
-)
 
 from picows import WSCloseCode, WSFrame, WSMsgType
+
+from tests.support import BINARY, CLOSE, CONT, PING, PONG, TEXT, build_frame, close_payload
+
 
 MSG_TYPES = {TEXT: WSMsgType.TEXT, BINARY: WSMsgType.BINARY, PING: WSMsgType.PING,
              PONG: WSMsgType.PONG, CLOSE: WSMsgType.CLOSE}
