@@ -15,10 +15,16 @@ Kernel time (the syscalls) is not counted.
     python benchmarks/instructions.py                  # picows and raw, 256 B, uvloop
     python benchmarks/instructions.py --size 64 --loop asyncio --libs picows
     python benchmarks/instructions.py --top 25         # also the costliest functions
+    python benchmarks/instructions.py --save           # and keep it in benchmarks/results/
+    python benchmarks/instructions.py --tls --loop uvloop,asyncio --size 256,8192
     python benchmarks/instructions.py --libs picows.websockets,websockets --rounds 500,2500
     python benchmarks/instructions.py --libs picows.websockets,picows-pypi.websockets \
         --orig-python /tmp/orig-venv/bin/python --rounds 300,1300
-    python benchmarks/instructions.py --save           # and keep it in benchmarks/results/
+
+``--tls`` runs the same echo over TLS (a certificate for 127.0.0.1 made once
+by the driver, as echo.py does): picows with its own TLS layer, or the loop's
+with PICOWS_LOOP_TLS=1 in the environment, against ``raw``, an asyncio
+Protocol echo over the loop's TLS. The handshake cancels out like start-up.
 
 Needs valgrind. Runs the installed picows, else the in-place build of this
 repository, like the echo benchmark.
@@ -56,10 +62,12 @@ class _Rounds:
             self.done.set_result(None)
 
 
-def run_echo(lib: str, loop_name: str, size: int, rounds: int) -> None:
+def run_echo(lib: str, loop_name: str, size: int, rounds: int, certdir: str = "") -> None:
     """N round trips with the echo benchmark's own server and client
-    (contenders.py), both in this process."""
+    (contenders.py), both in this process; over TLS when `certdir` holds a
+    certificate (echo.make_cert)."""
     import contenders
+    from echo import client_ssl_context, server_ssl_context
 
     message = b"x" * size
     if lib not in ("picows", "raw", "websockets", "picows.websockets",
@@ -67,9 +75,11 @@ def run_echo(lib: str, loop_name: str, size: int, rounds: int) -> None:
         raise SystemExit(f"unknown lib {lib!r}")
 
     async def main():
-        server, port = await contenders.start_server(lib, "127.0.0.1", 0, None)
+        server, port = await contenders.start_server(lib, "127.0.0.1", 0,
+                                                     server_ssl_context(certdir))
         window = _Rounds(rounds)
-        await contenders.run_client(lib, "127.0.0.1", port, None, message, window)
+        await contenders.run_client(lib, "127.0.0.1", port, client_ssl_context(certdir),
+                                    message, window)
         if hasattr(server, "close"):
             server.close()
 
@@ -86,7 +96,7 @@ _TOTAL = re.compile(r"^(?:summary|totals):\s+([\d,]+)", re.M)
 _FN = re.compile(r"^\s*([\d,]+) \([^)]*\)\s+(?:\S+:)?(\S+?)(?: \[|$)", re.M)
 
 
-def callgrind(lib, loop, size, rounds, outdir, top, orig_python=None):
+def callgrind(lib, loop, size, rounds, outdir, top, certdir="", orig_python=None):
     out = os.path.join(outdir, f"cg.{lib}.{loop}.{size}.{rounds}")
     python = sys.executable
     if lib.startswith("picows-pypi"):
@@ -95,7 +105,7 @@ def callgrind(lib, loop, size, rounds, outdir, top, orig_python=None):
         python = orig_python
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
            python, os.path.abspath(__file__), "--child", lib, loop,
-           str(size), str(rounds)]
+           str(size), str(rounds), certdir]
     # A fixed hash seed: dict layouts, and so a few instructions per round
     # trip, otherwise change from run to run.
     env = dict(os.environ, PYTHONHASHSEED="0")
@@ -115,8 +125,8 @@ def callgrind(lib, loop, size, rounds, outdir, top, orig_python=None):
 
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
-        lib, loop, size, rounds = sys.argv[2:6]
-        run_echo(lib, loop, int(size), int(rounds))
+        lib, loop, size, rounds, certdir = sys.argv[2:7]
+        run_echo(lib, loop, int(size), int(rounds), certdir)
         return
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -126,8 +136,12 @@ def main() -> None:
                              "--orig-python picows-pypi, picows-pypi.websockets")
     parser.add_argument("--orig-python", metavar="PYTHON",
                         help="interpreter whose environment has the PyPI picows")
-    parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
-    parser.add_argument("--size", type=int, default=256, help="message size in bytes")
+    parser.add_argument("--loop", default="uvloop",
+                        help="uvloop, asyncio, or both: uvloop,asyncio")
+    parser.add_argument("--size", default="256",
+                        help="message size in bytes; several: 256,8192")
+    parser.add_argument("--tls", action="store_true",
+                        help="over TLS (picows' own layer; raw: the loop's TLS)")
     parser.add_argument("--rounds", default="2000,12000",
                         help="N1,N2: round trips of the two runs")
     parser.add_argument("--top", type=int, default=0,
@@ -140,35 +154,50 @@ def main() -> None:
     if shutil.which("valgrind") is None:
         raise SystemExit("valgrind is needed (apt-get install valgrind)")
     n1, n2 = (int(x) for x in args.rounds.split(","))
-    results = {}
+    loops = args.loop.split(",")
+    for loop in loops:
+        if loop not in ("uvloop", "asyncio"):
+            raise SystemExit(f"unknown loop {loop!r}")
+    sizes = [int(x) for x in args.size.split(",")]
+    transport = "tls" if args.tls else "tcp"
+    # {loop: {size: {lib: instructions per round trip}}}
+    results: dict = {}
     lines = []
     with tempfile.TemporaryDirectory() as outdir:
-        for lib in args.libs.split(","):
-            t1, f1 = callgrind(lib, args.loop, args.size, n1, outdir, args.top,
-                               args.orig_python)
-            t2, f2 = callgrind(lib, args.loop, args.size, n2, outdir, args.top,
-                               args.orig_python)
-            per_rt = (t2 - t1) / (n2 - n1)
-            results[lib] = per_rt
-            lines.append(f"{lib:8s} {args.loop} {args.size} B: {per_rt:,.0f} instructions "
-                         f"per round trip (client + server, user space)")
-            print(lines[-1])
-            if args.top:
-                rows = sorted(((f2.get(k, 0) - f1.get(k, 0)) / (n2 - n1), k)
-                              for k in set(f1) | set(f2))
-                for cost, name in sorted(rows, reverse=True)[:args.top]:
-                    print(f"    {cost:8.0f}  {name}")
-    if "picows" in results and "raw" in results:
-        lines.append(f"picows/raw: {results['picows'] / results['raw']:.2f}x the instructions")
-        print(lines[-1])
-    for other in ("websockets", "picows-pypi.websockets"):
-        if "picows.websockets" in results and other in results:
-            lines.append(f"picows.websockets/{other}: "
-                         f"{results['picows.websockets'] / results[other]:.2f}x the instructions")
-            print(lines[-1])
+        certdir = ""
+        if args.tls:
+            from echo import make_cert
+            certdir = os.path.join(outdir, "cert")
+            os.mkdir(certdir)
+            make_cert(certdir)
+        for loop in loops:
+            for size in sizes:
+                cell = results.setdefault(loop, {}).setdefault(size, {})
+                for lib in args.libs.split(","):
+                    t1, f1 = callgrind(lib, loop, size, n1, outdir, args.top, certdir,
+                                       args.orig_python)
+                    t2, f2 = callgrind(lib, loop, size, n2, outdir, args.top, certdir,
+                                       args.orig_python)
+                    per_rt = (t2 - t1) / (n2 - n1)
+                    cell[lib] = per_rt
+                    lines.append(f"{lib:8s} {transport} {loop} {size} B: {per_rt:,.0f} "
+                                 f"instructions per round trip (client + server, user space)")
+                    print(lines[-1], flush=True)
+                    if args.top:
+                        rows = sorted(((f2.get(k, 0) - f1.get(k, 0)) / (n2 - n1), k)
+                                      for k in set(f1) | set(f2))
+                        for cost, name in sorted(rows, reverse=True)[:args.top]:
+                            print(f"    {cost:8.0f}  {name}")
+                if "picows" in cell and "raw" in cell:
+                    lines.append(f"picows/raw {transport} {loop} {size} B: "
+                                 f"{cell['picows'] / cell['raw']:.2f}x the instructions")
+                    print(lines[-1], flush=True)
     cmd = "python benchmarks/instructions.py " + " ".join(sys.argv[1:])
-    doc = {"command": cmd, "python": platform.python_version(), "loop": args.loop,
-           "size": args.size, "rounds": [n1, n2], "instructions_per_round_trip": results}
+    single = len(loops) == 1 and len(sizes) == 1
+    doc = {"command": cmd, "python": platform.python_version(), "transport": transport,
+           "loop": args.loop, "size": sizes[0] if single else sizes, "rounds": [n1, n2],
+           "instructions_per_round_trip": (results[loops[0]][sizes[0]] if single
+                                           else results)}
     if args.json:
         with open(args.json, "w") as f:
             json.dump(doc, f, indent=1)
@@ -177,7 +206,8 @@ def main() -> None:
 
         text = (f"Command: `{cmd}` (callgrind, user space, client + server; "
                 f"Python {platform.python_version()})\n\n```\n" + "\n".join(lines) + "\n```")
-        title = f"Instructions per round trip, {args.loop}, {args.size} B"
+        what = "TLS" if args.tls else "TCP"
+        title = f"Instructions per round trip, {what}, {args.loop}, {args.size} B"
         for path in resultfile.save("instructions", title, text, doc):
             print(f"saved {os.path.relpath(path)}", file=sys.stderr)
 

@@ -45,11 +45,15 @@ REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
 def _own_tls(loop: asyncio.AbstractEventLoop, ssl_context: Any) -> bool:
     """Whether picows does TLS itself (TLSLayer) instead of the loop.
 
-    On the default asyncio loop, whose TLS is pure Python; uvloop's is
-    Cython already. PICOWS_LOOP_TLS=1 makes the loop do it everywhere.
+    On the default asyncio loop (whose TLS is pure Python) and on uvloop
+    (fewer instructions per record than its own TLS: see
+    benchmarks/results/2026-12-01-tls-instructions.md). Both close a socket
+    only after connection_lost, which the layer's direct sends rely on.
+    PICOWS_LOOP_TLS=1 makes the loop do it everywhere.
     """
     return (isinstance(ssl_context, ssl.SSLContext)
-            and isinstance(loop, asyncio.SelectorEventLoop)
+            and (isinstance(loop, asyncio.SelectorEventLoop)
+                 or type(loop).__module__ in ("uvloop", "uvloop.loop"))
             and not os.environ.get("PICOWS_LOOP_TLS"))
 
 
@@ -186,13 +190,14 @@ async def ws_connect(ws_listener_factory: ClientListenerFactory, url: str, *,
 
     Extra keyword arguments go to :any:`asyncio.loop.create_connection`.
 
-    With ``wss://`` on the default asyncio loop, picows does TLS itself (in
-    Cython, over ``ssl.MemoryBIO``; asyncio's TLS is pure Python and slower);
-    ``server_hostname`` and ``ssl_handshake_timeout`` work as
+    With ``wss://`` on the default asyncio loop and on uvloop, picows does
+    TLS itself (in Cython, over an ``ssl.SSLObject`` and ``ssl.MemoryBIO``;
+    cheaper per record than either loop's TLS);
+    ``server_hostname`` and ``ssl_handshake_timeout`` (default 60 s) work as
     with asyncio, ``ssl_shutdown_timeout`` is ignored, and
     ``underlying_transport.get_extra_info("ssl_object")`` and the other TLS
-    keys answer as asyncio's. uvloop keeps its own TLS. Set the environment
-    variable ``PICOWS_LOOP_TLS=1`` to leave TLS to the loop everywhere.
+    keys answer as asyncio's. Set the environment variable
+    ``PICOWS_LOOP_TLS=1`` to leave TLS to the loop.
 
     :param ws_listener_factory: a factory returning the :any:`WSListener`
         that handles the connection, called without arguments or, if it
@@ -440,8 +445,8 @@ async def ws_create_server(
     """Create a websocket server listening on `port` of `host`.
 
     Extra keyword arguments go to :any:`asyncio.loop.create_server`. With
-    ``ssl=`` an SSLContext on the default asyncio loop, picows does TLS itself,
-    as in :any:`ws_connect`.
+    ``ssl=`` an SSLContext on the default asyncio loop or uvloop, picows does
+    TLS itself, as in :any:`ws_connect`.
 
     :param ws_listener_factory: called with the :any:`WSUpgradeRequest` of
         every well-formed HTTP/1.1 GET without a body, upgrade or not (a

@@ -19,8 +19,8 @@ cdef enum:
     # A send buffer larger than this shrinks after a spike.
     _WBUF_KEEP = 256 * 1024
     # TLS records carry at most 16 KiB of plaintext; a read window of two
-    # records and their overhead, allocated for each read only (the
-    # incoming BIO copies what was read). After a read that filled it
+    # records and their overhead, in the thread's read buffer (the
+    # incoming BIO copies what was read at once). After a read that filled it
     # (large messages), the next window is larger: fewer reads per message.
     _TLS_READ_BUFFER = 33 * 1024
     _TLS_READ_BUFFER_LARGE = 256 * 1024

@@ -1,5 +1,5 @@
 cdef class _TLSLayer:
-    # TLS over MemoryBIOs for the default asyncio loop (internal).
+    # TLS over MemoryBIOs, on both loops (internal).
     cdef readonly object app_transport
     cdef readonly object handshake_waiter
     cdef readonly object ssl_object
@@ -19,7 +19,11 @@ cdef class _TLSLayer:
     cdef object _ssl_read
     cdef object _ssl_write
     cdef object _ssl_pending
-    cdef char* _cbuf
+    # The OpenSSL objects under ssl_object and the BIOs once the handshake
+    # is done (see _attach_openssl), else NULL: the ssl module's methods.
+    cdef void* _ssl
+    cdef void* _rbio
+    cdef void* _wbio
     cdef bint _read_full
     cdef _ReadBufferView _cview
     cdef _ReadBufferView _pview
@@ -30,6 +34,8 @@ cdef class _TLSLayer:
     cdef bint _app_connected
 
     cdef _do_handshake(self)
+    cdef _attach_openssl(self)
+    cdef object _openssl_error(self, int err, unsigned long code)
     cdef _handshake_failed(self, exc)
     cdef _cancel_handshake_timer(self)
     cdef int _feed_app(self) except -1

@@ -1,16 +1,30 @@
-# _TLSLayer: TLS for the default asyncio loop.
+# _TLSLayer: picows' own TLS, on both loops.
 #
 # asyncio's own TLS (sslproto) is pure Python: a few Python calls per read
 # and per write around each OpenSSL call, more than the rest of a small
-# echo. On the default loop picows does TLS itself instead: _TLSLayer is the
-# BufferedProtocol of the TCP transport and drives an ssl.SSLObject over two
-# MemoryBIOs. Ciphertext is read into a scratch buffer and fed to the
-# incoming BIO; plaintext is read by OpenSSL straight into the websocket
-# protocol's read buffer; frames are encrypted from the sender's buffer and
-# the ciphertext goes to the socket at once when the transport has nothing
-# queued. The websocket protocol sees a _TLSTransport, an asyncio.Transport
-# with the same extra info as asyncio's TLS transport (ssl_object, peercert,
-# cipher, ...). uvloop's TLS is already in Cython, so uvloop keeps its own.
+# echo; uvloop's is Cython but still copies every record into a bytes object
+# and goes through its own transport's write path. picows does TLS itself
+# instead: _TLSLayer is the BufferedProtocol of the TCP transport and drives
+# an ssl.SSLObject over two MemoryBIOs. Ciphertext is read into a scratch
+# buffer and fed to the incoming BIO; plaintext is read by OpenSSL straight
+# into the websocket protocol's read buffer; frames are encrypted from the
+# sender's buffer and the ciphertext goes to the socket at once when the
+# transport has nothing queued. The websocket protocol sees a _TLSTransport,
+# an asyncio.Transport with the same extra info as asyncio's TLS transport
+# (ssl_object, peercert, cipher, ...).
+#
+# The record path. The handshake, certificate checks, close_notify and every
+# extra-info answer go through the ssl module. Once the handshake is done,
+# records are read and written by calling OpenSSL's SSL_read / SSL_write /
+# BIO_read / BIO_write directly on the SSL* and BIO* that the ssl module's
+# objects hold (_attach_openssl), resolved at import from the libssl that
+# the _ssl module itself links (includes/openssl.h): no Python call, no
+# argument parsing, no GIL release and no bytes object per record. The
+# pointers are read out of CPython's private structs, so this is done only
+# on the CPython versions whose layout is known (3.8-3.13) and checked on
+# every connection (the SSL's BIOs must be the MemoryBIOs' BIOs); otherwise,
+# or with PICOWS_TLS_SSL_MODULE=1, the layer calls the ssl module's C
+# methods (SSLObject.read/write, MemoryBIO.read/write) as before.
 #
 # States (_TLSState, self._state):
 #
@@ -28,12 +42,51 @@
 # asyncio's default for ssl_handshake_timeout.
 cdef double _TLS_HANDSHAKE_TIMEOUT = 60.0
 
+cdef enum:
+    # Ciphertext up to this size leaves the outgoing BIO through a stack buffer.
+    _TLS_STACK_OUT = 4096
+# Plaintext encrypted per SSL_write before the ciphertext is sent: bounds
+# the outgoing BIO and the scratch buffer of a large frame.
+cdef int _TLS_WRITE_CHUNK = 256 * 1024
+
+
+try:
+    from _ssl import MemoryBIO as _ssl_MemoryBIO, _SSLSocket as _ssl_SSLSocket
+except ImportError:
+    _ssl_MemoryBIO = _ssl_SSLSocket = None
+
+
+cdef bint _openssl_available():
+    """Whether the record path can call OpenSSL directly (see above)."""
+    if os.environ.get("PICOWS_TLS_SSL_MODULE"):
+        return False
+    import sys
+    if not ((3, 8) <= sys.version_info[:2] <= (3, 13)) or sys.implementation.name != "cpython":
+        return False
+    try:
+        import _ssl
+        path = _ssl.__file__
+    except (ImportError, AttributeError):
+        # Built into the interpreter: nothing to dlopen.
+        return False
+    return picows_openssl_load(os.fsencode(path)) == 0
+
+
+cdef bint _OPENSSL = _openssl_available()
+
+
+def _tls_uses_openssl():
+    """Whether new TLS connections drive OpenSSL directly (tests, benchmarks)."""
+    return _OPENSSL and not os.environ.get("PICOWS_TLS_SSL_MODULE")
+
 
 cdef class _TLSLayer:
     """The TCP transport's protocol when picows does TLS (internal)."""
 
     def __cinit__(self):
-        self._cbuf = NULL
+        self._ssl = NULL
+        self._rbio = NULL
+        self._wbio = NULL
 
     def __init__(self, ssl_context, bint server_side, server_hostname,
                  WSProtocolCore app, handshake_timeout=None):
@@ -50,15 +103,16 @@ cdef class _TLSLayer:
         self.app_transport = _TLSTransport(self)
         self.handshake_waiter = None
 
-    def __dealloc__(self):
-        if self._cbuf != NULL:
-            PyMem_Free(self._cbuf)
-            self._cbuf = NULL
-
     @property
     def app_protocol(self):
         """The websocket protocol on top."""
         return self._app
+
+    @property
+    def record_path(self):
+        """"openssl" when records go through OpenSSL's C API directly,
+        "ssl-module" when through the ssl module's methods (tests)."""
+        return "openssl" if self._ssl != NULL else "ssl-module"
 
     # -- protocol of the TCP transport -----------------------------------------
 
@@ -88,7 +142,7 @@ cdef class _TLSLayer:
         self._outgoing_read = self._outgoing.read
         # Ciphertext straight to the socket (see writer.pyx).
         self._writer = _SocketWriter(
-            transport, type(transport).__module__ == "asyncio.selector_events")
+            transport, type(transport).__module__ in ("asyncio.selector_events", "uvloop.loop"))
         if self._handshake_timeout is not None and self._handshake_timeout > 0:
             self._handshake_timer = self._loop.call_later(
                 self._handshake_timeout, self._on_handshake_timeout)
@@ -98,12 +152,12 @@ cdef class _TLSLayer:
     @cython.always_allow_keywords(False)
     def get_buffer(self, Py_ssize_t sizehint):
         cdef Py_ssize_t size = _TLS_READ_BUFFER_LARGE if self._read_full else _TLS_READ_BUFFER
-        if self._cbuf != NULL:
-            PyMem_Free(self._cbuf)
-        self._cbuf = <char*>PyMem_Malloc(size)
-        if self._cbuf == NULL:
+        # The thread's read buffer (includes/scratch.h): buffer_updated
+        # copies it into the BIO before anything else can use it.
+        cdef char* buf = picows_scratch(size)
+        if buf == NULL:
             raise MemoryError()
-        self._cview.ptr = self._cbuf
+        self._cview.ptr = buf
         self._cview.size = size
         return self._cview
 
@@ -114,10 +168,14 @@ cdef class _TLSLayer:
             return
         self._read_full = nbytes == self._cview.size
         self._cview.size = nbytes
-        self._incoming_write(self._cview)
-        # The BIO has its own copy: an idle connection keeps no read buffer.
-        PyMem_Free(self._cbuf)
-        self._cbuf = NULL
+        if self._ssl != NULL:
+            # A memory BIO takes it all (or fails to allocate).
+            if picows_ossl.BIO_write(self._rbio, self._cview.ptr, <int>nbytes) != nbytes:
+                picows_ossl.ERR_clear_error()
+                self._fatal(MemoryError())
+                return
+        else:
+            self._incoming_write(self._cview)
         if self._state == TLS_HANDSHAKE:
             self._do_handshake()
         else:
@@ -144,9 +202,6 @@ cdef class _TLSLayer:
         if self._app_connected:
             self._app_connected = False
             self._app.connection_lost(exc)
-        if self._cbuf != NULL:
-            PyMem_Free(self._cbuf)
-            self._cbuf = NULL
 
     def pause_writing(self):
         if self._app_connected:
@@ -170,6 +225,7 @@ cdef class _TLSLayer:
             return
         self._flush()
         self._state = TLS_OPEN
+        self._attach_openssl()
         self._cancel_handshake_timer()
         if self.handshake_waiter is not None and not self.handshake_waiter.done():
             self.handshake_waiter.set_result(None)
@@ -181,6 +237,42 @@ cdef class _TLSLayer:
                 self.write(data)
         # Data that came with the end of the handshake.
         self._feed_app()
+
+    cdef _attach_openssl(self):
+        """Take the SSL* and BIO*s out of the ssl module's objects for the
+        record path, when that is known to be safe (see the top)."""
+        cdef void* s
+        cdef void* rbio
+        cdef void* wbio
+        if not _OPENSSL or os.environ.get("PICOWS_TLS_SSL_MODULE"):
+            return
+        sslobj = getattr(self.ssl_object, "_sslobj", None)
+        if (type(sslobj) is not _ssl_SSLSocket or type(self._incoming) is not _ssl_MemoryBIO
+                or type(self._outgoing) is not _ssl_MemoryBIO):
+            return
+        # PySSLSocket: {PyObject *Socket; SSL *ssl; PySSLContext *ctx; ...}:
+        # its ctx must be the context the object reports, before its ssl is
+        # trusted at all.
+        if picows_ssl_field(<PyObject*>sslobj, 2) != <void*>sslobj.context:
+            return
+        s = picows_ssl_field(<PyObject*>sslobj, 1)
+        rbio = picows_ssl_field(<PyObject*>self._incoming, 0)
+        wbio = picows_ssl_field(<PyObject*>self._outgoing, 0)
+        if s == NULL or rbio == NULL or wbio == NULL:
+            return
+        if picows_ossl.SSL_get_rbio(s) != rbio or picows_ossl.SSL_get_wbio(s) != wbio:
+            return
+        self._ssl = s
+        self._rbio = rbio
+        self._wbio = wbio
+
+    cdef object _openssl_error(self, int err, unsigned long code):
+        """The ssl.SSLError of a failed SSL_read / SSL_write."""
+        cdef char buf[256]
+        if code == 0:
+            return ssl.SSLError(err, f"TLS error (SSL_get_error {err})")
+        picows_ossl.ERR_error_string_n(code, buf, sizeof(buf))
+        return ssl.SSLError(err, buf.decode("ascii", "replace"))
 
     cdef _handshake_failed(self, exc):
         self._cancel_handshake_timer()
@@ -211,19 +303,31 @@ cdef class _TLSLayer:
         cdef WSProtocolCore app = self._app
         cdef _ReadBufferView view = self._pview
         cdef Py_ssize_t n
+        cdef int err
+        cdef unsigned long code
         while self._app_connected and self._state != TLS_CLOSED and not app._closing:
             app._read_window(&view.ptr, &view.size)
             if view.size > _TLS_MAX_CALL:
                 view.size = _TLS_MAX_CALL
-            try:
-                n = self._ssl_read(view.size, view)
-            except ssl.SSLWantReadError:
-                break
-            except ssl.SSLZeroReturnError:
-                n = 0
-            except Exception as exc:
-                self._fatal(exc)
-                return 0
+            if self._ssl != NULL:
+                n = picows_ssl_io(0, self._ssl, view.ptr, <int>view.size, &err, &code)
+                if n <= 0:
+                    if err == PICOWS_SSL_ERROR_WANT_READ:
+                        break
+                    if err != PICOWS_SSL_ERROR_ZERO_RETURN:
+                        self._fatal(self._openssl_error(err, code))
+                        return 0
+                    n = 0
+            else:
+                try:
+                    n = self._ssl_read(view.size, view)
+                except ssl.SSLWantReadError:
+                    break
+                except ssl.SSLZeroReturnError:
+                    n = 0
+                except Exception as exc:
+                    self._fatal(exc)
+                    return 0
             if n <= 0:
                 # close_notify (the ssl module reads 0 bytes): the peer
                 # sends no more.
@@ -232,7 +336,10 @@ cdef class _TLSLayer:
                     self.close()
                 return 0
             app._data_in(n)
-            if self._incoming.pending == 0 and self._ssl_pending() == 0:
+            if self._ssl != NULL:
+                if picows_bio_pending(self._rbio) == 0 and picows_ossl.SSL_pending(self._ssl) == 0:
+                    break
+            elif self._incoming.pending == 0 and self._ssl_pending() == 0:
                 break
         # Post-handshake messages (key updates) may need an answer.
         self._flush()
@@ -246,10 +353,35 @@ cdef class _TLSLayer:
         """Encrypt and send `size` bytes at `data` (the sender's buffer)."""
         cdef _ReadBufferView view = self._wview
         cdef size_t done = 0, chunk
+        cdef int n, err
+        cdef unsigned long code
         if self._state == TLS_CLOSED:
             return 0
         if self._state == TLS_HANDSHAKE or self._pending is not None:
             self._queue(PyBytes_FromStringAndSize(<char*>data, size))
+            return 0
+        if self._ssl != NULL:
+            while done < size:
+                chunk = min(size - done, <size_t>_TLS_WRITE_CHUNK)
+                n = picows_ssl_io(1, self._ssl, data + done, <int>chunk, &err, &code)
+                if n <= 0:
+                    if (err == PICOWS_SSL_ERROR_WANT_READ
+                            or (err == PICOWS_SSL_ERROR_SYSCALL and code == 0)):
+                        # A renegotiation (TLS 1.2) must finish first. (A
+                        # SYSCALL error without an error: the handshake met
+                        # application data that the peer sent before its
+                        # handshake messages, which must be read first;
+                        # OpenSSL says nothing more. Memory BIOs have no
+                        # system calls that could fail.)
+                        self._queue(PyBytes_FromStringAndSize(<char*>data + done, size - done))
+                        break
+                    self._fatal(self._openssl_error(err, code))
+                    return 0
+                done += <size_t>n
+                if done < size:
+                    # Bounded BIO: send each chunk's records as they come.
+                    self._flush()
+            self._flush()
             return 0
         while done < size:
             # The ssl module takes at most INT_MAX bytes per call.
@@ -258,8 +390,10 @@ cdef class _TLSLayer:
             view.size = chunk
             try:
                 self._ssl_write(view)
-            except ssl.SSLWantReadError:
-                # A renegotiation (TLS 1.2) must finish first.
+            except (ssl.SSLWantReadError, ssl.SSLEOFError):
+                # A renegotiation (TLS 1.2) must finish first (the ssl
+                # module calls the SYSCALL case above an EOF: no EOF can
+                # come through a write to memory BIOs).
                 self._queue(PyBytes_FromStringAndSize(<char*>data + done, size - done))
                 break
             except Exception as exc:
@@ -276,10 +410,37 @@ cdef class _TLSLayer:
 
     cdef int _flush(self) except -1:
         """Send the ciphertext the outgoing BIO holds."""
+        cdef char stack_buf[_TLS_STACK_OUT]
+        cdef char* buf
+        cdef int64_t pending
+        cdef int n
         if self._state == TLS_CLOSED:
             return 0
-        self._writer.write_bytes(self._outgoing_read())
-        return 0
+        if self._wbio == NULL:
+            self._writer.write_bytes(self._outgoing_read())
+            return 0
+        while True:
+            pending = <int64_t>picows_bio_pending(self._wbio)
+            if pending <= 0:
+                return 0
+            if pending > _TLS_MAX_CALL:
+                pending = _TLS_MAX_CALL
+            if pending <= _TLS_STACK_OUT:
+                buf = stack_buf
+            else:
+                buf = <char*>PyMem_Malloc(pending)
+                if buf == NULL:
+                    raise MemoryError()
+            try:
+                n = picows_ossl.BIO_read(self._wbio, buf, <int>pending)
+                if n > 0:
+                    self._writer.write(<uint8_t*>buf, n)
+            finally:
+                if buf != stack_buf:
+                    PyMem_Free(buf)
+            if n < _TLS_MAX_CALL:
+                # All of it (a memory BIO gives all it holds), or an error.
+                return 0
 
     cdef _shut(self):
         """TLS_CLOSED: nothing more is read, written or queued."""

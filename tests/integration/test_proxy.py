@@ -253,9 +253,8 @@ async def test_http_connect_echo(net, tinyproxy, caplog):
         async with connect(net, server.url(),
                            proxy=creds_url("http", tinyproxy.port)) as (transport, listener):
             await echo_once(transport, listener)
-            # wss:// on the default loop: picows' own TLS, over the tunnel socket.
-            own_tls = (net.tls and not os.environ.get("PICOWS_LOOP_TLS")
-                       and isinstance(asyncio.get_running_loop(), asyncio.SelectorEventLoop))
+            # wss://: picows' own TLS (both loops), over the tunnel socket.
+            own_tls = net.tls and not os.environ.get("PICOWS_LOOP_TLS")
             assert (type(transport.underlying_transport).__name__ == "_TLSTransport") == own_tls
             assert transport.underlying_transport.get_extra_info("peername") == (
                 "127.0.0.1", tinyproxy.port)

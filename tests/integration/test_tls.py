@@ -1,10 +1,11 @@
 """TLS itself: which transport does it, certificates, handshake timeouts,
 peers that do not speak TLS, the TLS side of closing, interop and flow control.
 
-On the default asyncio loop picows does TLS itself (``_TLSLayer`` under a
-``_TLSTransport``, see picows/picows.pyx); PICOWS_LOOP_TLS=1 and uvloop leave
-it to the loop. Every test runs on both loops unless it is about picows' own
-layer (``loop_factories=["asyncio"]``) or about uvloop's.
+On both loops picows does TLS itself (``_TLSLayer`` under a
+``_TLSTransport``, see picows/_core/tls.pyx); PICOWS_LOOP_TLS=1 leaves it to
+the loop. Every test runs on both loops. The layer's record path calls
+OpenSSL directly where it can; PICOWS_TLS_SSL_MODULE=1 makes it call the ssl
+module's methods instead (``record_path`` parametrises the echo tests).
 
 The peers that do not go through picows are asyncio streams (with or without
 asyncio's TLS), a hand-driven ``ssl.SSLObject`` over a plain TCP stream where the
@@ -26,7 +27,7 @@ from picows import WSCloseCode, WSMsgType, ws_connect, ws_create_server
 from .test_interop_websockets import websockets_client, websockets_server
 
 from tests.support import (EchoListener, Net, RecordingListener, client_upgrade, close_writer,
-    connect, expected_accept, pattern, raw_handshake, raw_server, serve, wait_for)
+    connect, expected_accept, pattern, raw_handshake, raw_server, serve, server_frame, wait_for)
 
 
 KIB = 1024
@@ -43,9 +44,6 @@ def picows_tls(transport) -> bool:
     return type(transport).__name__ == "_TLSTransport"
 
 
-def is_asyncio_loop() -> bool:
-    # uvloop.Loop is no SelectorEventLoop.
-    return isinstance(asyncio.get_running_loop(), asyncio.SelectorEventLoop)
 
 
 async def read_until_closed(reader: asyncio.StreamReader) -> tuple[bytes, str]:
@@ -203,8 +201,7 @@ def check_picows_tls_extra_info(tls_transport, context: ssl.SSLContext, server_p
     assert not tls_transport.can_write_eof()
 
 
-@pytest.mark.asyncio(loop_factories=["asyncio"])
-async def test_asyncio_loop_uses_picows_tls(tls):
+async def test_both_loops_use_picows_tls(tls):
     async with serve(tls) as server, connect(tls, server.url()) as (transport, client):
         listener, server_transport = await server.next_connected()
         check_picows_tls_extra_info(transport.underlying_transport, tls.client_ssl,
@@ -236,7 +233,8 @@ async def test_picows_loop_tls_env_leaves_tls_to_asyncio(tls, monkeypatch):
 
 
 @pytest.mark.asyncio(loop_factories=["uvloop"])
-async def test_uvloop_keeps_its_own_tls(tls):
+async def test_picows_loop_tls_env_leaves_tls_to_uvloop(tls, monkeypatch):
+    monkeypatch.setenv("PICOWS_LOOP_TLS", "1")
     async with serve(tls) as server, connect(tls, server.url()) as (transport, client):
         _, server_transport = await server.next_connected()
         for tls_transport in (transport.underlying_transport,
@@ -249,17 +247,76 @@ async def test_uvloop_keeps_its_own_tls(tls):
         assert (await client.next_frame()).payload == payload
 
 
+def test_record_path_calls_openssl_directly():
+    """On CPython 3.8-3.13 with an _ssl module that links libssl
+    dynamically (every Linux and macOS build here), the layer drives OpenSSL
+    directly; PICOWS_TLS_SSL_MODULE=1 turns it off."""
+    import sys
+
+    from picows.picows import _tls_uses_openssl
+    if sys.platform == "win32" or not (3, 8) <= sys.version_info[:2] <= (3, 13):
+        pytest.skip("the ssl module's methods only")
+    assert _tls_uses_openssl() is (not os.environ.get("PICOWS_TLS_SSL_MODULE"))
+
+
+def test_ssl_object_layout():
+    """What the record path assumes of CPython's _ssl objects (see
+    picows/_core/tls.pyx), checked through ctypes on this interpreter: the
+    SSL* right after PySSLSocket's first field, its context after that, the
+    BIO* first in PySSLMemoryBIO. (The layer checks the same on every
+    connection and falls back to the ssl module's methods if it fails.)"""
+    import ctypes
+    import sys
+
+    import _ssl
+    if sys.implementation.name != "cpython" or not (3, 8) <= sys.version_info[:2] <= (3, 13):
+        pytest.skip("the record path uses the ssl module's methods here")
+    lib = ctypes.CDLL(_ssl.__file__)
+    for name in ("SSL_get_rbio", "SSL_get_wbio"):
+        getattr(lib, name).argtypes = [ctypes.c_void_p]
+        getattr(lib, name).restype = ctypes.c_void_p
+    ptr, head = ctypes.sizeof(ctypes.c_void_p), object.__basicsize__
+
+    def field(obj, n: int) -> int | None:
+        return ctypes.c_void_p.from_address(id(obj) + head + n * ptr).value
+
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    sslobj = ssl.create_default_context().wrap_bio(incoming, outgoing,
+                                                    server_hostname="example.com")._sslobj
+    assert field(sslobj, 2) == id(sslobj.context)
+    assert lib.SSL_get_rbio(field(sslobj, 1)) == field(incoming, 0)
+    assert lib.SSL_get_wbio(field(sslobj, 1)) == field(outgoing, 0)
+
+
+@pytest.fixture(params=["openssl", "ssl-module"])
+def record_path(request, monkeypatch):
+    """Both record paths of picows' layer (see tls.pyx)."""
+    if request.param == "ssl-module":
+        monkeypatch.setenv("PICOWS_TLS_SSL_MODULE", "1")
+    return request.param
+
+
+def check_record_path(wstransport) -> None:
+    """The layer under `wstransport` took the record path the environment asks."""
+    from picows.picows import _tls_uses_openssl
+    expected = "openssl" if _tls_uses_openssl() else "ssl-module"
+    assert wstransport.underlying_transport._layer.record_path == expected
+
+
 # --------------------------------------------------------------------------
 # Echo
 
 
 @pytest.mark.parametrize("initiator", ["client", "server"])
 @pytest.mark.parametrize("size", SIZES)
-async def test_echo_sizes(tls, size, initiator):
-    """Sizes around the frame length encodings and the TLS record size;
-    the side that sends first is the client or the server."""
+async def test_echo_sizes(tls, size, initiator, record_path):
+    """Sizes around the frame length encodings and the TLS record size (up
+    to 5 MiB: many records per read and per write, and more than one write
+    chunk of the record path); the side that sends first is the client or
+    the server."""
     payload = pattern(size)
     async with echo_pair(tls, initiator) as (transport, receiver):
+        check_record_path(transport)
         transport.send(WSMsgType.BINARY, payload)
         frame = await receiver.next_frame()
     assert (frame.msg_type, frame.fin, frame.payload_size) == (WSMsgType.BINARY, True, size)
@@ -267,11 +324,12 @@ async def test_echo_sizes(tls, size, initiator):
 
 
 @pytest.mark.parametrize("initiator", ["client", "server"])
-async def test_echo_burst_in_order(tls, initiator):
+async def test_echo_burst_in_order(tls, initiator, record_path):
     """1,000 small frames sent back to back, without waiting: many frames per
     TLS record and per read."""
     messages = [str(i).encode() + pattern(i % 200) for i in range(1000)]
     async with echo_pair(tls, initiator) as (transport, receiver):
+        check_record_path(transport)
         for message in messages:
             transport.send(WSMsgType.BINARY, message)
         got = [(await receiver.next_frame()).payload for _ in messages]
@@ -293,6 +351,202 @@ async def test_echo_over_tls_1_2(tls):
             payload = pattern(size)
             transport.send(WSMsgType.BINARY, payload)
             assert (await client.next_frame()).payload == payload
+
+
+def tls12_client_context(tls) -> ssl.SSLContext:
+    context = ssl.create_default_context(
+        cadata=b"".join(tls.client_ssl.get_ca_certs(binary_form=True)))
+    context.maximum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def ssl_renegotiate(sslobj: ssl.SSLObject) -> None:
+    """SSL_renegotiate() on the SSL* under `sslobj`: the ssl module has no
+    API for it. The pointer is read as picows' layer reads it (the field
+    after PySSLSocket's first; checked against the BIO it must hold)."""
+    import ctypes
+
+    import _ssl
+    lib = ctypes.CDLL(_ssl.__file__)
+    lib.SSL_renegotiate.argtypes = [ctypes.c_void_p]
+    lib.SSL_get_wbio.argtypes = [ctypes.c_void_p]
+    lib.SSL_get_wbio.restype = ctypes.c_void_p
+    ptr = ctypes.sizeof(ctypes.c_void_p)
+    ssl_ptr = ctypes.c_void_p.from_address(id(sslobj._sslobj) + object.__basicsize__ + ptr).value
+    bio_ptr = ctypes.c_void_p.from_address(id(sslobj._sslobj._outgoing) + object.__basicsize__
+                                           ).value if hasattr(sslobj._sslobj, "_outgoing") else None
+    if bio_ptr is not None:
+        assert lib.SSL_get_wbio(ssl_ptr) == bio_ptr
+    assert lib.SSL_renegotiate(ssl_ptr) == 1
+
+
+def ssl_renegotiate_pending(sslobj: ssl.SSLObject) -> bool:
+    """SSL_renegotiate_pending() on the SSL* under `sslobj`."""
+    import ctypes
+
+    import _ssl
+    lib = ctypes.CDLL(_ssl.__file__)
+    lib.SSL_renegotiate_pending.argtypes = [ctypes.c_void_p]
+    ptr = ctypes.sizeof(ctypes.c_void_p)
+    ssl_ptr = ctypes.c_void_p.from_address(id(sslobj._sslobj) + object.__basicsize__ + ptr).value
+    return bool(lib.SSL_renegotiate_pending(ssl_ptr))
+
+
+@pytest.mark.skipif(ssl.OPENSSL_VERSION_INFO < (3,),
+                    reason="OpenSSL 1.1 servers accept client renegotiation")
+@pytest.mark.parametrize("after", ["idle", "sending"])
+async def test_client_renegotiation_is_refused(tls, tcp, record_path, after):
+    """TLS 1.2: a client asks the server to renegotiate (a new ClientHello in
+    the middle of the connection). OpenSSL 3 servers refuse it (no
+    client-initiated renegotiation unless SSL_OP_ALLOW_CLIENT_RENEGOTIATION),
+    OpenSSL clients give up on such a refusal, and the server's websocket
+    ends once, at once, without anything reaching the loop's exception
+    handler; the server keeps serving. `sending`: the server is sending
+    frames while the renegotiation comes in."""
+    tls12 = Net("tls", tls.server_ssl, tls12_client_context(tls))
+    async with serve(tls12) as server:
+        reader, writer = await wait_for(asyncio.open_connection("127.0.0.1", server.port))
+        try:
+            peer = HandDrivenTLS(reader, writer, tls12.client_ssl, server_side=False)
+            await peer.upgrade()
+            assert peer.sslobj.version() == "TLSv1.2"
+            listener, transport = await server.next_connected()
+            check_record_path(transport)
+            ssl_renegotiate(peer.sslobj)
+            with pytest.raises(ssl.SSLWantReadError):
+                peer.sslobj.do_handshake()
+            peer._flush()
+            if after == "sending":
+                for _ in range(20):
+                    transport.send(WSMsgType.BINARY, pattern(8 * KIB))
+            _, ending = await wait_for(peer.read_to_end())
+            # The client's fatal alert, answering the refusal.
+            peer._flush()
+            await wait_for(listener.disconnected, FAST)
+            await wait_for(transport.wait_disconnected(), FAST)
+        finally:
+            await close_writer(writer)
+        assert isinstance(ending, ssl.SSLError), repr(ending)
+        assert "RENEGOTIATION" in str(ending).upper(), repr(ending)
+        assert listener.disconnected_calls == 1
+        async with connect(tls, server.url()) as (client_transport, client):
+            client_transport.send(WSMsgType.TEXT, b"still serving")
+            assert (await client.next_frame()).payload == b"still serving"
+
+
+async def test_server_renegotiation_then_echo(tls, tcp, record_path):
+    """TLS 1.2: the server asks for a renegotiation (HelloRequest); the
+    picows client renegotiates (OpenSSL clients accept a server's request)
+    inside its record path, and frames flow both ways afterwards."""
+    echoes: asyncio.Queue = asyncio.Queue()
+
+    async def hand_server(reader, writer):
+        peer = HandDrivenTLS(reader, writer, tls.server_ssl, server_side=True)
+        await peer.handshake()
+        head = await peer.read_until(b"\r\n\r\n")
+        key = next(line.partition(":")[2].strip() for line in head.decode().split("\r\n")
+                   if line.lower().startswith("sec-websocket-key:"))
+        peer.send(("HTTP/1.1 101 Switching Protocols\r\n"
+                   "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                   f"Sec-WebSocket-Accept: {expected_accept(key)}\r\n\r\n").encode())
+        ssl_renegotiate(peer.sslobj)
+        peer.sslobj.do_handshake()  # the HelloRequest
+        peer._flush()
+        flights = 0
+        while ssl_renegotiate_pending(peer.sslobj):
+            with contextlib.suppress(ssl.SSLWantReadError):
+                peer.sslobj.read(65536)
+            peer._flush()
+            if ssl_renegotiate_pending(peer.sslobj):
+                await peer._receive()
+                flights += 1
+        for payload in (b"before", b"after"):
+            peer.sslobj.write(server_frame(WSMsgType.BINARY, payload))
+        peer._flush()
+        # Read the client's echoes (masked frames of 6 and 5 bytes),
+        # answering the renegotiation's messages on the way.
+        data = b""
+        while len(data) < 2 * 6 + 6 + 5:
+            try:
+                data += peer.sslobj.read(65536)
+            except ssl.SSLWantReadError:
+                await peer._receive()
+        got = []
+        while data:
+            n = data[1] & 0x7F
+            mask, body, data = data[2:6], data[6:6 + n], data[6 + n:]
+            got.append(bytes(b ^ mask[i % 4] for i, b in enumerate(body)))
+        echoes.put_nowait((got, peer.sslobj.version(), flights))
+        await peer.read_to_end()
+
+    async with raw_server(tcp, hand_server) as port:
+        transport, client = await wait_for(ws_connect(
+            EchoListener, f"wss://127.0.0.1:{port}/", ssl_context=tls12_client_context(tls)))
+        try:
+            check_record_path(transport)
+            got, version, flights = await wait_for(echoes.get())
+        finally:
+            transport.disconnect()
+            await wait_for(transport.wait_disconnected())
+    assert version == "TLSv1.2"
+    # The client's ClientHello, then its Finished.
+    assert flights >= 2, flights
+    assert got == [b"before", b"after"]
+
+
+async def test_server_renegotiation_holds_writes_until_done(tls, tcp, record_path):
+    """TLS 1.2: the server asks for a renegotiation (HelloRequest) and sends
+    two frames right after it, in the same flight. The picows client
+    renegotiates and gets the frames in the middle of it; its echo of the
+    first meets the handshake in progress with the second frame still
+    unread (OpenSSL: SSL_ERROR_SYSCALL without an error; the ssl module:
+    SSLEOFError), the next ones SSL_ERROR_WANT_READ: all are held and go
+    out, in order, once the renegotiation is done."""
+    echoes: asyncio.Queue = asyncio.Queue()
+
+    async def hand_server(reader, writer):
+        peer = HandDrivenTLS(reader, writer, tls.server_ssl, server_side=True)
+        await peer.handshake()
+        head = await peer.read_until(b"\r\n\r\n")
+        key = next(line.partition(":")[2].strip() for line in head.decode().split("\r\n")
+                   if line.lower().startswith("sec-websocket-key:"))
+        peer.send(("HTTP/1.1 101 Switching Protocols\r\n"
+                   "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                   f"Sec-WebSocket-Accept: {expected_accept(key)}\r\n\r\n").encode())
+        ssl_renegotiate(peer.sslobj)
+        peer.sslobj.do_handshake()  # the HelloRequest
+        for payload in (b"during", b"after"):
+            peer.sslobj.write(server_frame(WSMsgType.BINARY, payload))
+        peer._flush()
+        # Read the client's echoes (masked frames of 6 bytes, then 5),
+        # answering the renegotiation's messages on the way.
+        data = b""
+        while len(data) < 2 * 6 + 6 + 5:
+            try:
+                data += peer.sslobj.read(65536)
+            except ssl.SSLWantReadError:
+                peer._flush()
+                await peer._receive()
+            peer._flush()
+        got = []
+        while data:
+            n = data[1] & 0x7F
+            mask, body, data = data[2:6], data[6:6 + n], data[6 + n:]
+            got.append(bytes(b ^ mask[i % 4] for i, b in enumerate(body)))
+        echoes.put_nowait((got, peer.sslobj.version()))
+        await peer.read_to_end()
+
+    async with raw_server(tcp, hand_server) as port:
+        transport, client = await wait_for(ws_connect(
+            EchoListener, f"wss://127.0.0.1:{port}/", ssl_context=tls12_client_context(tls)))
+        try:
+            check_record_path(transport)
+            got, version = await wait_for(echoes.get())
+        finally:
+            transport.disconnect()
+            await wait_for(transport.wait_disconnected())
+    assert version == "TLSv1.2"
+    assert got == [b"during", b"after"]
 
 
 # --------------------------------------------------------------------------
@@ -335,12 +589,11 @@ async def test_server_hostname_kwarg_is_checked(tls, server_hostname, verified):
             assert "wrong.example" in str(info.value)
 
 
-@pytest.mark.asyncio(loop_factories=["asyncio"])
 async def test_invalid_server_hostname_raises_at_once(tls):
     """A server_hostname the ssl module refuses (a leading dot) fails
     ws_connect at once with that error; picows' layer used to leave it
-    waiting. (uvloop raises it too, but also reports it to the loop's
-    exception handler, which the test fixtures forbid.)"""
+    waiting. (uvloop's own TLS raises it too, but also reports it to the
+    loop's exception handler, which the test fixtures forbid.)"""
     async with serve(tls) as server:
         started = time.monotonic()
         with pytest.raises((UnicodeError, ValueError)):
@@ -390,9 +643,7 @@ async def test_client_handshake_timeout(tls, tcp):
                                       ssl_handshake_timeout=HANDSHAKE_TIMEOUT), FAST)
         elapsed = time.monotonic() - started
     assert got_hello.is_set()
-    # uvloop's own TLS: any of the above will do (it raises ConnectionAbortedError too).
-    if is_asyncio_loop():
-        assert type(info.value) is ConnectionAbortedError, repr(info.value)
+    assert type(info.value) is ConnectionAbortedError, repr(info.value)
     assert HANDSHAKE_TIMEOUT * 0.8 <= elapsed < FAST, elapsed
 
 
@@ -407,8 +658,7 @@ async def test_server_closes_during_tls_handshake(tls, tcp):
         with pytest.raises((ConnectionError, ssl.SSLError)) as info:
             await wait_for(ws_connect(RecordingListener, f"wss://127.0.0.1:{port}/",
                                       ssl_context=tls.client_ssl), FAST)
-    if is_asyncio_loop():
-        assert type(info.value) is ConnectionResetError, repr(info.value)
+    assert type(info.value) is ConnectionResetError, repr(info.value)
 
 
 async def test_connect_cancelled_during_tls_handshake(tls, tcp):
@@ -433,7 +683,6 @@ async def test_connect_cancelled_during_tls_handshake(tls, tcp):
         await wait_for(closed.wait(), FAST)
 
 
-@pytest.mark.asyncio(loop_factories=["asyncio"])
 @pytest.mark.parametrize("timeout", [0, -1.0])
 @pytest.mark.parametrize("side", ["client", "server"])
 async def test_non_positive_handshake_timeout_is_refused(tls, side, timeout):
@@ -600,15 +849,14 @@ async def check_disconnect_sends_close_notify(tls, tcp, side: str) -> None:
     assert ending is None, f"TLS ended without close_notify: {ending!r}"
 
 
-@pytest.mark.asyncio(loop_factories=["asyncio"])
 @pytest.mark.parametrize("side", ["server", "client"])
-async def test_disconnect_sends_close_notify_picows_tls(tls, tcp, side):
+async def test_disconnect_sends_close_notify_picows_tls(tls, tcp, side, record_path):
     await check_disconnect_sends_close_notify(tls, tcp, side)
 
 
-@pytest.mark.asyncio(loop_factories=["uvloop"])
 @pytest.mark.parametrize("side", ["server", "client"])
-async def test_disconnect_sends_close_notify_uvloop(tls, tcp, side):
+async def test_disconnect_sends_close_notify_loop_tls(tls, tcp, side, monkeypatch):
+    monkeypatch.setenv("PICOWS_LOOP_TLS", "1")
     await check_disconnect_sends_close_notify(tls, tcp, side)
 
 
@@ -622,7 +870,7 @@ async def test_websockets_client_against_picows_tls_server(tls):
     async with serve(tls) as server:
         async with websockets_client(tls, server.url()) as ws:
             listener, transport = await server.next_connected()
-            assert picows_tls(transport.underlying_transport) is is_asyncio_loop()
+            assert picows_tls(transport.underlying_transport)
             for size in INTEROP_SIZES:
                 payload = pattern(size)
                 await wait_for(ws.send(payload))
@@ -637,7 +885,7 @@ async def test_websockets_client_against_picows_tls_server(tls):
 
 async def test_picows_client_against_websockets_tls_server(tls):
     async with websockets_server(tls) as peer, connect(tls, peer.url) as (transport, client):
-        assert picows_tls(transport.underlying_transport) is is_asyncio_loop()
+        assert picows_tls(transport.underlying_transport)
         for size in INTEROP_SIZES:
             payload = pattern(size)
             transport.send(WSMsgType.BINARY, payload)
@@ -679,7 +927,6 @@ class PauseProbe(RecordingListener):
             self.resumed.set_result(None)
 
 
-@pytest.mark.asyncio(loop_factories=["asyncio"])
 async def test_write_buffer_limits(tls):
     """high=16 KiB on the server's TLS transport: while the client does not
     read, the server is paused once a little over 16 KiB is buffered (the
@@ -713,7 +960,6 @@ async def test_write_buffer_limits(tls):
     assert server_tls.get_write_buffer_size() == 0
 
 
-@pytest.mark.asyncio(loop_factories=["asyncio"])
 @pytest.mark.parametrize("side", ["client", "server"])
 async def test_pause_and_resume_reading(tls, side):
     """A message sent while the receiving side's TLS transport is paused
