@@ -28,7 +28,7 @@ cd "$(dirname "$0")/.."
 
 STATE=conformance/reports/ci
 SOCK=/run/picows-docker.sock
-PY=.tox/conformance/bin/python   # the README command's conformance env: picows installed
+PY="${PICOWS_CI_PYTHON:-.tox/conformance/bin/python}"  # the README command's tox env
 MATRIX_CASES="${PICOWS_MATRIX_CASES:-1.*,2.*,3.*,4.*,5.*,6.*,7.*,9.*,10.*}"
 SMOKE_CASES="${PICOWS_DOCKER_SMOKE_CASES:-1.*,2.*,7.*,12.1.1,12.1.2,12.1.3,12.1.4,12.1.5,12.1.6}"
 mkdir -p "$STATE"
