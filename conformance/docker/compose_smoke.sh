@@ -23,6 +23,9 @@ cd "$(dirname "$0")/../.."
 
 CASES="${1:-1.*,2.*,7.*}"
 PY="${PICOWS_PYTHON:-python3}"
+# A relative path (.tox/conformance/bin/python) made absolute, not resolved:
+# a venv's python is a symlink that must stay one.
+case "$PY" in */*) PY="$(cd "$(dirname "$PY")" && pwd)/$(basename "$PY")" ;; esac
 NAME=compose-smoke
 HOST_DIR="conformance/reports/$NAME"
 IN_CONTAINER="/reports/$NAME"
