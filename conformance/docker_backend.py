@@ -56,6 +56,15 @@ def container_spec(mode: str, spec_in_container: str, config_dir: Path = CONFIG_
     return spec
 
 
+class ImageUnavailable(RuntimeError):
+    """The engine answers but the pinned image is neither here nor pullable."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
 class DockerBackend:
     """Runs wstest in containers; the runner's backend interface."""
 
@@ -77,12 +86,22 @@ class DockerBackend:
         return cls(client, reports_dir)
 
     def check(self) -> str:
-        """Engine up and the pinned image present (pulled if not)."""
+        """Engine up and the pinned image present (pulled if not).
+
+        :raise ImageUnavailable: no image and the pull failed (no Docker Hub);
+            its message says how to build a stand-in offline.
+        """
         self.client.ping()
         try:
             self.client.images.get(IMAGE)
         except Exception:  # noqa: BLE001 - docker.errors.ImageNotFound and kin
-            self.client.images.pull(IMAGE_REPO, tag=IMAGE_TAG)
+            try:
+                self.client.images.pull(IMAGE_REPO, tag=IMAGE_TAG)
+            except Exception as exc:  # noqa: BLE001 - APIError, ConnectionError, ...
+                raise ImageUnavailable(
+                    f"Docker image {IMAGE} is not here and cannot be pulled "
+                    f"({_first_line(exc)}); without Docker Hub, build a stand-in with "
+                    "bash conformance/docker/build_images.sh") from exc
         return f"image {IMAGE}"
 
     def host_path(self, path: Path) -> str:

@@ -9,12 +9,18 @@ ping replies, the close handshake, protocol errors) is picows's own default
 behaviour, which is what the gate measures.  Public API only.
 
     python conformance/echo_client.py [--url ws://127.0.0.1:9001] [--agent picows]
+                                      [--ca-file CA.pem]
+
+A ``wss://`` URL connects over TLS, trusting the system's CAs or only
+``--ca-file`` (the runner's ``--tls``: wstest presents a certificate the
+runner made), with host name checks on.
 """
 from __future__ import annotations
 
 import argparse
 import asyncio
 import logging
+import ssl
 import sys
 import time
 
@@ -35,11 +41,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="event loop: uvloop if importable (auto), or force one")
     p.add_argument("--max-frame-size", type=int, default=MAX_FRAME_SIZE)
     p.add_argument("--case-timeout", type=float, default=CASE_TIMEOUT)
+    p.add_argument("--ca-file", help="PEM CA to trust for a wss:// URL")
     p.add_argument("-v", "--verbose", action="store_true", help="picows debug logging")
     return p.parse_args(argv)
 
 
-async def run(url: str, agent: str, max_frame_size: int, case_timeout: float) -> int:
+def client_ssl_context(url: str, ca_file: str | None) -> ssl.SSLContext | None:
+    if not url.startswith("wss:"):
+        return None
+    return ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=ca_file)
+
+
+async def run(url: str, agent: str, max_frame_size: int, case_timeout: float,
+              ssl_context: ssl.SSLContext | None = None) -> int:
     from picows import WSListener, WSMsgType, ws_connect
 
     echoed = (WSMsgType.TEXT, WSMsgType.BINARY, WSMsgType.CONTINUATION)
@@ -59,7 +73,8 @@ async def run(url: str, agent: str, max_frame_size: int, case_timeout: float) ->
 
     url = url.rstrip("/")
 
-    transport, counter = await ws_connect(CountListener, f"{url}/getCaseCount")
+    transport, counter = await ws_connect(CountListener, f"{url}/getCaseCount",
+                                        ssl_context=ssl_context)
     await transport.wait_disconnected()
     if counter.count is None:
         print("echo_client: no case count from the fuzzing server", file=sys.stderr)
@@ -72,7 +87,8 @@ async def run(url: str, agent: str, max_frame_size: int, case_timeout: float) ->
         try:
             transport, _ = await ws_connect(
                 EchoListener, f"{url}/runCase?case={case}&agent={agent}",
-                max_frame_size=max_frame_size, enable_compression=True)
+                max_frame_size=max_frame_size, enable_compression=True,
+                ssl_context=ssl_context)
         except Exception as exc:  # noqa: BLE001 - any failure is the case's result
             print(f"echo_client: case {case}: connect failed: {exc!r}", flush=True)
             continue
@@ -88,7 +104,8 @@ async def run(url: str, agent: str, max_frame_size: int, case_timeout: float) ->
         print(f"echo_client: case {case} done in {time.monotonic() - started:.2f} s",
               flush=True)
 
-    transport, _ = await ws_connect(WSListener, f"{url}/updateReports?agent={agent}")
+    transport, _ = await ws_connect(WSListener, f"{url}/updateReports?agent={agent}",
+                                  ssl_context=ssl_context)
     await transport.wait_disconnected()
     print("echo_client: reports updated", flush=True)
     return 1 if problems else 0
@@ -103,7 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"echo_client: picows {getattr(picows, '__version__', '?')} from "
           f"{picows.__file__}, {loop_name} loop", flush=True)
     try:
-        return asyncio.run(run(args.url, args.agent, args.max_frame_size, args.case_timeout))
+        return asyncio.run(run(args.url, args.agent, args.max_frame_size, args.case_timeout,
+                               client_ssl_context(args.url, args.ca_file)))
     except KeyboardInterrupt:  # the runner stops a testee that overran its time
         print("echo_client: interrupted", flush=True)
         return 130

@@ -25,6 +25,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -75,12 +76,49 @@ def spec_port(direction: str) -> int:
     return int(url.rsplit(":", 1)[1].split("/")[0])
 
 
-def derive_spec(direction: str, cases: list[str], outdir: str) -> dict[str, Any]:
-    """The committed spec with this run's case selection and report dir."""
+def derive_spec(direction: str, cases: list[str], outdir: str,
+                tls: dict[str, str] | None = None) -> dict[str, Any]:
+    """The committed spec with this run's case selection and report dir.
+
+    With ``tls`` (the files of :func:`make_tls_files`, as wstest sees them)
+    the URL becomes ``wss://``; the fuzzing server also gets its key and
+    certificate. The fuzzing client checks no certificate (autobahntestsuite
+    uses Twisted's ClientContextFactory when the spec names no hostname).
+    """
     spec = load_spec(direction)
     spec["cases"] = cases
     spec["outdir"] = outdir
+    if tls:
+        if direction == "server":
+            for server in spec["servers"]:
+                server["url"] = server["url"].replace("ws://", "wss://", 1)
+        else:
+            spec["url"] = spec["url"].replace("ws://", "wss://", 1)
+            spec["key"] = tls["key"]
+            spec["cert"] = tls["cert"]
     return spec
+
+
+def make_tls_files(directory: Path) -> dict[str, Path]:
+    """A CA and a certificate for 127.0.0.1 and localhost, made for this run
+    (trustme, as the tests do): ``ca`` the CA the client testee trusts,
+    ``cert`` the chain and ``key`` the key that the TLS server (the picows
+    echo server, or wstest's fuzzing server) presents."""
+    try:
+        import trustme
+    except ImportError as exc:
+        raise SetupError("--tls needs trustme (pip install trustme)") from exc
+    directory.mkdir(parents=True, exist_ok=True)
+    ca = trustme.CA()
+    cert = ca.issue_cert("127.0.0.1", "localhost")
+    files = {"ca": directory / "ca.pem", "cert": directory / "server-chain.pem",
+             "key": directory / "server-key.pem"}
+    ca.cert_pem.write_to_path(str(files["ca"]))
+    cert.private_key_pem.write_to_path(str(files["key"]))
+    with open(files["cert"], "wb") as out:
+        for blob in cert.cert_chain_pems:
+            out.write(blob.bytes())
+    return files
 
 
 # -------------------------------------------------------------- processes
@@ -120,7 +158,7 @@ def stop_process(proc: subprocess.Popen, grace: float = 5.0) -> None:
         proc.wait()
 
 
-def request_reports(port: int, agent: str, timeout: float = 60.0) -> bool:
+def request_reports(port: int, agent: str, timeout: float = 60.0, tls: bool = False) -> bool:
     """Make the fuzzing server write its reports (``/updateReports``) without
     picows, when the client testee died or hung before asking itself."""
     key = base64.b64encode(os.urandom(16)).decode()
@@ -129,7 +167,13 @@ def request_reports(port: int, agent: str, timeout: float = 60.0) -> bool:
                f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n")
     data = b""
     try:
-        with socket.create_connection(("127.0.0.1", port), timeout) as s:
+        with contextlib.ExitStack() as stack:
+            s = stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout))
+            if tls:  # wstest's own certificate: nothing to check here
+                ctx = ssl.create_default_context()
+                ctx.check_hostname = False
+                ctx.verify_mode = ssl.CERT_NONE
+                s = stack.enter_context(ctx.wrap_socket(s))
             s.sendall(request.encode())
             # wstest writes the reports, then sends CLOSE: wait for a frame byte.
             while True:
@@ -264,16 +308,25 @@ class NativeBackend:
 
 
 def choose_backend(name: str, reports: Path) -> Any:
+    """The backend asked for; ``auto`` is docker when an engine answers and
+    has (or can pull) the image, else native, said in one line."""
     if name in ("docker", "auto"):
         try:
             from conformance import docker_backend
             backend = docker_backend.DockerBackend.from_env(reports)
         except Exception as exc:  # any failure means no usable engine
             if name == "docker":
-                raise SetupError(f"docker backend: {exc}") from exc
+                raise SetupError(f"docker backend: no Docker engine ({exc})") from exc
             log(f"no Docker engine ({type(exc).__name__}); using native wstest")
-        else:
-            return backend
+            return NativeBackend()
+        try:
+            backend.check()
+        except docker_backend.ImageUnavailable as exc:
+            if name == "docker":
+                raise SetupError(f"docker backend: {exc}") from exc
+            log(f"{exc}; using native wstest")
+            return NativeBackend()
+        return backend
     return NativeBackend()
 
 
@@ -290,10 +343,14 @@ def run_direction(direction: str, backend: Any, cases: list[str], reports: Path,
     (reports / "config").mkdir(parents=True, exist_ok=True)
     (reports / "logs").mkdir(parents=True, exist_ok=True)
     spec_path = reports / "config" / spec_name
-    spec = derive_spec(direction, cases, backend.host_path(outdir))
+    tls_files = getattr(args, "tls_files", None)
+    wstest_tls = ({k: backend.host_path(v) for k, v in tls_files.items()}
+                  if tls_files else None)
+    spec = derive_spec(direction, cases, backend.host_path(outdir), wstest_tls)
     spec_path.write_text(json.dumps(spec, indent=2) + "\n")
     wstest_log = reports / "logs" / f"wstest-{mode}.log"
     testee_args = ["--loop", args.loop] + (["--verbose"] if args.verbose else [])
+    scheme = "wss" if tls_files else "ws"
     port = spec_port(direction)
     require_free(port)
 
@@ -302,11 +359,13 @@ def run_direction(direction: str, backend: Any, cases: list[str], reports: Path,
         with open(testee_log, "wb") as out:
             testee = subprocess.Popen(
                 [sys.executable, str(HERE / "echo_server.py"), "--host", "127.0.0.1",
-                 "--port", str(port)] + testee_args,
+                 "--port", str(port)] + testee_args
+                + (["--tls-cert", str(tls_files["cert"]), "--tls-key", str(tls_files["key"])]
+                   if tls_files else []),
                 cwd=reports, env=testee_env, stdout=out, stderr=subprocess.STDOUT)
             try:
                 wait_port(port, 30, lambda: testee.poll() is None, "echo_server.py")
-                log(f"server: wstest {mode}, {len(cases)} cases -> 127.0.0.1:{port}")
+                log(f"server: wstest {mode}, {len(cases)} cases -> {scheme}://127.0.0.1:{port}")
                 rc = backend.run_fuzzingclient(spec_path, wstest_log, args.timeout)
                 if rc != 0:
                     log(f"wstest {mode} exited with {rc}; see {wstest_log}")
@@ -325,12 +384,13 @@ def run_direction(direction: str, backend: Any, cases: list[str], reports: Path,
         try:
             wait_port(port, 60, lambda: backend.fuzzingserver_alive(handle),
                       f"wstest {mode}")
-            log(f"client: echo_client.py -> wstest {mode} 127.0.0.1:{port}, "
+            log(f"client: echo_client.py -> wstest {mode} {scheme}://127.0.0.1:{port}, "
                 f"{len(cases)} cases")
             with open(testee_log, "wb") as out:
                 testee = subprocess.Popen(
                     [sys.executable, str(HERE / "echo_client.py"),
-                     "--url", f"ws://127.0.0.1:{port}", "--agent", AGENT] + testee_args,
+                     "--url", f"{scheme}://127.0.0.1:{port}", "--agent", AGENT] + testee_args
+                    + (["--ca-file", str(tls_files["ca"])] if tls_files else []),
                     cwd=reports, env=testee_env, stdout=out, stderr=subprocess.STDOUT)
                 try:
                     rc = testee.wait(args.timeout)
@@ -346,7 +406,7 @@ def run_direction(direction: str, backend: Any, cases: list[str], reports: Path,
                 testee.returncode, signalled=rc == -1)
             if not (outdir / "index.json").exists():
                 log("no reports yet: asking the fuzzing server for them")
-                request_reports(port, AGENT)
+                request_reports(port, AGENT, tls=bool(tls_files))
         finally:
             backend.stop_fuzzingserver(handle, wstest_log)
 
@@ -376,6 +436,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         "(docker if an engine answers, else native)")
     p.add_argument("--loop", choices=("auto", "uvloop", "asyncio"), default="auto",
                    help="testee event loop (auto: uvloop if importable)")
+    p.add_argument("--tls", action="store_true",
+                   help="over TLS: wss:// both ways, with a certificate made for the run "
+                        "(needs trustme)")
     p.add_argument("--timeout", type=float, default=1800.0,
                    help="seconds allowed per direction (default 1800)")
     p.add_argument("--reports", type=Path, default=REPORTS_DIR,
@@ -383,6 +446,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--update-badge", action="store_true",
                    help="also refresh docs/autobahn-badge.svg (needs a full run, "
                         "both directions)")
+    p.add_argument("--gate-only", action="store_true",
+                   help="run nothing: judge the wstest reports already in --reports "
+                        "(servers/, clients/), e.g. from docker-compose")
     p.add_argument("--write-case-list", action="store_true",
                    help="regenerate conformance/cases.json from the native wstest and exit")
     p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
@@ -419,19 +485,23 @@ def _main(args: argparse.Namespace) -> int:
         raise SetupError(f"--cases: {exc}") from exc
     full = len(cases) == len(all_cases)
     directions = ["server", "client"] if args.direction == "both" else [args.direction]
-    if args.update_badge and not (full and len(directions) == 2):
-        raise SetupError("--update-badge needs every case in both directions")
+    if args.update_badge and not (full and len(directions) == 2 and not args.tls):
+        raise SetupError("--update-badge needs every case in both directions, over ws://")
     expected = gate.load_expected()
 
     reports = args.reports.resolve()
+    if args.gate_only:
+        return gate_only(reports, directions, cases, all_cases, names, expected, args)
     reports.mkdir(parents=True, exist_ok=True)
     backend = choose_backend(args.backend, reports)
     wstest_version = backend.check()
+    args.tls_files = make_tls_files(reports / "config" / "tls") if args.tls else None
+    transport = "wss (TLS)" if args.tls else "ws"
     testee_env, picows_where = testee_environment(args.preload)
     if args.preload:
         log(f"testees run with LD_PRELOAD={args.preload}")
     log(f"backend {backend.name} ({wstest_version}); picows {picows_where}; "
-        f"loop {args.loop}; {len(cases)} cases; reports in {reports}")
+        f"loop {args.loop}; {transport}; {len(cases)} cases; reports in {reports}")
 
     def one(direction: str) -> Any:
         t0 = time.monotonic()
@@ -457,7 +527,7 @@ def _main(args: argparse.Namespace) -> int:
     passed, total = gate.pass_count(verdicts)
     now = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     header = (f"Run {now}: backend {backend.name} ({wstest_version}), picows "
-              f"{picows_where}, loop {args.loop}, cases {args.cases}, "
+              f"{picows_where}, loop {args.loop}, {transport}, cases {args.cases}, "
               f"wall time {total_time:.1f} s.")
     (reports / "summary.md").write_text(gate.summary_markdown(verdicts, names, header))
     badge = gate.badge_svg(passed, total)
@@ -472,6 +542,34 @@ def _main(args: argparse.Namespace) -> int:
             f"{v.wall_time:.1f} s)")
     log(f"{passed}/{total} cases OK in every direction run; wall time {total_time:.1f} s; "
         f"gate {'PASS' if ok else 'FAIL'}; see {reports / 'summary.md'}")
+    return 0 if ok else 1
+
+
+def gate_only(reports: Path, directions: list[str], cases: list[str],
+              all_cases: list[str], names: dict[str, str],
+              expected: dict[str, Any], args: argparse.Namespace) -> int:
+    """Judge reports that something else made (docker-compose run): the same
+    gate, tables and summary.md as a run, without the testee checks."""
+    verdicts = []
+    for direction in directions:
+        index_path = reports / SPECS[direction][2] / "index.json"
+        if not index_path.exists():
+            log(f"{direction}: no {index_path}: every case counts as missing")
+        index = json.loads(index_path.read_text()) if index_path.exists() else {}
+        verdicts.append(gate.evaluate(index, direction=direction, agent=AGENT, cases=cases,
+                                      expected=expected[direction], all_cases=all_cases))
+    for verdict in verdicts:
+        print()
+        print(gate.format_table(verdict, names), flush=True)
+        print()
+    passed, total = gate.pass_count(verdicts)
+    (reports / "summary.md").write_text(gate.summary_markdown(
+        verdicts, names, f"Reports judged in {reports} (--gate-only), cases {args.cases}."))
+    ok = all(v.passed for v in verdicts)
+    for v in verdicts:
+        log(f"{v.direction}: {'PASS' if v.passed else 'FAIL'} "
+            f"({len(v.passing)} OK, {len(v.accepted)} listed, {len(v.failures)} failing)")
+    log(f"{passed}/{total} cases OK in every direction judged; gate {'PASS' if ok else 'FAIL'}")
     return 0 if ok else 1
 
 

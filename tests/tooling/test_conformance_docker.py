@@ -50,8 +50,9 @@ class FakeContainer:
 
 
 class FakeImages:
-    def __init__(self, present):
+    def __init__(self, present, pull_error=None):
         self.present = present
+        self.pull_error = pull_error
         self.pulled = []
 
     def get(self, name):
@@ -61,6 +62,8 @@ class FakeImages:
 
     def pull(self, repository, tag=None):
         self.pulled.append((repository, tag))
+        if self.pull_error:
+            raise self.pull_error
 
 
 class FakeContainers:
@@ -82,10 +85,11 @@ class FakeContainers:
 
 
 class FakeClient:
-    def __init__(self, image_present=True, leftover=False, **container_options):
+    def __init__(self, image_present=True, leftover=False, pull_error=None,
+                 **container_options):
         self.pings = 0
         self.removed = []
-        self.images = FakeImages(image_present)
+        self.images = FakeImages(image_present, pull_error)
         self.containers = FakeContainers(self, leftover, **container_options)
 
     def ping(self):
@@ -227,3 +231,49 @@ def test_auto_picks_docker_when_an_engine_answers(monkeypatch, reports):
     backend = run.choose_backend("auto", reports)
     assert isinstance(backend, docker_backend.DockerBackend)
     assert backend.reports_dir == reports.resolve()
+
+
+# Docker Hub unreachable: docker's own words for a pull that cannot resolve it.
+NO_HUB = docker.errors.APIError(
+    "500 Server Error for http+docker://localhost/v1.41/images/create: Internal Server "
+    'Error ("Get "https://registry-1.docker.io/v2/": dial tcp: lookup '
+    'registry-1.docker.io: no such host")')
+
+
+def test_check_says_how_to_build_a_stand_in_when_the_pull_fails(reports):
+    client = FakeClient(image_present=False, pull_error=NO_HUB)
+    with pytest.raises(docker_backend.ImageUnavailable) as err:
+        backend_for(client, reports).check()
+    message = str(err.value)
+    assert IMAGE in message and "registry-1.docker.io" in message
+    assert "conformance/docker/build_images.sh" in message
+    assert "\n" not in message
+
+
+def test_auto_falls_back_to_native_when_the_image_cannot_be_had(monkeypatch, reports, capsys):
+    monkeypatch.setattr(docker, "from_env",
+                        lambda **kwargs: FakeClient(image_present=False, pull_error=NO_HUB))
+    assert isinstance(run.choose_backend("auto", reports), run.NativeBackend)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 1  # one clear line, no traceback
+    assert "cannot be pulled" in lines[0] and "using native wstest" in lines[0]
+    assert "build_images.sh" in lines[0]
+    with pytest.raises(run.SetupError, match="build_images.sh"):
+        run.choose_backend("docker", reports)
+
+
+def test_auto_checks_the_image_of_the_engine_it_picks(monkeypatch, reports):
+    client = FakeClient(image_present=False)  # pullable
+    monkeypatch.setattr(docker, "from_env", lambda **kwargs: client)
+    assert isinstance(run.choose_backend("auto", reports), docker_backend.DockerBackend)
+    assert client.images.pulled == [("crossbario/autobahn-testsuite", "25.10.1")]
+
+
+def test_tls_spec_paths_are_the_containers(reports):
+    backend = backend_for(FakeClient(), reports)
+    files = run.make_tls_files(reports / "config" / "tls")
+    in_container = {k: backend.host_path(v) for k, v in files.items()}
+    spec = run.derive_spec("client", ["1.*"], "/reports/clients", in_container)
+    assert spec["url"] == "wss://127.0.0.1:9001"
+    assert spec["key"] == "/reports/config/tls/server-key.pem"
+    assert spec["cert"] == "/reports/config/tls/server-chain.pem"
