@@ -211,15 +211,8 @@ cdef class WSProtocolCore:
 
     cdef int _read_window(self, char** ptr, Py_ssize_t* size) except -1
     cdef int _data_in(self, Py_ssize_t nbytes) except -1
-    cdef bytes _take_head(self)
-    cdef _process_server_handshake(self)
-    cdef _process_client_handshake(self)
     cdef _peer(self)
-    cdef _log_open(self, WSTransport ws)
     cdef _log_disconnected(self, exc)
-    cdef _send_response(self, response)
-    cdef _client_handshake_failed(self, exc)
-    cdef _finish_refusal(self)
     cdef _open(self, WSTransport ws, WSListener listener)
     cdef _setup_deflate(self, WSTransport ws, deflate)
     cdef _bound_writes(self, WSTransport ws)
@@ -237,7 +230,3 @@ cdef class WSProtocolCore:
     cdef _start_close_timer(self)
     cdef _fail(self, int code, str reason, bint peer_closed=*)
     cdef _disconnect(self, bint abort=*)
-    cdef _schedule_auto_ping(self, double delay)
-    cdef _send_ping(self)
-    cdef _on_pong(self)
-    cdef bint _is_user_pong(self, WSFrame frame) except -1

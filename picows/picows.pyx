@@ -10,7 +10,9 @@
 #   _core/deflate.pyx    _PerMessageDeflate: both zlib streams (RFC 7692)
 #   _core/options.pyx    _ConnectionOptions: what ws_connect/ws_create_server got
 #   _core/transport.pyx  WSTransport, the sending side
-#   _core/protocol.pyx   WSProtocolCore: read buffer, handshake, frame parser
+#   _core/protocol.pyx   WSProtocolCore: read buffer, frame parser, close
+#   _core/upgrade.pyx    the HTTP upgrade of WSProtocolCore (both roles)
+#   _core/keepalive.pyx  automatic pings and their pongs
 #   _core/tls.pyx        _TLSLayer: picows' own TLS (both loops)
 #   _core/broadcast.pyx  broadcast(): one frame built for many connections
 #
@@ -124,6 +126,8 @@ include "_core/deflate.pyx"
 include "_core/options.pyx"
 include "_core/transport.pyx"
 include "_core/protocol.pyx"
+include "_core/upgrade.pyx"
+include "_core/keepalive.pyx"
 include "_core/tls.pyx"
 include "_core/broadcast.pyx"
 

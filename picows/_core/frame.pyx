@@ -77,6 +77,23 @@ cdef inline uint64_t _read_be(const uint8_t* p, int n) noexcept nogil:
     return v
 
 
+cdef str _rsv_violation(uint8_t b0, uint8_t opcode, bint deflate):
+    """Why RSV bits in first byte `b0` are a protocol error (the error path
+    of _parse_header only)."""
+    if not deflate:
+        return ("RSV bits set but no extension was negotiated for them "
+                "(RFC 6455 5.2)")
+    if b0 & 0x30:
+        return ("RSV2 or RSV3 set; permessage-deflate uses only RSV1 "
+                "(RFC 6455 5.2, RFC 7692 6)")
+    if opcode >= 8:
+        return "RSV1 set on a control frame (RFC 7692 6.1)"
+    if opcode == 0:
+        return ("RSV1 set on a CONTINUATION frame; only the first frame of a "
+                "compressed message has it (RFC 7692 6.1)")
+    return f"RSV1 set on a frame with reserved opcode {opcode} (RFC 6455 5.2)"
+
+
 # -- WSFrame ------------------------------------------------------------------
 
 # The Python enum member for each opcode, so reading WSFrame.msg_type from

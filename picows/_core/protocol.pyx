@@ -63,25 +63,6 @@
 # calls on_ws_disconnected exactly once.
 
 _FROM_OPTIONS = object()
-# The most of a refusal's body (a non-101 answer) kept for WSHandshakeError.
-cdef size_t _MAX_REFUSAL_BODY = 64 * 1024
-
-
-cdef str _rsv_violation(uint8_t b0, uint8_t opcode, bint deflate):
-    """Why RSV bits in first byte `b0` are a protocol error (the error path
-    of _parse_header only)."""
-    if not deflate:
-        return ("RSV bits set but no extension was negotiated for them "
-                "(RFC 6455 5.2)")
-    if b0 & 0x30:
-        return ("RSV2 or RSV3 set; permessage-deflate uses only RSV1 "
-                "(RFC 6455 5.2, RFC 7692 6)")
-    if opcode >= 8:
-        return "RSV1 set on a control frame (RFC 7692 6.1)"
-    if opcode == 0:
-        return ("RSV1 set on a CONTINUATION frame; only the first frame of a "
-                "compressed message has it (RFC 7692 6.1)")
-    return f"RSV1 set on a frame with reserved opcode {opcode} (RFC 6455 5.2)"
 
 
 cdef class WSProtocolCore:
@@ -218,9 +199,9 @@ cdef class WSProtocolCore:
         try:
             if self._state == HANDSHAKE:
                 if self.is_client:
-                    self._process_client_handshake()
+                    _process_client_handshake(self)
                 else:
-                    self._process_server_handshake()
+                    _process_server_handshake(self)
                 if self._state == HANDSHAKE or self._closing:
                     return 0
             if self._opts.enable_auto_ping:
@@ -248,7 +229,7 @@ cdef class WSProtocolCore:
         self._cancel_timers()
         if self._error_head is not None:
             # The refusal's body ended with the connection.
-            self._finish_refusal()
+            _finish_refusal(self)
         self._log_disconnected(exc)
         if self.handshake_future is not None and not self.handshake_future.done():
             self.handshake_future.set_exception(
@@ -316,213 +297,13 @@ cdef class WSProtocolCore:
             except Exception:
                 self._logger.exception("resume_writing raised")
 
-    # -- handshake -------------------------------------------------------------
-
-    cdef bytes _take_head(self):
-        """Return the head once its blank line arrived, else None."""
-        cdef size_t unread = self._rend - self._rstart
-        # Search only what is new (and the 3 bytes before it), so a head that
-        # trickles in byte by byte costs linear time, not quadratic.
-        cdef size_t start = self._head_scanned - 3 if self._head_scanned > 3 else 0
-        cdef Py_ssize_t end = picows_find_head_end(self._rbuf + self._rstart + start,
-                                                   unread - start)
-        cdef bytes head
-        if end < 0:
-            self._head_scanned = unread
-            if unread > MAX_HEAD_SIZE:
-                raise WSHandshakeError(431, f"HTTP head larger than {MAX_HEAD_SIZE} bytes")
-            return None
-        end += start
-        if end + 4 > MAX_HEAD_SIZE:
-            raise WSHandshakeError(431, f"HTTP head larger than {MAX_HEAD_SIZE} bytes")
-        head = PyBytes_FromStringAndSize(<char*>self._rbuf + self._rstart, end + 4)
-        self._rstart += end + 4
-        return head
+    # -- handshake (the upgrade itself is in upgrade.pyx) ----------------------
 
     cdef _peer(self):
         try:
             return self._transport.get_extra_info("peername")
         except Exception:
             return None
-
-    cdef _process_server_handshake(self):
-        # Every request reaches the listener factory once it is well-formed
-        # HTTP (an HTTP/1.1 GET without a body); the WebSocket checks come
-        # after it, and only when it answers with a 101.
-        cdef WSTransport ws
-        cdef bint upgrade
-        try:
-            head = self._take_head()
-            if head is None:
-                return
-            request = parse_http_request(head)
-            self._logger.debug("%s %s %s from %s", request.method.decode("latin-1"),
-                               request.path.decode("latin-1"),
-                               request.version.decode("latin-1"), self._peer())
-            upgrade = is_upgrade_request(request)
-            if upgrade and self._opts.allowed_origins is not None:
-                # Cross-site WebSocket hijacking: refused before any user code.
-                validate_upgrade_request(request, self._opts.allowed_origins)
-        except WSHandshakeError as exc:
-            self._logger.info("rejected request from %s: %s", self._peer(), exc)
-            self._reject(exc.status, exc.reason, exc.headers)
-            return
-        self._cancel_handshake_timer()
-        response = None
-        try:
-            result = self._opts.listener_factory(request)
-        except Exception:
-            self._logger.exception("ws_listener_factory raised for %r", request)
-            self._reject(500, "internal server error")
-            return
-        if result is None:
-            self._logger.info("no listener for %r from %s: 404", request.path, self._peer())
-            self._reject(404, "not found")
-            return
-        if isinstance(result, WSUpgradeResponseWithListener):
-            response = result.response
-            listener = result.listener
-            if response.status != 101:
-                self._send_response(response)
-                return
-        else:
-            listener = result
-        if not isinstance(listener, WSListener):
-            self._logger.error("ws_listener_factory returned %r, not a WSListener "
-                               "or WSUpgradeResponseWithListener", listener)
-            self._reject(500, "internal server error")
-            return
-        try:
-            validate_upgrade_request(request)
-        except WSHandshakeError as exc:
-            self._logger.info("rejected request from %s: %s", self._peer(), exc)
-            self._reject(exc.status, exc.reason, exc.headers)
-            return
-        deflate = None
-        if self._opts.enable_compression:
-            deflate = negotiate_deflate(joined_header(request.headers, "sec-websocket-extensions"))
-        if response is None:
-            response = WSUpgradeResponse.create_101_response()
-        try:
-            complete_101(request, response, None if deflate is None else deflate.header)
-            raw = build_response(response)
-        except ValueError as exc:
-            self._logger.error("ws_listener_factory's 101 is invalid: %s", exc)
-            self._reject(500, "internal server error")
-            return
-        self._transport.write(raw)
-        self._logger.debug("101 Switching Protocols to %s", self._peer())
-        ws = WSTransport(False, self._transport, self._logger, self._loop, request, response)
-        self._setup_deflate(ws, deflate)
-        self._log_open(ws)
-        self._open(ws, listener)
-
-    cdef _log_open(self, WSTransport ws):
-        self._logger.debug(
-            "handshake done: extensions=%s, subprotocol=%s", ws.extensions,
-            ws.response.headers.get("sec-websocket-protocol")
-            if ws.response is not None else None)
-
-    cdef _send_response(self, response):
-        """Answer a request with a non-101 response and close."""
-        try:
-            raw = build_response(response)
-        except ValueError as exc:
-            # A header with CR/LF in it, say: never sent as it is.
-            self._logger.error("ws_listener_factory's response is invalid: %s", exc)
-            self._reject(500, "internal server error")
-            return
-        self._logger.info("%d %s to %s", int(response.status),
-                          response.reason.decode("latin-1"), self._peer())
-        self._cancel_handshake_timer()
-        self._closing = True
-        try:
-            self._transport.write(raw)
-        finally:
-            self._transport.close()
-
-    cdef _process_client_handshake(self):
-        cdef WSTransport ws
-        cdef size_t avail
-        try:
-            if self._error_head is not None:
-                # A refusal: its body is collected for WSHandshakeError.raw_body.
-                avail = self._rend - self._rstart
-                if self._body_expected >= 0 and avail >= <size_t>self._body_expected:
-                    self._finish_refusal()
-                elif avail > _MAX_REFUSAL_BODY:
-                    self._finish_refusal()
-                return
-            head = self._take_head()
-            if head is None:
-                return
-            response = parse_response_head(head)
-            self._logger.debug("%d %s from the server", int(response.status),
-                               response.reason.decode("latin-1"))
-            if response.status != 101:
-                self._error_head = head
-                length = response.headers.get("content-length")
-                self._body_expected = -1
-                if length is not None and length.strip().isdigit():
-                    self._body_expected = int(length)
-                elif response.status in (204, 304) or 100 <= response.status < 200:
-                    self._body_expected = 0
-                self._process_client_handshake()
-                return
-            response = parse_upgrade_response(head, self._client_key,
-                                              self._opts.enable_compression,
-                                              self._subprotocols)
-            deflate = None
-            extensions = joined_header(response.headers, "sec-websocket-extensions")
-            if extensions:
-                deflate = parse_deflate_response(extensions)
-        except WSHandshakeError as exc:
-            self._client_handshake_failed(exc)
-            return
-        self._cancel_handshake_timer()
-        try:
-            listener = self._opts.client_factory(self._request_obj, response)
-            if not isinstance(listener, WSListener):
-                raise TypeError(f"ws_listener_factory returned {listener!r}, "
-                                f"not a WSListener")
-        except Exception as exc:
-            if not self.handshake_future.done():
-                self.handshake_future.set_exception(exc)
-            self._closing = True
-            self._transport.close()
-            return
-        ws = WSTransport(True, self._transport, self._logger, self._loop,
-                         self._request_obj, response)
-        self._setup_deflate(ws, deflate)
-        self._log_open(ws)
-        self._open(ws, listener)
-        if not self.handshake_future.done():
-            self.handshake_future.set_result((ws, listener))
-
-    cdef _client_handshake_failed(self, exc):
-        self._logger.debug("handshake failed: %s", exc)
-        self._cancel_handshake_timer()
-        if not self.handshake_future.done():
-            self.handshake_future.set_exception(exc)
-        self._closing = True
-        self._transport.close()
-
-    cdef _finish_refusal(self):
-        """The server refused the upgrade: raise WSInvalidStatusError with
-        the response, its head and what arrived of its body."""
-        cdef size_t avail = self._rend - self._rstart
-        cdef size_t n = avail
-        if self._body_expected >= 0 and <size_t>self._body_expected < n:
-            n = <size_t>self._body_expected
-        if n > _MAX_REFUSAL_BODY:
-            n = _MAX_REFUSAL_BODY
-        body = PyBytes_FromStringAndSize(<char*>self._rbuf + self._rstart, n)
-        self._rstart = self._rend = 0
-        head, self._error_head = self._error_head, None
-        try:
-            parse_upgrade_response(head, self._client_key, False, None, body)
-        except WSHandshakeError as exc:
-            self._client_handshake_failed(exc)
 
     cdef _setup_deflate(self, WSTransport ws, deflate):
         if deflate is None:
@@ -561,7 +342,7 @@ cdef class WSProtocolCore:
             return
         if self._opts.enable_auto_ping:
             self._last_ping = self._loop.time()
-            self._schedule_auto_ping(self._opts.auto_ping_idle_timeout)
+            _schedule_auto_ping(self, self._opts.auto_ping_idle_timeout)
 
     cdef _bound_writes(self, WSTransport ws):
         """max_write_buffer_size: on the writer that queues this connection's
@@ -598,7 +379,7 @@ cdef class WSProtocolCore:
             return
         if self._error_head is not None:
             # The refusal arrived, its body did not finish: take what came.
-            self._finish_refusal()
+            _finish_refusal(self)
             return
         self._logger.info("handshake not completed within %s seconds, disconnecting",
                           self._handshake_timeout)
@@ -858,8 +639,8 @@ cdef class WSProtocolCore:
 
         if self._user_pong_expected and self._state != FAILED:
             # Only while an application-level ping waits for its answer.
-            if self._is_user_pong(frame):
-                self._on_pong()
+            if _is_user_pong(self, frame):
+                _on_pong(self)
                 return 0
         pongs_before = self.transport._pongs_sent
         if self._state != FAILED:
@@ -869,19 +650,8 @@ cdef class WSProtocolCore:
                     and (self._state == OPEN or self._state == CLOSE_SENT)):
                 self.transport.send_frame(WSMsgType.PONG, payload, size, True, False)
         elif opcode == WSMsgType.PONG and self._user_ping is None:
-            self._on_pong()
+            _on_pong(self)
         return 0
-
-    cdef bint _is_user_pong(self, WSFrame frame) except -1:
-        if self._user_pong is None:
-            return False
-        try:
-            return bool(self._user_pong(frame))
-        except Exception as exc:
-            self._logger.exception("is_user_specific_pong raised, disconnecting")
-            self._listener_exc = exc
-            self._fail(WSCloseCode.INTERNAL_ERROR, "listener error")
-            return False
 
     @cython.final
     cdef int _call_on_frame(self, WSFrame frame) except -1:
@@ -1001,61 +771,6 @@ cdef class WSProtocolCore:
             self._transport.abort()
         else:
             self._transport.close()
-
-    # -- keepalive -------------------------------------------------------------
-
-    cdef _schedule_auto_ping(self, double delay):
-        if self._state == DISCONNECTED:
-            return
-        self._ping_timer = self._loop.call_later(delay, self._on_ping_timer)
-
-    def _on_ping_timer(self):
-        cdef double wait
-        self._ping_timer = None
-        if self._state != OPEN:
-            return
-        if self._ping_outstanding:
-            # As websockets does: the peer learns why (1011), then we drop.
-            self._logger.info("no pong within %s seconds (keepalive ping timeout), "
-                              "closing with 1011", self._opts.auto_ping_reply_timeout)
-            self.transport._send_close_frame(WSCloseCode.INTERNAL_ERROR,
-                                             b"keepalive ping timeout", 22)
-            self._disconnect()
-            return
-        if self._opts.auto_ping_strategy == WSAutoPingStrategy.PING_WHEN_IDLE:
-            wait = self._last_activity + self._opts.auto_ping_idle_timeout - self._loop.time()
-        else:
-            wait = self._last_ping + self._opts.auto_ping_idle_timeout - self._loop.time()
-        if wait > 0:
-            self._schedule_auto_ping(wait)
-            return
-        self._ping_outstanding = True
-        self._last_ping = self._loop.time()
-        self._send_ping()
-        self._schedule_auto_ping(self._opts.auto_ping_reply_timeout)
-
-    cdef _send_ping(self):
-        """A PING, or the listener's application-level ping."""
-        if self._user_ping is None:
-            self.transport.send_frame(WSMsgType.PING, NULL, 0, True, False)
-            return
-        self._user_pong_expected = True
-        try:
-            self._user_ping(self.transport)
-        except Exception as exc:
-            self._logger.exception("send_user_specific_ping raised, disconnecting")
-            self._listener_exc = exc
-            self._fail(WSCloseCode.INTERNAL_ERROR, "listener error")
-
-    cdef _on_pong(self):
-        """The answer to our ping arrived (a PONG, or the application's)."""
-        cdef WSTransport ws = self.transport
-        self._ping_outstanding = False
-        self._user_pong_expected = False
-        if ws is not None and ws._pending_pings:
-            fut = ws._pending_pings.pop(0)
-            if not fut.done():
-                fut.set_result(None)
 
 
 class WSProtocol(WSProtocolCore, asyncio.BufferedProtocol):

@@ -461,7 +461,7 @@ cdef class WSTransport:
             self._pending_pings.append(fut)
             started = time.perf_counter()
             if self._protocol is not None:
-                self._protocol._send_ping()
+                _send_ping(self._protocol)
             await fut
             results.append(time.perf_counter() - started)
         return results
@@ -471,7 +471,7 @@ cdef class WSTransport:
         (:any:`WSListener.send_user_specific_ping`) arrived: keepalive stops
         waiting, :any:`measure_roundtrip_time` ends its round."""
         if self._protocol is not None:
-            self._protocol._on_pong()
+            _on_pong(self._protocol)
 
     def __repr__(self):
         side = "client" if self.is_client else "server"
