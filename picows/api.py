@@ -42,6 +42,24 @@ ServerListenerFactory = Callable[
 REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
 
 
+# The keywords of ws_connect / ws_create_server that are connection options:
+# _ConnectionOptions declares and checks them; each call builds one object.
+_OPTION_NAMES = (
+    "logger_name", "disconnect_on_exception", "websocket_handshake_timeout",
+    "max_frame_size", "enable_auto_pong", "enable_auto_close", "enable_utf8_validation",
+    "close_timeout", "enable_auto_ping", "auto_ping_idle_timeout", "auto_ping_reply_timeout",
+    "auto_ping_strategy", "allowed_origins", "enable_compression", "read_buffer_init_size",
+    "max_write_buffer_size")
+
+
+def _options(ws_listener_factory: Callable[..., Any],
+             arguments: Mapping[str, Any]) -> _ConnectionOptions:
+    """The connection options among a call's `arguments` (its ``locals()``
+    on entry), checked once."""
+    return _ConnectionOptions(ws_listener_factory, **{
+        name: arguments[name] for name in _OPTION_NAMES if name in arguments})
+
+
 def _own_tls(loop: asyncio.AbstractEventLoop, ssl_context: Any) -> bool:
     """Whether picows does TLS itself (TLSLayer) instead of the loop.
 
@@ -297,18 +315,7 @@ async def ws_connect(ws_listener_factory: ClientListenerFactory, url: str, *,
     if not isinstance(max_redirects, int) or max_redirects < 0:
         raise ValueError("max_redirects must be an int >= 0")
     first = _parse_url(url)
-    options = _ConnectionOptions(
-        ws_listener_factory, logger_name=logger_name,
-        disconnect_on_exception=disconnect_on_exception,
-        websocket_handshake_timeout=websocket_handshake_timeout,
-        max_frame_size=max_frame_size, enable_auto_pong=enable_auto_pong,
-        enable_auto_close=enable_auto_close, enable_utf8_validation=enable_utf8_validation,
-        close_timeout=close_timeout, enable_auto_ping=enable_auto_ping,
-        auto_ping_idle_timeout=auto_ping_idle_timeout,
-        auto_ping_reply_timeout=auto_ping_reply_timeout,
-        auto_ping_strategy=auto_ping_strategy,
-        enable_compression=enable_compression, read_buffer_init_size=read_buffer_init_size,
-        max_write_buffer_size=max_write_buffer_size)
+    options = _options(ws_listener_factory, locals())
     logger = options.logger
     headers = _headers_list(extra_headers)
     if enable_compression:
@@ -497,19 +504,7 @@ async def ws_create_server(
         None (the default): unbounded.
     :return: the :any:`asyncio.Server`.
     """
-    options = _ConnectionOptions(
-        ws_listener_factory, logger_name=logger_name,
-        disconnect_on_exception=disconnect_on_exception,
-        websocket_handshake_timeout=websocket_handshake_timeout,
-        max_frame_size=max_frame_size, enable_auto_pong=enable_auto_pong,
-        enable_auto_close=enable_auto_close, enable_utf8_validation=enable_utf8_validation,
-        close_timeout=close_timeout, enable_auto_ping=enable_auto_ping,
-        auto_ping_idle_timeout=auto_ping_idle_timeout,
-        auto_ping_reply_timeout=auto_ping_reply_timeout,
-        auto_ping_strategy=auto_ping_strategy,
-        allowed_origins=allowed_origins, enable_compression=enable_compression,
-        read_buffer_init_size=read_buffer_init_size,
-        max_write_buffer_size=max_write_buffer_size)
+    options = _options(ws_listener_factory, locals())
     if "sock" in kwargs:
         # An existing socket: asyncio refuses host/port next to it.
         if host not in (None, "") or port not in (None, 0):

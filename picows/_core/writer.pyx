@@ -63,17 +63,12 @@ cdef class _SocketWriter:
             sent = picows_send(self.fd, data, size)
             if sent == <Py_ssize_t>size:
                 return 0
-            if sent < 0:
-                # EAGAIN: the kernel buffer is full, let the transport queue
-                # it. Anything else: the transport meets the same error on
-                # its own write and closes the connection (connection_lost).
-                sent = 0
-        if self.dropped:
-            return 0
-        self._backlog = True
-        self._transport_write(PyBytes_FromStringAndSize(<char*>data + sent, size - sent))
-        if self.max_queued:
-            self._queued()
+            # sent < 0, EAGAIN: the kernel buffer is full, let the transport
+            # queue it. Anything else: the transport meets the same error on
+            # its own write and closes the connection (connection_lost).
+            sent = max(sent, 0)
+        if not self.dropped:
+            self.write_object(PyBytes_FromStringAndSize(<char*>data + sent, size - sent))
         return 0
 
     cdef int write2(self, const uint8_t* header, size_t hlen,
@@ -87,11 +82,9 @@ cdef class _SocketWriter:
             sent = picows_send2(self.fd, header, hlen, payload, size)
             if sent == <Py_ssize_t>(hlen + size):
                 return 0
-            if sent < 0:
-                sent = 0
+            sent = max(sent, 0)
         if self.dropped:
             return 0
-        self._backlog = True
         rest = PyBytes_FromStringAndSize(NULL, hlen + size - sent)
         p = <uint8_t*>PyBytes_AS_STRING(rest)
         if <size_t>sent < hlen:
@@ -99,10 +92,7 @@ cdef class _SocketWriter:
             memcpy(p + hlen - sent, payload, size)
         else:
             memcpy(p, payload + (sent - hlen), size - (sent - hlen))
-        self._transport_write(rest)
-        if self.max_queued:
-            self._queued()
-        return 0
+        return self.write_object(rest)
 
     cdef int write_bytes(self, bytes data) except -1:
         """Like write, for a bytes object: what the socket does not take is
@@ -115,20 +105,14 @@ cdef class _SocketWriter:
             sent = picows_send(self.fd, <uint8_t*>PyBytes_AS_STRING(data), size)
             if sent == size:
                 return 0
-        if self.dropped:
-            return 0
-        self._backlog = True
         if sent > 0:
             # The transport copies it into its buffer: no slice copy.
-            self._transport_write(memoryview(data)[sent:])
-        else:
-            self._transport_write(data)
-        if self.max_queued:
-            self._queued()
-        return 0
+            return self.write_object(memoryview(data)[sent:])
+        return self.write_object(data)
 
     cdef int write_object(self, data) except -1:
-        """Hand `data` (a bytes-like object) to the transport as it is."""
+        """Hand `data` (a bytes-like object) to the transport as it is; from
+        now on everything goes there until its buffer is empty again."""
         if self.dropped:
             return 0
         self._backlog = True
