@@ -11,8 +11,10 @@
 #   run fails unless picows.picows comes from the venv.
 # - CC, CXX and LDSHARED are unset and stubs that fail shadow cc, gcc, c++,
 #   clang and the linker in PATH: anything that tries to compile fails.
-#   The Cython example's build (tests/integration/test_examples.py) is the
-#   one test that needs a compiler; it is deselected (-k "not cython").
+#   The Cython example's tests (tests/integration/test_examples.py, 29 with
+#   the parametrisations) build it, so they need a compiler: deselected
+#   (-k "not cython"). `tox -e wheel -- tests/unit tests/integration` runs
+#   the rest of both (2,863 tests, about 3.5 min here).
 set -euo pipefail
 wheel_dir=$1 work=$2
 shift 2
