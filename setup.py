@@ -1,9 +1,11 @@
-"""Build the one extension module, ``picows.picows``.
+"""Build the extension modules: ``picows.picows``, and
+``picows.websockets.asyncio.connection`` compiled from its Python source.
 
 Compiler directives live here, once, so every build of the module is the same.
 Set ``PICOWS_SANITIZE=1`` to build with AddressSanitizer and
 UndefinedBehaviorSanitizer (see docs/security.md), ``PICOWS_LINETRACE=1`` to
-build with Cython line tracing for coverage (``tox -e coverage``; much slower).
+build with Cython line tracing for coverage (``tox -e coverage``; much slower),
+``PICOWS_PURE_PYTHON_LAYER=1`` to leave picows.websockets uncompiled.
 """
 import glob
 import os
@@ -42,14 +44,31 @@ extensions = [
         # The units under picows/_core/ are included into picows.pyx (Cython
         # tracks them); the C helpers are headers it includes.
         depends=sorted(glob.glob("picows/includes/*.h")),
+        # permessage-deflate inflates through zlib's C API (zlib >= 1.2.5.2,
+        # for inflateResetKeep): Debian's zlib1g-dev, any system zlib.
+        libraries=["z"] if sys.platform != "win32" else ["zlib"],
         extra_compile_args=extra_compile_args,
         extra_link_args=extra_link_args,
         define_macros=define_macros,
     ),
 ]
 
+# picows.websockets' receive and send path: plain Python that also runs
+# uncompiled (the .py is the source); compiled, it skips the interpreter loop
+# (benchmarks/instructions.py --libs picows.websockets). Python semantics:
+# none of the directives above.
+layer = cythonize(
+    [Extension("picows.websockets.asyncio.connection",
+               ["picows/websockets/asyncio/connection.py"],
+               extra_compile_args=extra_compile_args,
+               extra_link_args=extra_link_args)],
+    compiler_directives={"language_level": 3, "binding": True, "annotation_typing": False},
+)
+if os.environ.get("PICOWS_PURE_PYTHON_LAYER"):
+    layer = []
+
 setup(
-    ext_modules=cythonize(
+    ext_modules=layer + cythonize(
         extensions,
         compiler_directives={
             "language_level": 3,

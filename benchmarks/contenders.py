@@ -13,6 +13,12 @@ picows       this repository's picows
 picows-pypi  the same code as ``picows``, run by another interpreter whose
              environment has the PyPI release installed (reference only)
 websockets   websockets.asyncio (compression off, no size limit)
+picows.websockets
+             the same echo code as ``websockets``, with the websockets API of
+             this repository's picows (``picows.websockets``) on both ends
+picows-pypi.websockets
+             the same, with the PyPI release's ``picows.websockets`` (run by
+             the ``--orig-python`` interpreter; reference only)
 aiohttp      aiohttp client/server websockets (compression off, no size limit)
 
 This module is imported only by ``echo.py`` in a child process, after the
@@ -280,8 +286,20 @@ async def picows_client(lib, host, port, ssl_context, message, window):
 # websockets (asyncio API)
 # ---------------------------------------------------------------------------
 
-async def websockets_server(host, port, ssl_context):
-    from websockets.asyncio.server import serve
+def websockets_api(lib: str):
+    """The (connect, serve) of ``lib``: websockets, or the same API of
+    picows.websockets."""
+    if lib in ("picows.websockets", "picows-pypi.websockets"):
+        import_picows("picows" if lib == "picows.websockets" else "picows-pypi")
+        from picows.websockets import connect, serve
+    else:
+        from websockets.asyncio.client import connect
+        from websockets.asyncio.server import serve
+    return connect, serve
+
+
+async def websockets_server(host, port, ssl_context, lib="websockets"):
+    _, serve = websockets_api(lib)
 
     async def echo(ws):
         async for msg in ws:
@@ -291,8 +309,8 @@ async def websockets_server(host, port, ssl_context):
                        ssl=ssl_context, backlog=4096)
 
 
-async def websockets_client(host, port, ssl_context, message, window):
-    from websockets.asyncio.client import connect
+async def websockets_client(host, port, ssl_context, message, window, lib="websockets"):
+    connect, _ = websockets_api(lib)
 
     scheme = "wss" if ssl_context else "ws"
     size = len(message)
@@ -367,7 +385,8 @@ async def aiohttp_client(host, port, ssl_context, message, window):
 # Dispatch
 # ---------------------------------------------------------------------------
 
-LIBS = ("raw", "picows", "picows-pypi", "websockets", "aiohttp")
+LIBS = ("raw", "picows", "picows-pypi", "websockets", "picows.websockets",
+        "picows-pypi.websockets", "aiohttp")
 
 
 async def start_server(lib, host, port, ssl_context):
@@ -376,8 +395,8 @@ async def start_server(lib, host, port, ssl_context):
         server = await raw_server(host, port, ssl_context)
     elif lib in ("picows", "picows-pypi"):
         server = await picows_server(lib, host, port, ssl_context)
-    elif lib == "websockets":
-        server = await websockets_server(host, port, ssl_context)
+    elif lib in ("websockets", "picows.websockets", "picows-pypi.websockets"):
+        server = await websockets_server(host, port, ssl_context, lib)
     elif lib == "aiohttp":
         runner = await aiohttp_server(host, port, ssl_context)
         return runner, _aiohttp_port(runner)
@@ -391,8 +410,8 @@ async def run_client(lib, host, port, ssl_context, message, window):
         await raw_client(host, port, ssl_context, message, window)
     elif lib in ("picows", "picows-pypi"):
         await picows_client(lib, host, port, ssl_context, message, window)
-    elif lib == "websockets":
-        await websockets_client(host, port, ssl_context, message, window)
+    elif lib in ("websockets", "picows.websockets", "picows-pypi.websockets"):
+        await websockets_client(host, port, ssl_context, message, window, lib)
     elif lib == "aiohttp":
         await aiohttp_client(host, port, ssl_context, message, window)
     else:
@@ -403,8 +422,9 @@ def library_version(lib) -> str:
     try:
         if lib == "raw":
             return "asyncio"
-        if lib in ("picows", "picows-pypi"):
-            picows = import_picows(lib)
+        if lib in ("picows", "picows-pypi", "picows.websockets", "picows-pypi.websockets"):
+            picows = import_picows({"picows.websockets": "picows",
+                                    "picows-pypi.websockets": "picows-pypi"}.get(lib, lib))
             where = os.path.dirname(os.path.dirname(os.path.abspath(picows.__file__)))
             return f"{getattr(picows, '__version__', '?')} from {where}"
 

@@ -45,7 +45,7 @@ HOST = "127.0.0.1"
 
 SIZE_NAMES = {64: "64 B", 256: "256 B", 8192: "8 KiB", 102400: "100 KiB", 1048576: "1 MiB"}
 DEFAULT_SIZES = "64,256,8KiB,100KiB,1MiB"
-DEFAULT_LIBS = "raw,picows,websockets,aiohttp"
+DEFAULT_LIBS = "raw,picows,websockets,picows.websockets,aiohttp"
 OURS = "picows"
 
 # Targets the library is tuned against (ours / other, by the median). They are
@@ -555,7 +555,7 @@ def echo_report(args, res, info) -> tuple[str, list]:
     contenders, runs = res["contenders"], res["runs"]
     out = []
     records = []
-    others = [c for c in ("raw", "websockets", "aiohttp", "picows-pypi")
+    others = [c for c in ("raw", "websockets", "picows.websockets", "aiohttp", "picows-pypi")
               if c in contenders and OURS in contenders]
     checks = []
     for transport in res["transports"]:

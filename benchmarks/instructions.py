@@ -15,6 +15,9 @@ Kernel time (the syscalls) is not counted.
     python benchmarks/instructions.py                  # picows and raw, 256 B, uvloop
     python benchmarks/instructions.py --size 64 --loop asyncio --libs picows
     python benchmarks/instructions.py --top 25         # also the costliest functions
+    python benchmarks/instructions.py --libs picows.websockets,websockets --rounds 500,2500
+    python benchmarks/instructions.py --libs picows.websockets,picows-pypi.websockets \
+        --orig-python /tmp/orig-venv/bin/python --rounds 300,1300
     python benchmarks/instructions.py --save           # and keep it in benchmarks/results/
 
 Needs valgrind. Runs the installed picows, else the in-place build of this
@@ -59,7 +62,8 @@ def run_echo(lib: str, loop_name: str, size: int, rounds: int) -> None:
     import contenders
 
     message = b"x" * size
-    if lib not in ("picows", "raw"):
+    if lib not in ("picows", "raw", "websockets", "picows.websockets",
+                   "picows-pypi", "picows-pypi.websockets"):
         raise SystemExit(f"unknown lib {lib!r}")
 
     async def main():
@@ -82,10 +86,15 @@ _TOTAL = re.compile(r"^(?:summary|totals):\s+([\d,]+)", re.M)
 _FN = re.compile(r"^\s*([\d,]+) \([^)]*\)\s+(?:\S+:)?(\S+?)(?: \[|$)", re.M)
 
 
-def callgrind(lib, loop, size, rounds, outdir, top):
+def callgrind(lib, loop, size, rounds, outdir, top, orig_python=None):
     out = os.path.join(outdir, f"cg.{lib}.{loop}.{size}.{rounds}")
+    python = sys.executable
+    if lib.startswith("picows-pypi"):
+        if not orig_python:
+            raise SystemExit(f"{lib} needs --orig-python (a venv with the PyPI release)")
+        python = orig_python
     cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}",
-           sys.executable, os.path.abspath(__file__), "--child", lib, loop,
+           python, os.path.abspath(__file__), "--child", lib, loop,
            str(size), str(rounds)]
     # A fixed hash seed: dict layouts, and so a few instructions per round
     # trip, otherwise change from run to run.
@@ -112,7 +121,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--libs", default="picows,raw", help="picows, raw")
+    parser.add_argument("--libs", default="picows,raw",
+                        help="picows, raw, websockets, picows.websockets, and with "
+                             "--orig-python picows-pypi, picows-pypi.websockets")
+    parser.add_argument("--orig-python", metavar="PYTHON",
+                        help="interpreter whose environment has the PyPI picows")
     parser.add_argument("--loop", default="uvloop", choices=["uvloop", "asyncio"])
     parser.add_argument("--size", type=int, default=256, help="message size in bytes")
     parser.add_argument("--rounds", default="2000,12000",
@@ -131,8 +144,10 @@ def main() -> None:
     lines = []
     with tempfile.TemporaryDirectory() as outdir:
         for lib in args.libs.split(","):
-            t1, f1 = callgrind(lib, args.loop, args.size, n1, outdir, args.top)
-            t2, f2 = callgrind(lib, args.loop, args.size, n2, outdir, args.top)
+            t1, f1 = callgrind(lib, args.loop, args.size, n1, outdir, args.top,
+                               args.orig_python)
+            t2, f2 = callgrind(lib, args.loop, args.size, n2, outdir, args.top,
+                               args.orig_python)
             per_rt = (t2 - t1) / (n2 - n1)
             results[lib] = per_rt
             lines.append(f"{lib:8s} {args.loop} {args.size} B: {per_rt:,.0f} instructions "
@@ -146,6 +161,11 @@ def main() -> None:
     if "picows" in results and "raw" in results:
         lines.append(f"picows/raw: {results['picows'] / results['raw']:.2f}x the instructions")
         print(lines[-1])
+    for other in ("websockets", "picows-pypi.websockets"):
+        if "picows.websockets" in results and other in results:
+            lines.append(f"picows.websockets/{other}: "
+                         f"{results['picows.websockets'] / results[other]:.2f}x the instructions")
+            print(lines[-1])
     cmd = "python benchmarks/instructions.py " + " ".join(sys.argv[1:])
     doc = {"command": cmd, "python": platform.python_version(), "loop": args.loop,
            "size": args.size, "rounds": [n1, n2], "instructions_per_round_trip": results}

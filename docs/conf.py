@@ -29,6 +29,8 @@ exclude_patterns = ["_build"]
 # Markdown (MyST): internals.md and security.md are pages as they are.
 myst_enable_extensions = ["colon_fence"]
 myst_heading_anchors = 4
+# GitHub renders a heading level skipped (## then ####) as is; so do we.
+suppress_warnings = ["myst.header"]
 
 autodoc_member_order = "bysource"
 autodoc_typehints = "description"

@@ -10,7 +10,7 @@ libFuzzer's merge (`run.py --keep-corpus`, then for each target
 `fuzz/fuzz_<target>.py -merge=1 NEW_DIR fuzz/corpus/<target>` and replace the
 directory with NEW_DIR, then run this script again).
 
-Run: python fuzz/make_corpus.py   (needs atheris and picows importable)
+Run: python fuzz/make_corpus.py [TARGET...]   (needs atheris and picows importable)
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ sys.path.insert(0, HERE)
 
 import frames  # noqa: E402
 import http_targets  # noqa: E402
+import inflater  # noqa: E402
 
 PER_OUTCOME = 2
 SAMPLES = 6000
@@ -34,11 +35,20 @@ TARGETS = {
     "upgrade_response": http_targets.upgrade_response_input,
     "server_handshake": http_targets.server_handshake_input,
     "client_handshake": http_targets.client_handshake_input,
+    "inflater": inflater.one_input,
+}
+# Inputs built by hand, for targets whose interesting inputs random bytes
+# rarely hit (valid deflate streams).
+HAND_SEEDS = {
+    "inflater": inflater.hand_seeds,
 }
 
 
 def main() -> None:
+    # Targets named on the command line, else all.
     for name, target in TARGETS.items():
+        if sys.argv[1:] and name not in sys.argv[1:]:
+            continue
         rng = random.Random(f"picows-{name}")
         kept: dict = {}
         for _ in range(SAMPLES):
@@ -50,6 +60,8 @@ def main() -> None:
         out = os.path.join(HERE, "corpus", name)
         os.makedirs(out, exist_ok=True)
         count = 0
+        if name in HAND_SEEDS:
+            kept["hand"] = list(HAND_SEEDS[name]().values())
         for inputs in kept.values():
             for data in inputs:
                 path = os.path.join(out, hashlib.sha1(data).hexdigest()[:16])

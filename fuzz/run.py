@@ -45,6 +45,7 @@ TARGETS = {
     "upgrade_response": ("fuzz_upgrade_response.py", "http.dict", 4096),
     "server_handshake": ("fuzz_server_handshake.py", "http.dict", 4096),
     "client_handshake": ("fuzz_client_handshake.py", "http.dict", 4096),
+    "inflater": ("fuzz_inflater.py", "deflate.dict", 16384),
 }
 
 

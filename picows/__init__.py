@@ -2,7 +2,22 @@
 
 __version__ = "1.0.0"
 
-from .types import WSError, WSHandshakeError, WSUpgradeRequest, WSUpgradeResponse  # noqa: E402
+from .types import (  # noqa: E402
+    WSCloseHandshake,
+    WSCloseInfo,
+    WSError,
+    WSHandshakeError,
+    WSInvalidHeaderError,
+    WSInvalidMessageError,
+    WSInvalidStatusError,
+    WSInvalidUpgradeError,
+    WSInvalidURL,
+    WSProtocolError,
+    WSProxyError,
+    WSUpgradeRequest,
+    WSUpgradeResponse,
+    WSUpgradeResponseWithListener,
+)
 from .picows import (  # noqa: E402
     broadcast,
     WSAutoPingStrategy,
@@ -14,7 +29,6 @@ from .picows import (  # noqa: E402
 )
 from .api import ws_close_server, ws_connect, ws_create_server, ws_server_connections  # noqa: E402,E501
 from .proxy import WSParsedURL  # noqa: E402
-from .types import WSProxyError  # noqa: E402
 
 __all__ = [
     "__version__",
@@ -28,11 +42,20 @@ __all__ = [
     "WSFrame",
     "WSUpgradeRequest",
     "WSUpgradeResponse",
+    "WSUpgradeResponseWithListener",
+    "WSCloseHandshake",
+    "WSCloseInfo",
     "WSMsgType",
     "WSCloseCode",
     "WSAutoPingStrategy",
     "WSError",
     "WSHandshakeError",
+    "WSInvalidMessageError",
+    "WSInvalidStatusError",
+    "WSInvalidHeaderError",
+    "WSInvalidUpgradeError",
+    "WSProtocolError",
+    "WSInvalidURL",
     "WSProxyError",
     "WSParsedURL",
 ]

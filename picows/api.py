@@ -6,18 +6,22 @@ Plain Python: this runs once per connection. The protocol itself is
 from __future__ import annotations
 
 import asyncio
+import base64
+import logging
 import os
 import ssl
+import time
 import urllib.parse
 import weakref
-from typing import (Any, Callable, Dict, FrozenSet, Iterable, Mapping, Optional, Sequence, Set,
-                    Tuple, Union)
+from typing import (Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, NamedTuple, Optional,
+                    Sequence, Set, Tuple, Union)
 
 from .handshake import DEFLATE_OFFER, build_upgrade_request, new_client_key
 from .picows import (TLSLayer, WSAutoPingStrategy, WSCloseCode, WSListener, WSProtocol,
                      WSTransport, _ConnectionOptions)
 from .proxy import SocketFactory, open_socket
-from .types import WSUpgradeRequest
+from .types import (WSInvalidStatusError, WSInvalidURL, WSUpgradeRequest,
+                    WSUpgradeResponse, WSUpgradeResponseWithListener)
 
 __all__ = ["ws_connect", "ws_create_server", "ws_server_connections", "ws_close_server"]
 
@@ -28,6 +32,14 @@ _SERVER_CONNECTIONS: "weakref.WeakKeyDictionary[asyncio.AbstractServer, Set[WSTr
 DEFAULT_MAX_FRAME_SIZE = 10 * 1024 * 1024
 
 ExtraHeaders = Union[Mapping[str, str], Iterable[Tuple[str, str]], None]
+LoggerName = Union[str, logging.Logger, "logging.LoggerAdapter[Any]"]
+ClientListenerFactory = Union[Callable[[], WSListener],
+                              Callable[[WSUpgradeRequest, WSUpgradeResponse], WSListener]]
+ServerListenerFactory = Callable[
+    [WSUpgradeRequest], Union[WSListener, WSUpgradeResponseWithListener, None]]
+
+#: The statuses a client follows (RFC 9110 15.4); 300 and 305 are not.
+REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
 
 
 def _own_tls(loop: asyncio.AbstractEventLoop, ssl_context: Any) -> bool:
@@ -41,6 +53,20 @@ def _own_tls(loop: asyncio.AbstractEventLoop, ssl_context: Any) -> bool:
             and not os.environ.get("PICOWS_LOOP_TLS"))
 
 
+def _bound_tls_handshake(kwargs: Dict[str, Any], timeout: Optional[float],
+                         user_chose: bool) -> bool:
+    """Unless the caller chose ``ssl_handshake_timeout`` (`user_chose`), the
+    TLS handshake gets `timeout` (what is left of websocket_handshake_timeout,
+    not the loops' 60 s), and that one budget covers TLS and the upgrade
+    together. Return whether it does (the protocol then counts from the TCP
+    connection, not from the end of TLS)."""
+    if kwargs.get("ssl") in (None, False) or user_chose or timeout is None:
+        return False
+    kwargs["ssl_handshake_timeout"] = min(kwargs.get("ssl_handshake_timeout") or timeout,
+                                          timeout)
+    return True
+
+
 def _pop_tls_options(kwargs: Dict[str, Any]) -> Optional[float]:
     """Take the loop's TLS arguments out of `kwargs`; return the handshake
     timeout (None: asyncio's default, 60 s)."""
@@ -52,21 +78,40 @@ def _pop_tls_options(kwargs: Dict[str, Any]) -> Optional[float]:
     return timeout
 
 
-def _parse_url(url: str) -> Tuple[bool, str, int, str, str]:
-    """Return (secure, host, port, host header, request target)."""
+class _Target(NamedTuple):
+    secure: bool
+    host: str
+    port: int
+    host_header: str
+    target: str
+    authorization: Optional[str]   # from user:password@ in the URL
+
+
+def _parse_url(url: str) -> _Target:
+    """Split a ws:// or wss:// URL; credentials become an Authorization value.
+
+    :raises WSInvalidURL: (a ValueError) for a URL that cannot be used.
+    """
     if not isinstance(url, str):
-        raise ValueError(f"url must be a str, not {type(url).__name__}")
+        raise WSInvalidURL(repr(url), f"url must be a str, not {type(url).__name__}")
     try:
         parts = urllib.parse.urlsplit(url)
         port = parts.port
     except ValueError as exc:
-        raise ValueError(f"invalid websocket URL {url!r}: {exc}") from None
+        raise WSInvalidURL(_redact(url), str(exc)) from None
     if parts.scheme not in ("ws", "wss"):
-        raise ValueError(f"invalid websocket URL {url!r}: the scheme must be ws or wss")
+        raise WSInvalidURL(_redact(url), "the scheme must be ws or wss")
     if not parts.hostname:
-        raise ValueError(f"invalid websocket URL {url!r}: no host")
+        raise WSInvalidURL(_redact(url), "no host")
+    authorization = None
     if parts.username is not None or parts.password is not None:
-        raise ValueError(f"invalid websocket URL {url!r}: credentials are not supported")
+        # As websockets and aiohttp do: Basic credentials (RFC 7617).
+        user = urllib.parse.unquote(parts.username or "")
+        password = urllib.parse.unquote(parts.password or "")
+        if ":" in user:
+            raise WSInvalidURL(_redact(url), "a user name cannot contain ':'")
+        token = base64.b64encode(f"{user}:{password}".encode("utf-8")).decode("ascii")
+        authorization = f"Basic {token}"
     secure = parts.scheme == "wss"
     default_port = 443 if secure else 80
     if port is None:
@@ -78,15 +123,46 @@ def _parse_url(url: str) -> Tuple[bool, str, int, str, str]:
     target = parts.path or "/"
     if parts.query:
         target = f"{target}?{parts.query}"
-    if any(c in target for c in " \r\n"):
-        raise ValueError(f"invalid websocket URL {url!r}: whitespace in the path")
-    return secure, host, port, host_header, target
+    if any(c in target for c in " \r\n\t\0"):
+        raise WSInvalidURL(_redact(url), "whitespace in the path")
+    return _Target(secure, host, port, host_header, target, authorization)
 
 
-async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
+def _redact(url: str) -> str:
+    """The URL without its password, for messages and logs."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        if parts.password is None and parts.username is None:
+            return url
+        netloc = parts.netloc.rpartition("@")[2]
+        return urllib.parse.urlunsplit(parts._replace(netloc=f"***@{netloc}"))
+    except ValueError:
+        return "<unparsable URL>"
+
+
+def _redirect_url(url: str, location: str) -> str:
+    """Where a Location sends us: resolved against `url`; http(s) becomes
+    ws(s), as browsers and websockets do."""
+    new = urllib.parse.urljoin(url, location.strip())
+    scheme, sep, rest = new.partition("://")
+    scheme = {"http": "ws", "https": "wss"}.get(scheme.lower(), scheme.lower())
+    return f"{scheme}{sep}{rest}"
+
+
+def _same_origin(a: _Target, b: _Target) -> bool:
+    return (a.secure, a.host.lower(), a.port) == (b.secure, b.host.lower(), b.port)
+
+
+def _headers_list(extra_headers: ExtraHeaders) -> List[Tuple[str, str]]:
+    return [(str(k), str(v)) for k, v in (
+        extra_headers.items() if isinstance(extra_headers, Mapping)
+        else extra_headers or ())]
+
+
+async def ws_connect(ws_listener_factory: ClientListenerFactory, url: str, *,
                      ssl_context: Union[bool, ssl.SSLContext, None] = None,
                      disconnect_on_exception: bool = True,
-                     logger_name: str = "client",
+                     logger_name: LoggerName = "client",
                      websocket_handshake_timeout: Optional[float] = 5,
                      max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
                      enable_auto_pong: bool = True,
@@ -102,6 +178,9 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
                      proxy: Union[str, bool, None] = None,
                      proxy_ssl_context: Optional[ssl.SSLContext] = None,
                      socket_factory: Optional[SocketFactory] = None,
+                     max_redirects: int = 5,
+                     read_buffer_init_size: int = 16 * 1024,
+                     max_write_buffer_size: Optional[int] = None,
                      **kwargs: Any) -> Tuple[WSTransport, WSListener]:
     """Open a websocket connection to `url`.
 
@@ -109,23 +188,36 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
 
     With ``wss://`` on the default asyncio loop, picows does TLS itself (in
     Cython, over ``ssl.MemoryBIO``; asyncio's TLS is pure Python and slower);
-    ``server_hostname`` and ``ssl_handshake_timeout`` (default 60 s) work as
+    ``server_hostname`` and ``ssl_handshake_timeout`` work as
     with asyncio, ``ssl_shutdown_timeout`` is ignored, and
     ``underlying_transport.get_extra_info("ssl_object")`` and the other TLS
     keys answer as asyncio's. uvloop keeps its own TLS. Set the environment
     variable ``PICOWS_LOOP_TLS=1`` to leave TLS to the loop everywhere.
 
-    :param ws_listener_factory: a parameterless factory returning the
-        :any:`WSListener` that handles the connection.
-    :param url: ``ws://host[:port]/path?query`` or ``wss://...``.
+    :param ws_listener_factory: a factory returning the :any:`WSListener`
+        that handles the connection, called without arguments or, if it
+        takes two, with the :any:`WSUpgradeRequest` sent and the
+        :any:`WSUpgradeResponse` (the 101) received.
+    :param url: ``ws://host[:port]/path?query`` or ``wss://...``. Credentials
+        (``ws://user:password@host/``, percent-encoded) are sent as
+        ``Authorization: Basic`` (unless `extra_headers` has an
+        Authorization) and never logged.
     :param ssl_context: an SSLContext to use for ``wss://`` instead of the
-        default one (``ssl.create_default_context()``).
+        default one (``ssl.create_default_context()``); ignored for
+        ``ws://``, so one context can serve every URL.
     :param disconnect_on_exception: disconnect (CLOSE 1011) when
         ``on_ws_frame`` raises; the exception is then raised again by
         :any:`WSTransport.wait_disconnected`.
-    :param logger_name: picows logs on ``picows.<logger_name>``.
-    :param websocket_handshake_timeout: seconds to wait for the server's
-        upgrade response; :class:`asyncio.TimeoutError` after that.
+    :param logger_name: picows logs on ``picows.<logger_name>``; a
+        :class:`logging.Logger` or :class:`logging.LoggerAdapter` is used as
+        it is. At DEBUG the log tells each connection's story (request and
+        response lines, negotiated extensions and subprotocol, CLOSE frames,
+        why it disconnected); nothing is logged per data frame.
+    :param websocket_handshake_timeout: seconds for the whole opening: the
+        TLS handshake with ``wss://`` (unless ``ssl_handshake_timeout`` is
+        given, which then bounds TLS alone, and this the upgrade after it)
+        and the server's upgrade response; :class:`asyncio.TimeoutError`
+        (or :class:`ConnectionAbortedError` during TLS) after that.
     :param max_frame_size: a frame declaring a larger payload gets CLOSE 1009.
     :param enable_auto_pong: answer PINGs the listener did not answer itself.
     :param enable_auto_close: answer the peer's CLOSE and close the connection.
@@ -142,7 +234,12 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
         after ``auto_ping_idle_timeout`` seconds without incoming data) or
         ``PING_PERIODICALLY`` (every ``auto_ping_idle_timeout`` seconds,
         whatever arrives).
-    :param extra_headers: more headers for the upgrade request.
+    :param extra_headers: more headers for the upgrade request (a mapping or
+        (name, value) pairs). A ``Host`` (any case) replaces the generated
+        one. ``Sec-WebSocket-Protocol`` offers subprotocols: the server's
+        101 may then name one of them (``transport.response.headers``), and
+        naming another, or any when none was offered, fails the handshake
+        (RFC 6455 4.1).
     :param enable_compression: offer permessage-deflate (RFC 7692). If the
         server accepts, received compressed messages are inflated before
         ``on_ws_frame`` and whole TEXT/BINARY messages sent with ``fin=True``
@@ -167,14 +264,34 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
         there is one) that returns a ``socket.socket``, connected or not
         (picows connects it), or None for the usual connect. Cannot be
         combined with ``sock=``.
+    :param max_redirects: how many redirects (301, 302, 303, 307, 308, with
+        a ``Location`` resolved against the current URL) to follow; 0
+        follows none. Never from ``wss://`` to ``ws://``. URL credentials
+        are kept only while the redirects stay on the same scheme, host and
+        port. When picows gives up, the last response is on the error.
+        Not followed with ``sock=`` (that socket is already used).
+    :param read_buffer_init_size: the read buffer's first size in bytes (it
+        grows to hold the frame being read, and shrinks back after a spike).
+    :param max_write_buffer_size: bytes the transport may hold queued for a
+        server that does not read; above it the connection is dropped (no
+        CLOSE: it would queue too), logged with the peer's address, and
+        ``on_ws_disconnected`` runs. None (the default): unbounded, the
+        listener's ``pause_writing`` is the only backpressure.
     :return: the :any:`WSTransport` and the listener from the factory.
-    :raises ValueError: for a malformed URL or bad arguments.
-    :raises WSError: when the server refuses the upgrade or answers wrongly.
+    :raises WSInvalidURL: (a ValueError) for a URL that cannot be used.
+    :raises ValueError: for bad arguments.
+    :raises WSHandshakeError: (a WSError) when the server refuses the
+        upgrade (:any:`WSInvalidStatusError`, with ``response``,
+        ``raw_header`` and ``raw_body``) or answers wrongly
+        (:any:`WSInvalidMessageError`, :any:`WSInvalidHeaderError`,
+        :any:`WSInvalidUpgradeError`).
     :raises WSProxyError: when connecting through the proxy fails; ``hop``
         says whether the proxy itself or the proxy's way to the target failed.
     :raises asyncio.TimeoutError: when the handshake takes too long.
     """
-    secure, host, port, host_header, target = _parse_url(url)
+    if not isinstance(max_redirects, int) or max_redirects < 0:
+        raise ValueError("max_redirects must be an int >= 0")
+    first = _parse_url(url)
     options = _ConnectionOptions(
         ws_listener_factory, logger_name=logger_name,
         disconnect_on_exception=disconnect_on_exception,
@@ -185,8 +302,60 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
         auto_ping_idle_timeout=auto_ping_idle_timeout,
         auto_ping_reply_timeout=auto_ping_reply_timeout,
         auto_ping_strategy=auto_ping_strategy,
-        enable_compression=enable_compression)
+        enable_compression=enable_compression, read_buffer_init_size=read_buffer_init_size,
+        max_write_buffer_size=max_write_buffer_size)
+    logger = options.logger
+    headers = _headers_list(extra_headers)
+    if enable_compression:
+        headers.append(("Sec-WebSocket-Extensions", DEFLATE_OFFER))
+    user_authorization = any(k.lower() == "authorization" for k, _ in headers)
+    subprotocols = [t.strip() for k, v in headers if k.lower() == "sec-websocket-protocol"
+                    for t in v.split(",") if t.strip()]
+    target = first
+    redirects = 0
+    while True:
+        request_headers = list(headers)
+        if target.authorization is not None and not user_authorization:
+            request_headers.append(("Authorization", target.authorization))
+        try:
+            return await _connect_once(
+                options, target, request_headers, subprotocols, dict(kwargs),
+                ssl_context, websocket_handshake_timeout, proxy, proxy_ssl_context,
+                socket_factory, logger_name)
+        except WSInvalidStatusError as exc:
+            location = exc.response.headers.get("location") if exc.response else None
+            if exc.status not in REDIRECT_STATUSES or not location or max_redirects == 0:
+                raise
+            if redirects >= max_redirects:
+                logger.info("giving up after %d redirects", redirects)
+                raise
+            if "sock" in kwargs:
+                # The caller's socket went to the first server; there is no other.
+                logger.info("not following a redirect: ws_connect was given sock=")
+                raise
+            new_url = _redirect_url(url, location)
+            new_target = _parse_url(new_url)
+            if target.secure and not new_target.secure:
+                logger.info("not following the redirect from wss:// to ws:// %s",
+                            _redact(new_url))
+                raise
+            if new_target.authorization is None and _same_origin(target, new_target):
+                new_target = new_target._replace(authorization=target.authorization)
+            redirects += 1
+            logger.debug("%d redirect to %s", exc.status, _redact(new_url))
+            url, target = new_url, new_target
 
+
+async def _connect_once(options: _ConnectionOptions, t: _Target,
+                        headers: List[Tuple[str, str]], subprotocols: List[str],
+                        kwargs: Dict[str, Any], ssl_context: Union[bool, ssl.SSLContext, None],
+                        websocket_handshake_timeout: Optional[float],
+                        proxy: Union[str, bool, None],
+                        proxy_ssl_context: Optional[ssl.SSLContext],
+                        socket_factory: Optional[SocketFactory],
+                        logger_name: LoggerName) -> Tuple[WSTransport, WSListener]:
+    """One connection attempt to `t` (ws_connect calls it again per redirect)."""
+    secure, host, port = t.secure, t.host, t.port
     if secure:
         if ssl_context is None or ssl_context is True:
             ssl_context = ssl.create_default_context()
@@ -194,28 +363,29 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
             raise ValueError("ssl_context=False with a wss:// URL")
         kwargs.setdefault("server_hostname", host)
         kwargs["ssl"] = ssl_context
-    elif ssl_context not in (None, False):
-        raise ValueError("ssl_context given with a ws:// URL; use wss://")
+    else:
+        # The context serves wss:// only (so one can be given for every URL).
+        ssl_context = None
 
     key = new_client_key()
-    headers = list(extra_headers.items() if isinstance(extra_headers, Mapping)
-                   else extra_headers or ())
-    if enable_compression:
-        headers.append(("Sec-WebSocket-Extensions", DEFLATE_OFFER))
-    request = build_upgrade_request(host_header, target, key, headers)
+    request = build_upgrade_request(t.host_header, t.target, key, headers)
 
     def protocol_factory() -> WSProtocol:
         return WSProtocol(options, is_client=True, upgrade_request=request,
-                          client_key=key, handshake_timeout=handshake_timeout)
+                          client_key=key, handshake_timeout=handshake_timeout,
+                          subprotocols=subprotocols,
+                          opened_at=time.monotonic() if whole_opening else None)
 
     handshake_timeout = websocket_handshake_timeout
+    user_tls_timeout = "ssl_handshake_timeout" in kwargs
     loop = asyncio.get_running_loop()
     if proxy not in (None, False) or socket_factory is not None:
         sock, handshake_timeout = await open_socket(
-            secure, host, port, target, proxy, proxy_ssl_context, socket_factory,
+            secure, host, port, t.target, proxy, proxy_ssl_context, socket_factory,
             websocket_handshake_timeout, kwargs, logger_name)
         if sock is not None:
             kwargs["sock"] = sock
+    whole_opening = _bound_tls_handshake(kwargs, handshake_timeout, user_tls_timeout)
     kwargs.setdefault("host", host)
     kwargs.setdefault("port", port)
     if "sock" in kwargs:
@@ -247,12 +417,12 @@ async def ws_connect(ws_listener_factory: Callable[[], WSListener], url: str, *,
 
 
 async def ws_create_server(
-        ws_listener_factory: Callable[[WSUpgradeRequest], Optional[WSListener]],
+        ws_listener_factory: ServerListenerFactory,
         host: Union[str, Sequence[str], None] = None,
         port: Optional[int] = None, *,
         disconnect_on_exception: bool = True,
         websocket_handshake_timeout: Optional[float] = 5,
-        logger_name: str = "server",
+        logger_name: LoggerName = "server",
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         enable_auto_pong: bool = True,
         enable_auto_close: bool = True,
@@ -264,6 +434,8 @@ async def ws_create_server(
         auto_ping_strategy: WSAutoPingStrategy = WSAutoPingStrategy.PING_WHEN_IDLE,
         allowed_origins: Optional[Iterable[str]] = None,
         enable_compression: bool = False,
+        read_buffer_init_size: int = 16 * 1024,
+        max_write_buffer_size: Optional[int] = None,
         **kwargs: Any) -> asyncio.Server:
     """Create a websocket server listening on `port` of `host`.
 
@@ -272,16 +444,35 @@ async def ws_create_server(
     as in :any:`ws_connect`.
 
     :param ws_listener_factory: called with the :any:`WSUpgradeRequest` of
-        every connection; returns the :any:`WSListener` for it, or None to
-        answer 404 Not Found and disconnect. It works as a router. If it
-        raises, the client gets 500 and the traceback is logged.
+        every well-formed HTTP/1.1 GET without a body, upgrade or not (a
+        plain ``GET /health`` too), before the WebSocket headers are
+        checked. It works as a router and returns:
+
+        - a :any:`WSListener`: a standard 101 if the request is a valid
+          WebSocket upgrade (else 400, or 426 for another version);
+        - a :any:`WSUpgradeResponseWithListener`: the response to send, with
+          its listener for a 101 (``WSUpgradeResponse.create_101_response``:
+          e.g. the chosen ``Sec-WebSocket-Protocol``, ``Set-Cookie``), or
+          without one for any other answer (``create_error_response``,
+          ``create_redirect_response``, ``create_ok_response``);
+        - None: 404 Not Found.
+
+        Non-101 answers are sent with ``Connection: close`` and the connection
+        is closed after them. If the factory raises, the client gets 500 and
+        the traceback is logged. Requests that are not HTTP/1.1 GETs without
+        a body are answered (400, 405) without calling it, and logged at INFO
+        with the peer's address.
     :param host: a str, a sequence of str, or None/"" for all interfaces.
-    :param port: the port; 0 or None picks a free one.
+    :param port: the port; 0 or None picks a free one. With ``sock=`` (an
+        already bound socket), leave host and port out.
     :param disconnect_on_exception: disconnect (CLOSE 1011) when
         ``on_ws_frame`` raises.
-    :param websocket_handshake_timeout: seconds a client has to send a
-        complete upgrade request before it is dropped.
-    :param logger_name: picows logs on ``picows.<logger_name>``.
+    :param websocket_handshake_timeout: seconds a client has from the TCP
+        connection to a complete upgrade request, TLS handshake included
+        (with ``ssl=``, unless ``ssl_handshake_timeout`` is given: that then
+        bounds TLS alone, and this the upgrade after it); then it is dropped.
+    :param logger_name: picows logs on ``picows.<logger_name>``, or on the
+        given :class:`logging.Logger` / :class:`logging.LoggerAdapter`.
     :param max_frame_size: a frame declaring a larger payload gets CLOSE 1009.
     :param enable_auto_pong: answer PINGs the listener did not answer itself.
     :param enable_auto_close: answer the peer's CLOSE and close the connection.
@@ -293,6 +484,12 @@ async def ws_create_server(
         header is exactly one of these strings are accepted (others get 403).
     :param enable_compression: accept a client's permessage-deflate offer
         (RFC 7692), see :any:`ws_connect`.
+    :param read_buffer_init_size: the read buffer's first size, see
+        :any:`ws_connect`.
+    :param max_write_buffer_size: bytes a connection's transport may hold
+        queued for a client that does not read; above it that connection is
+        dropped and logged with the client's address (see :any:`ws_connect`).
+        None (the default): unbounded.
     :return: the :any:`asyncio.Server`.
     """
     options = _ConnectionOptions(
@@ -305,27 +502,37 @@ async def ws_create_server(
         auto_ping_idle_timeout=auto_ping_idle_timeout,
         auto_ping_reply_timeout=auto_ping_reply_timeout,
         auto_ping_strategy=auto_ping_strategy,
-        allowed_origins=allowed_origins, enable_compression=enable_compression)
-    if port is None:
-        port = 0
+        allowed_origins=allowed_origins, enable_compression=enable_compression,
+        read_buffer_init_size=read_buffer_init_size,
+        max_write_buffer_size=max_write_buffer_size)
+    if "sock" in kwargs:
+        # An existing socket: asyncio refuses host/port next to it.
+        if host not in (None, "") or port not in (None, 0):
+            raise ValueError("host/port and sock can not be specified at the same time")
+        where: Dict[str, Any] = {}
+    else:
+        where = {"host": None if host == "" else host, "port": port or 0}
 
     connections: Set[WSTransport] = set()
 
+    whole_opening = _bound_tls_handshake(kwargs, websocket_handshake_timeout,
+                                         "ssl_handshake_timeout" in kwargs)
+
     def protocol_factory() -> WSProtocol:
-        return WSProtocol(options, is_client=False, connections=connections)
+        # Made when TCP is accepted, before TLS.
+        return WSProtocol(options, is_client=False, connections=connections,
+                          opened_at=time.monotonic() if whole_opening else None)
 
     loop = asyncio.get_running_loop()
-    if host == "":
-        host = None
     ssl_context = kwargs.get("ssl")
     if _own_tls(loop, ssl_context):
         assert isinstance(ssl_context, ssl.SSLContext)  # _own_tls checked it
         tls_timeout = _pop_tls_options(kwargs)
         server = await loop.create_server(
             lambda: TLSLayer(ssl_context, True, None, protocol_factory(), tls_timeout),
-            host, port, **kwargs)
+            **where, **kwargs)
     else:
-        server = await loop.create_server(protocol_factory, host, port, **kwargs)
+        server = await loop.create_server(protocol_factory, **where, **kwargs)
     _SERVER_CONNECTIONS[server] = connections
     return server
 

@@ -60,6 +60,7 @@ cdef class WSFrame:
     cpdef object get_payload_as_memoryview(self)
     cpdef object get_close_code(self)
     cpdef object get_close_message(self)
+    cpdef object get_close_reason(self)
 
 
 cdef class WSListener:
@@ -95,6 +96,12 @@ cdef class WSTransport:
     cdef readonly bint is_close_frame_sent
     cdef readonly object close_frame_received
     cdef readonly object extensions
+    cdef readonly bint is_secure
+
+    # The close handshake: each CLOSE as a WSCloseInfo, None until it moved.
+    cdef object _close_sent
+    cdef object _close_recv
+    cdef bint _close_recv_first
 
     cdef WSProtocolCore _protocol
     cdef object _disconnected_future
@@ -123,6 +130,7 @@ cdef class WSTransport:
     cdef int _send_close_frame(self, int code, const uint8_t* reason,
                                size_t reason_size) except -1
     cdef int _mark_disconnected(self) except -1
+    cdef int _record_close_sent(self, const uint8_t* payload, size_t size) except -1
     cdef _send_compressed(self, WSMsgType msg_type, message)
     cdef uint8_t* _reserve(self, size_t size) except NULL
 
@@ -146,10 +154,15 @@ cdef class WSProtocolCore:
     cdef readonly bint is_client
     cdef _ConnectionOptions _opts
     cdef object _handshake_timeout  # float or None
+    cdef object _opened_at          # time.monotonic() the timeout counts from, or None
     cdef object _logger
     cdef bytes _upgrade_request     # client: the request to send
     cdef str _client_key            # client: its Sec-WebSocket-Key
     cdef set _connections           # server: its open WSTransports, or None
+    cdef object _request_obj        # client: the WSUpgradeRequest sent
+    cdef list _subprotocols         # client: the subprotocols offered
+    cdef bytes _error_head          # client: a refusal's head, body pending
+    cdef Py_ssize_t _body_expected  # its Content-Length, -1: until EOF
 
     # Connection
     cdef object _loop
@@ -201,8 +214,15 @@ cdef class WSProtocolCore:
     cdef bytes _take_head(self)
     cdef _process_server_handshake(self)
     cdef _process_client_handshake(self)
+    cdef _peer(self)
+    cdef _log_open(self, WSTransport ws)
+    cdef _log_disconnected(self, exc)
+    cdef _send_response(self, response)
+    cdef _client_handshake_failed(self, exc)
+    cdef _finish_refusal(self)
     cdef _open(self, WSTransport ws, WSListener listener)
     cdef _setup_deflate(self, WSTransport ws, deflate)
+    cdef _bound_writes(self, WSTransport ws)
     cdef _reject(self, int status, str reason, headers=*)
     cdef _cancel_handshake_timer(self)
     cdef _cancel_timers(self)
@@ -216,7 +236,7 @@ cdef class WSProtocolCore:
     cdef _on_close_sent(self)
     cdef _start_close_timer(self)
     cdef _fail(self, int code, str reason, bint peer_closed=*)
-    cdef _disconnect(self)
+    cdef _disconnect(self, bint abort=*)
     cdef _schedule_auto_ping(self, double delay)
     cdef _send_ping(self)
     cdef _on_pong(self)

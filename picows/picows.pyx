@@ -19,6 +19,7 @@
 # handshake.py and api.py.
 
 import asyncio
+import inspect
 import logging
 import os
 import ssl
@@ -37,13 +38,17 @@ from cpython.pycapsule cimport PyCapsule_GetPointer
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.stdint cimport uint8_t, uint32_t, uint64_t
-from libc.string cimport memcpy, memmove
+from libc.string cimport memcpy, memmove, memset
 
-from .handshake import (MAX_HEAD_SIZE, build_error_response,
-                        build_upgrade_response, negotiate_deflate,
-                        parse_deflate_response, parse_upgrade_request,
-                        parse_upgrade_response)
-from .types import WSError, WSHandshakeError
+from .handshake import (MAX_HEAD_SIZE, build_error_response, build_response,
+                        complete_101, is_upgrade_request, joined_header,
+                        negotiate_deflate,
+                        parse_deflate_response, parse_http_request,
+                        parse_response_head, parse_upgrade_response,
+                        validate_upgrade_request)
+from .types import (WSCloseHandshake, WSCloseInfo, WSError, WSHandshakeError,
+                    WSProtocolError, get_logger,
+                    WSUpgradeResponse, WSUpgradeResponseWithListener)
 
 
 cdef extern from "Python.h":

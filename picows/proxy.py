@@ -31,7 +31,7 @@ import urllib.request
 from typing import (Any, Awaitable, Callable, Dict, List, NamedTuple, Optional, Set, Tuple,
                     Union)
 
-from .types import WSProxyError
+from .types import WSProxyError, get_logger
 
 __all__ = [
     "WSParsedURL",
@@ -193,7 +193,7 @@ async def open_socket(secure: bool, host: str, port: int, resource_name: str,
                       proxy_ssl_context: Optional[ssl.SSLContext],
                       socket_factory: Optional[SocketFactory],
                       timeout: Optional[float], kwargs: Dict[str, Any],
-                      logger_name: str) -> Tuple[Optional[socket.socket], Optional[float]]:
+                      logger_name: Any) -> Tuple[Optional[socket.socket], Optional[float]]:
     """The connected socket for ws_connect (None: connect as usual) and what
     is left of `timeout` for the rest of the connect.
 
@@ -213,7 +213,7 @@ async def open_socket(secure: bool, host: str, port: int, resource_name: str,
         return None, timeout
     if proxy_url is not None and proxy_url.scheme in _SOCKS:
         _require_python_socks(proxy_url)
-    logger = logging.getLogger(f"picows.{logger_name}")
+    logger = get_logger(logger_name, "client")
     # local_addr binds the socket picows opens to the proxy; a factory's
     # socket is the factory's to bind.
     local_addr = kwargs.pop("local_addr", None) if proxy_url is not None else None
@@ -244,7 +244,7 @@ async def open_socket(secure: bool, host: str, port: int, resource_name: str,
 async def _open(loop: asyncio.AbstractEventLoop, target: WSParsedURL,
                 proxy: Optional[ProxyURL], proxy_ssl_context: Optional[ssl.SSLContext],
                 socket_factory: Optional[SocketFactory], local_addr: Any,
-                logger: logging.Logger) -> Optional[socket.socket]:
+                logger: "logging.Logger | logging.LoggerAdapter[Any]") -> Optional[socket.socket]:
     if proxy is None:
         assert socket_factory is not None
         sock = await _from_factory(loop, socket_factory, target)

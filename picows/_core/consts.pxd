@@ -2,9 +2,9 @@
 # compiler, and declared once for every unit).
 
 cdef enum:
-    # Read buffer: first size, the least free space offered to a read, and
-    # the size above which an empty buffer shrinks back.
-    _INITIAL_READ_BUFFER = 16 * 1024
+    # Read buffer: the least free space offered to a read, and the size
+    # above which an empty buffer shrinks back (its first size is the
+    # read_buffer_init_size option, 16 KiB by default).
     _MIN_FREE_SPACE = 4 * 1024
     _SHRINK_ABOVE = 256 * 1024
     # Client masks are taken from a pool of os.urandom bytes this large.

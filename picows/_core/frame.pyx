@@ -2,16 +2,16 @@
 # codes, and WSFrame, the received frame handed to on_ws_frame.
 
 
-class _WSProtocolError(Exception):
+class _WSProtocolError(WSProtocolError):
     """A protocol violation by the peer: fail the connection with `code`.
+    (The public WSProtocolError, with where it was found.)
 
     `in_close_frame`: the violation is in the peer's CLOSE frame, so the peer
     has started closing and will send nothing more.
     """
 
     def __init__(self, int code, str message, bint in_close_frame=False):
-        super().__init__(message)
-        self.code = code
+        super().__init__(code, message)
         self.in_close_frame = in_close_frame
 
 
@@ -155,6 +155,16 @@ cdef class WSFrame:
         if self.payload_size <= 2:
             return None
         return PyBytes_FromStringAndSize(self.payload_ptr + 2, self.payload_size - 2)
+
+    cpdef object get_close_reason(self):
+        """:return: the close reason as a new str (UTF-8 decoded, invalid
+            bytes replaced), or None when the CLOSE has none.
+
+        Only valid for ``WSMsgType.CLOSE`` frames.
+        """
+        if self.payload_size <= 2:
+            return None
+        return PyUnicode_DecodeUTF8(self.payload_ptr + 2, self.payload_size - 2, "replace")
 
     def __repr__(self):
         return (f"WSFrame({WSMsgType(self.msg_type).name}, fin={self.fin}, "

@@ -2,6 +2,7 @@ cdef class _ConnectionOptions:
     # What ws_connect / ws_create_server were given, checked once there and
     # shared by every connection they make. Read-only after __init__.
     cdef readonly object listener_factory
+    cdef readonly object client_factory                # (request, response) -> listener
     cdef readonly object logger
     cdef readonly bint disconnect_on_exception
     cdef readonly object websocket_handshake_timeout   # float or None
@@ -16,3 +17,5 @@ cdef class _ConnectionOptions:
     cdef readonly WSAutoPingStrategy auto_ping_strategy
     cdef readonly bint enable_compression
     cdef readonly frozenset allowed_origins             # server; None: any
+    cdef readonly size_t read_buffer_init_size          # the read buffer's first size
+    cdef readonly Py_ssize_t max_write_buffer_size      # 0: unbounded

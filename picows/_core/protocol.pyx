@@ -63,6 +63,25 @@
 # calls on_ws_disconnected exactly once.
 
 _FROM_OPTIONS = object()
+# The most of a refusal's body (a non-101 answer) kept for WSHandshakeError.
+cdef size_t _MAX_REFUSAL_BODY = 64 * 1024
+
+
+cdef str _rsv_violation(uint8_t b0, uint8_t opcode, bint deflate):
+    """Why RSV bits in first byte `b0` are a protocol error (the error path
+    of _parse_header only)."""
+    if not deflate:
+        return ("RSV bits set but no extension was negotiated for them "
+                "(RFC 6455 5.2)")
+    if b0 & 0x30:
+        return ("RSV2 or RSV3 set; permessage-deflate uses only RSV1 "
+                "(RFC 6455 5.2, RFC 7692 6)")
+    if opcode >= 8:
+        return "RSV1 set on a control frame (RFC 7692 6.1)"
+    if opcode == 0:
+        return ("RSV1 set on a CONTINUATION frame; only the first frame of a "
+                "compressed message has it (RFC 7692 6.1)")
+    return f"RSV1 set on a frame with reserved opcode {opcode} (RFC 6455 5.2)"
 
 
 cdef class WSProtocolCore:
@@ -75,12 +94,18 @@ cdef class WSProtocolCore:
 
     def __init__(self, _ConnectionOptions options not None, *, bint is_client,
                  bytes upgrade_request=None, str client_key=None,
-                 handshake_timeout=_FROM_OPTIONS, set connections=None):
+                 handshake_timeout=_FROM_OPTIONS, request=None, subprotocols=None,
+                 set connections=None, opened_at=None):
         """`options`: what ws_connect / ws_create_server were given; on the
-        client side, `upgrade_request` to send and its `client_key`.
+        client side, `upgrade_request` to send and its `client_key`, the
+        parsed `request` (WSTransport.request) and the `subprotocols` it
+        offers (the 101 may name one of them, or none).
         `handshake_timeout`: this connection's, when not the options' (what
         a proxy step left of it). `connections`: the server's set of open
-        WSTransports, which this connection joins while it is open."""
+        WSTransports, which this connection joins while it is open.
+        `opened_at`: the time.monotonic() at which the opening began (before
+        TLS), when the timeout bounds TLS and the upgrade together; None: it
+        starts at connection_made."""
         self.is_client = is_client
         self._opts = options
         self._handshake_timeout = (options.websocket_handshake_timeout
@@ -89,7 +114,13 @@ cdef class WSProtocolCore:
         self._logger = options.logger
         self._upgrade_request = upgrade_request
         self._client_key = client_key
+        self._opened_at = opened_at
         self._connections = connections
+        self._subprotocols = list(subprotocols or ())
+        if is_client and request is None and upgrade_request is not None:
+            request = parse_http_request(upgrade_request)
+        self._request_obj = request
+        self._body_expected = -1
         self._state = HANDSHAKE
         self._fstate = FS_HEADER
         self._view = _ReadBufferView()
@@ -109,9 +140,15 @@ cdef class WSProtocolCore:
         if self.is_client:
             self.handshake_future = self._loop.create_future()
             transport.write(self._upgrade_request)
+            self._logger.debug("%s to %s", self._upgrade_request.partition(b"\r\n")[0]
+                               .decode("latin-1"), self._peer())
         if self._handshake_timeout is not None:
+            timeout = self._handshake_timeout
+            if self._opened_at is not None:
+                # What the TLS handshake left of it.
+                timeout = max(0.0, timeout - (time.monotonic() - self._opened_at))
             self._handshake_timer = self._loop.call_later(
-                self._handshake_timeout, self._on_handshake_timeout)
+                timeout, self._on_handshake_timeout)
 
     # get_buffer and buffer_updated (here and in _TLSLayer) are plain METH_O
     # methods: the event loops pass the argument positionally, and the call
@@ -135,15 +172,15 @@ cdef class WSProtocolCore:
         cdef size_t missing, unread, new_cap
         cdef uint8_t* p
         if self._rbuf == NULL:
-            self._rbuf = <uint8_t*>PyMem_Malloc(_INITIAL_READ_BUFFER)
+            self._rbuf = <uint8_t*>PyMem_Malloc(self._opts.read_buffer_init_size)
             if self._rbuf == NULL:
                 raise MemoryError()
-            self._rcap = _INITIAL_READ_BUFFER
+            self._rcap = self._opts.read_buffer_init_size
         unread = self._rend - self._rstart
         if unread == 0:
             self._rstart = self._rend = 0
             if self._rcap > _SHRINK_ABOVE and self._recent_max_frame * 4 < self._rcap:
-                new_cap = max(<size_t>_INITIAL_READ_BUFFER, self._recent_max_frame * 2)
+                new_cap = max(self._opts.read_buffer_init_size, self._recent_max_frame * 2)
                 p = <uint8_t*>PyMem_Realloc(self._rbuf, new_cap)
                 if p != NULL:
                     self._rbuf = p
@@ -209,8 +246,10 @@ cdef class WSProtocolCore:
             return
         self._state = DISCONNECTED
         self._cancel_timers()
-        if exc is not None:
-            self._logger.debug("connection lost: %r", exc)
+        if self._error_head is not None:
+            # The refusal's body ended with the connection.
+            self._finish_refusal()
+        self._log_disconnected(exc)
         if self.handshake_future is not None and not self.handshake_future.done():
             self.handshake_future.set_exception(
                 WSError(f"connection lost during the handshake: {exc!r}"))
@@ -231,6 +270,33 @@ cdef class WSProtocolCore:
                 except Exception:
                     self._logger.exception("on_ws_disconnected raised")
             ws._mark_disconnected()
+        if self._deflate is not None:
+            # The zlib streams and buffers go with the connection, not later
+            # with the protocol object.
+            self._deflate.release()
+
+    cdef _log_disconnected(self, exc):
+        cdef WSTransport ws = self.transport
+        if not self._logger.isEnabledFor(logging.DEBUG):
+            return
+        if ws is None:
+            why = "during the handshake"
+        elif ws._close_recv is not None and ws.is_close_frame_sent:
+            why = ("after the close handshake, the peer closed first"
+                   if ws._close_recv_first else
+                   "after the close handshake, we closed first")
+        elif ws._close_recv is not None:
+            why = "after the peer's CLOSE (not answered)"
+        elif ws.is_close_frame_sent:
+            why = "after our CLOSE, without the peer's"
+        else:
+            why = "without a close handshake"
+        if exc is not None:
+            self._logger.debug("disconnected %s: %r", why, exc)
+        elif self._closing:
+            self._logger.debug("disconnected %s: we closed the connection", why)
+        else:
+            self._logger.debug("disconnected %s: the peer closed the connection", why)
 
     def pause_writing(self):
         if self.transport is not None:
@@ -273,65 +339,149 @@ cdef class WSProtocolCore:
         self._rstart += end + 4
         return head
 
+    cdef _peer(self):
+        try:
+            return self._transport.get_extra_info("peername")
+        except Exception:
+            return None
+
     cdef _process_server_handshake(self):
+        # Every request reaches the listener factory once it is well-formed
+        # HTTP (an HTTP/1.1 GET without a body); the WebSocket checks come
+        # after it, and only when it answers with a 101.
         cdef WSTransport ws
+        cdef bint upgrade
         try:
             head = self._take_head()
             if head is None:
                 return
-            request = parse_upgrade_request(head, self._opts.allowed_origins)
+            request = parse_http_request(head)
+            self._logger.debug("%s %s %s from %s", request.method.decode("latin-1"),
+                               request.path.decode("latin-1"),
+                               request.version.decode("latin-1"), self._peer())
+            upgrade = is_upgrade_request(request)
+            if upgrade and self._opts.allowed_origins is not None:
+                # Cross-site WebSocket hijacking: refused before any user code.
+                validate_upgrade_request(request, self._opts.allowed_origins)
         except WSHandshakeError as exc:
-            self._logger.info("rejected upgrade request: %s", exc)
+            self._logger.info("rejected request from %s: %s", self._peer(), exc)
             self._reject(exc.status, exc.reason, exc.headers)
             return
         self._cancel_handshake_timer()
+        response = None
         try:
-            listener = self._opts.listener_factory(request)
+            result = self._opts.listener_factory(request)
         except Exception:
             self._logger.exception("ws_listener_factory raised for %r", request)
             self._reject(500, "internal server error")
             return
-        if listener is None:
-            self._logger.info("no listener for %r: 404", request.path)
+        if result is None:
+            self._logger.info("no listener for %r from %s: 404", request.path, self._peer())
             self._reject(404, "not found")
             return
+        if isinstance(result, WSUpgradeResponseWithListener):
+            response = result.response
+            listener = result.listener
+            if response.status != 101:
+                self._send_response(response)
+                return
+        else:
+            listener = result
         if not isinstance(listener, WSListener):
-            self._logger.error("ws_listener_factory returned %r, not a WSListener",
-                               listener)
+            self._logger.error("ws_listener_factory returned %r, not a WSListener "
+                               "or WSUpgradeResponseWithListener", listener)
             self._reject(500, "internal server error")
+            return
+        try:
+            validate_upgrade_request(request)
+        except WSHandshakeError as exc:
+            self._logger.info("rejected request from %s: %s", self._peer(), exc)
+            self._reject(exc.status, exc.reason, exc.headers)
             return
         deflate = None
         if self._opts.enable_compression:
-            deflate = negotiate_deflate(request.headers.get("sec-websocket-extensions"))
-        self._transport.write(build_upgrade_response(
-            request, None if deflate is None else
-            [("Sec-WebSocket-Extensions", deflate.header)]))
-        ws = WSTransport(False, self._transport, self._logger, self._loop, request)
+            deflate = negotiate_deflate(joined_header(request.headers, "sec-websocket-extensions"))
+        if response is None:
+            response = WSUpgradeResponse.create_101_response()
+        try:
+            complete_101(request, response, None if deflate is None else deflate.header)
+            raw = build_response(response)
+        except ValueError as exc:
+            self._logger.error("ws_listener_factory's 101 is invalid: %s", exc)
+            self._reject(500, "internal server error")
+            return
+        self._transport.write(raw)
+        self._logger.debug("101 Switching Protocols to %s", self._peer())
+        ws = WSTransport(False, self._transport, self._logger, self._loop, request, response)
         self._setup_deflate(ws, deflate)
+        self._log_open(ws)
         self._open(ws, listener)
+
+    cdef _log_open(self, WSTransport ws):
+        self._logger.debug(
+            "handshake done: extensions=%s, subprotocol=%s", ws.extensions,
+            ws.response.headers.get("sec-websocket-protocol")
+            if ws.response is not None else None)
+
+    cdef _send_response(self, response):
+        """Answer a request with a non-101 response and close."""
+        try:
+            raw = build_response(response)
+        except ValueError as exc:
+            # A header with CR/LF in it, say: never sent as it is.
+            self._logger.error("ws_listener_factory's response is invalid: %s", exc)
+            self._reject(500, "internal server error")
+            return
+        self._logger.info("%d %s to %s", int(response.status),
+                          response.reason.decode("latin-1"), self._peer())
+        self._cancel_handshake_timer()
+        self._closing = True
+        try:
+            self._transport.write(raw)
+        finally:
+            self._transport.close()
 
     cdef _process_client_handshake(self):
         cdef WSTransport ws
+        cdef size_t avail
         try:
+            if self._error_head is not None:
+                # A refusal: its body is collected for WSHandshakeError.raw_body.
+                avail = self._rend - self._rstart
+                if self._body_expected >= 0 and avail >= <size_t>self._body_expected:
+                    self._finish_refusal()
+                elif avail > _MAX_REFUSAL_BODY:
+                    self._finish_refusal()
+                return
             head = self._take_head()
             if head is None:
                 return
+            response = parse_response_head(head)
+            self._logger.debug("%d %s from the server", int(response.status),
+                               response.reason.decode("latin-1"))
+            if response.status != 101:
+                self._error_head = head
+                length = response.headers.get("content-length")
+                self._body_expected = -1
+                if length is not None and length.strip().isdigit():
+                    self._body_expected = int(length)
+                elif response.status in (204, 304) or 100 <= response.status < 200:
+                    self._body_expected = 0
+                self._process_client_handshake()
+                return
             response = parse_upgrade_response(head, self._client_key,
-                                              self._opts.enable_compression)
+                                              self._opts.enable_compression,
+                                              self._subprotocols)
             deflate = None
-            extensions = response.headers.get("sec-websocket-extensions")
+            extensions = joined_header(response.headers, "sec-websocket-extensions")
             if extensions:
                 deflate = parse_deflate_response(extensions)
         except WSHandshakeError as exc:
-            self._cancel_handshake_timer()
-            if not self.handshake_future.done():
-                self.handshake_future.set_exception(exc)
-            self._closing = True
-            self._transport.close()
+            self._client_handshake_failed(exc)
             return
         self._cancel_handshake_timer()
         try:
-            listener = self._opts.listener_factory()
+            listener = self._opts.client_factory(self._request_obj, response)
             if not isinstance(listener, WSListener):
                 raise TypeError(f"ws_listener_factory returned {listener!r}, "
                                 f"not a WSListener")
@@ -341,11 +491,38 @@ cdef class WSProtocolCore:
             self._closing = True
             self._transport.close()
             return
-        ws = WSTransport(True, self._transport, self._logger, self._loop, None, response)
+        ws = WSTransport(True, self._transport, self._logger, self._loop,
+                         self._request_obj, response)
         self._setup_deflate(ws, deflate)
+        self._log_open(ws)
         self._open(ws, listener)
         if not self.handshake_future.done():
             self.handshake_future.set_result((ws, listener))
+
+    cdef _client_handshake_failed(self, exc):
+        self._logger.debug("handshake failed: %s", exc)
+        self._cancel_handshake_timer()
+        if not self.handshake_future.done():
+            self.handshake_future.set_exception(exc)
+        self._closing = True
+        self._transport.close()
+
+    cdef _finish_refusal(self):
+        """The server refused the upgrade: raise WSInvalidStatusError with
+        the response, its head and what arrived of its body."""
+        cdef size_t avail = self._rend - self._rstart
+        cdef size_t n = avail
+        if self._body_expected >= 0 and <size_t>self._body_expected < n:
+            n = <size_t>self._body_expected
+        if n > _MAX_REFUSAL_BODY:
+            n = _MAX_REFUSAL_BODY
+        body = PyBytes_FromStringAndSize(<char*>self._rbuf + self._rstart, n)
+        self._rstart = self._rend = 0
+        head, self._error_head = self._error_head, None
+        try:
+            parse_upgrade_response(head, self._client_key, False, None, body)
+        except WSHandshakeError as exc:
+            self._client_handshake_failed(exc)
 
     cdef _setup_deflate(self, WSTransport ws, deflate):
         if deflate is None:
@@ -369,6 +546,8 @@ cdef class WSProtocolCore:
         if getattr(type(listener), "is_user_specific_pong") is not _BASE_USER_PONG:
             self._user_pong = listener.is_user_specific_pong
         ws._protocol = self
+        if self._opts.max_write_buffer_size:
+            self._bound_writes(ws)
         self._state = OPEN
         if self._connections is not None:
             self._connections.add(ws)
@@ -384,6 +563,27 @@ cdef class WSProtocolCore:
             self._last_ping = self._loop.time()
             self._schedule_auto_ping(self._opts.auto_ping_idle_timeout)
 
+    cdef _bound_writes(self, WSTransport ws):
+        """max_write_buffer_size: on the writer that queues this connection's
+        bytes (the TLS layer's under picows' own TLS)."""
+        cdef _SocketWriter writer = ws._tls._writer if ws._tls is not None else ws._writer
+        writer.max_queued = self._opts.max_write_buffer_size
+        writer.on_overflow = self._on_write_overflow
+
+    def _on_write_overflow(self, Py_ssize_t queued):
+        # The peer does not read and the listener kept sending: a CLOSE
+        # would only queue behind the rest. Drop the connection, which frees
+        # the transport's buffer at once.
+        self._logger.warning(
+            "peer %s does not read: %d bytes queued for it, over "
+            "max_write_buffer_size %d; dropping the connection",
+            self._transport.get_extra_info("peername"), queued,
+            self._opts.max_write_buffer_size)
+        if self.transport is not None:
+            self.transport._write_closed = True
+        self._closing = True
+        self._transport.abort()
+
     cdef _reject(self, int status, str reason, headers=()):
         self._cancel_handshake_timer()
         self._closing = True
@@ -394,7 +594,11 @@ cdef class WSProtocolCore:
 
     def _on_handshake_timeout(self):
         self._handshake_timer = None
-        if self._state != HANDSHAKE:
+        if self._state != HANDSHAKE or self._closing:
+            return
+        if self._error_head is not None:
+            # The refusal arrived, its body did not finish: take what came.
+            self._finish_refusal()
             return
         self._logger.info("handshake not completed within %s seconds, disconnecting",
                           self._handshake_timeout)
@@ -443,9 +647,9 @@ cdef class WSProtocolCore:
             # a compressed message; nothing else may carry RSV bits.
             if (self._deflate is None or (b0 & 0x70) != 0x40
                     or opcode == 0 or opcode > 2):
-                raise _WSProtocolError(1002, "RSV bits set but no extension was "
-                                       "negotiated for them (RFC 6455 5.2, "
-                                       "RFC 7692 6)", is_close)
+                raise _WSProtocolError(1002, _rsv_violation(b0, opcode,
+                                                            self._deflate is not None),
+                                       is_close)
         if opcode >= 8:
             if opcode > 10:
                 raise _WSProtocolError(1002, f"reserved opcode {opcode} (RFC 6455 5.2)", is_close)
@@ -591,7 +795,7 @@ cdef class WSProtocolCore:
         cdef uint32_t code
         cdef uint32_t pongs_before
         cdef bint is_text
-        cdef bytes inflated
+        cdef Py_ssize_t inflated_size
         cdef const uint8_t* payload = self._rbuf + self._rstart + self._f.hdr_len
         cdef size_t size = <size_t>self._f.payload_len
 
@@ -612,9 +816,8 @@ cdef class WSProtocolCore:
             if self._state == FAILED:
                 return 0
             if self._f.compressed:
-                inflated = self._deflate.inflate(payload, size, self._f.fin)
-                payload = <const uint8_t*>PyBytes_AS_STRING(inflated)
-                size = PyBytes_GET_SIZE(inflated)
+                inflated_size = self._deflate.inflate(payload, size, self._f.fin, &payload)
+                size = <size_t>inflated_size
                 if is_text and self._opts.enable_utf8_validation:
                     self._utf8_state = picows_utf8_validate(self._utf8_state, payload, size)
                     if self._utf8_state == UTF8_REJECT:
@@ -700,6 +903,12 @@ cdef class WSProtocolCore:
         cdef int prev_state = self._state
         cdef WSTransport ws = self.transport
         ws.close_frame_received = frame.get_close_code()
+        ws._close_recv = WSCloseInfo(ws.close_frame_received, frame.get_close_reason() or "")
+        ws._close_recv_first = not ws.is_close_frame_sent
+        self._logger.debug("CLOSE received: %d %r (%s)", ws.close_frame_received,
+                           ws._close_recv.reason,
+                           "the peer closes first" if ws._close_recv_first
+                           else "the answer to ours")
         self._state = CLOSE_RECEIVED
         if prev_state != FAILED:
             self._call_on_frame(frame)
@@ -773,8 +982,13 @@ cdef class WSProtocolCore:
         else:
             self._disconnect()
 
-    cdef _disconnect(self):
-        if self._closing or self._transport is None:
+    cdef _disconnect(self, bint abort=False):
+        if self._transport is None:
+            return
+        if self._closing:
+            if abort:
+                # disconnect(graceful=False) after a graceful one: drop the rest.
+                self._transport.abort()
             return
         self._closing = True
         if self.transport is not None:
@@ -782,7 +996,11 @@ cdef class WSProtocolCore:
             # socket, not through the closing transport (which would drop it
             # with a warning).
             self.transport._write_closed = True
-        self._transport.close()
+        if abort:
+            self._logger.debug("aborting the connection")
+            self._transport.abort()
+        else:
+            self._transport.close()
 
     # -- keepalive -------------------------------------------------------------
 

@@ -8,9 +8,12 @@ cdef class WSTransport:
 
     :ivar underlying_transport: the asyncio TCP or SSL transport. Use it for
         buffer limits and connection state; send only with ``send_*``.
-    :ivar is_client: True on the client side.
-    :ivar request: the :any:`WSUpgradeRequest` (both sides).
-    :ivar response: the upgrade response (client side), else None.
+    :ivar is_client: True on the client side (also ``is_client_side``).
+    :ivar is_secure: True over TLS.
+    :ivar request: the :any:`WSUpgradeRequest`: the one received (server
+        side) or sent (client side).
+    :ivar response: the :any:`WSUpgradeResponse` 101: the one sent (server
+        side) or received (client side).
     :ivar extensions: the negotiated Sec-WebSocket-Extensions value
         (permessage-deflate), or None.
     """
@@ -35,11 +38,11 @@ cdef class WSTransport:
         # whose socket closes after connection_lost (see writer.pyx). TLS
         # transports must encrypt: they always get transport.write.
         module = type(underlying_transport).__module__
+        self.is_secure = (underlying_transport.get_extra_info("sslcontext") is not None
+                          or underlying_transport.get_extra_info("ssl_object") is not None)
         self._writer = _SocketWriter(
             underlying_transport,
-            module in ("asyncio.selector_events", "uvloop.loop")
-            and underlying_transport.get_extra_info("sslcontext") is None
-            and underlying_transport.get_extra_info("ssl_object") is None)
+            module in ("asyncio.selector_events", "uvloop.loop") and not self.is_secure)
 
     def __dealloc__(self):
         if self._wbuf != NULL:
@@ -75,6 +78,8 @@ cdef class WSTransport:
         cdef object out = None
         if not self._may_send(msg_type, fin):
             return 0
+        if msg_type == WSMsgType.CLOSE:
+            self._record_close_sent(payload, size)
         cdef size_t total = _header_size(size, self.is_client) + size
         cdef uint8_t header[10]
         if not self.is_client and self._writer.fd >= 0 and size >= _GATHER_WRITE_MIN:
@@ -200,6 +205,22 @@ cdef class WSTransport:
         if reason_size:
             memcpy(payload + 2, reason, reason_size)
         return self.send_frame(WSMsgType.CLOSE, payload, reason_size + 2, True, False)
+
+    cdef int _record_close_sent(self, const uint8_t* payload, size_t size) except -1:
+        code = 0
+        reason = ""
+        if size >= 2:
+            code = _read_be(payload, 2)
+            reason = PyUnicode_DecodeUTF8(<char*>payload + 2, size - 2, "replace")
+        try:
+            code = WSCloseCode(code)
+        except ValueError:
+            pass
+        self._close_sent = WSCloseInfo(code, reason)
+        self._logger.debug("CLOSE sent: %d %r (%s)", code, reason,
+                           "the answer to the peer's" if self._close_recv is not None
+                           else "we close first")
+        return 0
 
     cdef int _mark_disconnected(self) except -1:
         self._closed = True
@@ -367,18 +388,45 @@ cdef class WSTransport:
             PyBuffer_Release(&view)
 
     @cython.binding(False)
-    def disconnect(self):
+    def disconnect(self, graceful=True):
         """Close the underlying transport.
 
-        Buffered outgoing data is flushed asynchronously; nothing more is
-        received. Safe to call many times; does nothing once disconnected.
+        :param graceful: True (default): buffered outgoing data is flushed
+            asynchronously. False: the connection is aborted at once and
+            what is queued is dropped.
+
+        Nothing more is received. Safe to call many times; does nothing once
+        disconnected.
         """
         if self._closed:
             return
         if self._protocol is not None:
-            self._protocol._disconnect()
-        else:
+            self._protocol._disconnect(not graceful)
+        elif graceful:
             self.underlying_transport.close()
+        else:
+            self.underlying_transport.abort()
+
+    @property
+    def is_client_side(self):
+        """True on the client side (the same as ``is_client``)."""
+        return self.is_client
+
+    @property
+    def is_disconnected(self):
+        """True once the connection is closed (``on_ws_disconnected`` called)."""
+        return self._closed
+
+    @property
+    def close_handshake(self):
+        """None until a CLOSE was sent or received, then a
+        :any:`WSCloseHandshake`: ``recv`` and ``sent`` (each None or a
+        :any:`WSCloseInfo` with ``code`` and ``reason``) and
+        ``recv_then_sent`` (True when the peer closed first)."""
+        if self._close_sent is None and self._close_recv is None:
+            return None
+        return WSCloseHandshake(self._close_recv, self._close_sent,
+                                self._close_recv is not None and self._close_recv_first)
 
     async def wait_disconnected(self):
         """Wait until the websocket is completely disconnected (the transport

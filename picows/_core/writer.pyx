@@ -7,6 +7,11 @@
 # on everything does, until the transport's buffer is empty again: bytes
 # never overtake each other.
 #
+# Bounded queue (max_write_buffer_size, opt-in): only transport.write can
+# queue bytes, so the limit is checked right after it and nowhere else; the
+# direct send costs nothing more. Over it, the owner's on_overflow drops the
+# connection and nothing more is written.
+#
 # Why the fd is safe to write to: both asyncio's socket transport and
 # uvloop's close the socket only after calling connection_lost (close and
 # abort both defer it to a later loop iteration), and the owner calls
@@ -63,8 +68,12 @@ cdef class _SocketWriter:
                 # it. Anything else: the transport meets the same error on
                 # its own write and closes the connection (connection_lost).
                 sent = 0
+        if self.dropped:
+            return 0
         self._backlog = True
         self._transport_write(PyBytes_FromStringAndSize(<char*>data + sent, size - sent))
+        if self.max_queued:
+            self._queued()
         return 0
 
     cdef int write2(self, const uint8_t* header, size_t hlen,
@@ -80,6 +89,8 @@ cdef class _SocketWriter:
                 return 0
             if sent < 0:
                 sent = 0
+        if self.dropped:
+            return 0
         self._backlog = True
         rest = PyBytes_FromStringAndSize(NULL, hlen + size - sent)
         p = <uint8_t*>PyBytes_AS_STRING(rest)
@@ -89,6 +100,8 @@ cdef class _SocketWriter:
         else:
             memcpy(p, payload + (sent - hlen), size - (sent - hlen))
         self._transport_write(rest)
+        if self.max_queued:
+            self._queued()
         return 0
 
     cdef int write_bytes(self, bytes data) except -1:
@@ -102,17 +115,37 @@ cdef class _SocketWriter:
             sent = picows_send(self.fd, <uint8_t*>PyBytes_AS_STRING(data), size)
             if sent == size:
                 return 0
-            if sent > 0:
-                # The transport copies it into its buffer: no slice copy.
-                self._backlog = True
-                self._transport_write(memoryview(data)[sent:])
-                return 0
+        if self.dropped:
+            return 0
         self._backlog = True
-        self._transport_write(data)
+        if sent > 0:
+            # The transport copies it into its buffer: no slice copy.
+            self._transport_write(memoryview(data)[sent:])
+        else:
+            self._transport_write(data)
+        if self.max_queued:
+            self._queued()
         return 0
 
     cdef int write_object(self, data) except -1:
         """Hand `data` (a bytes-like object) to the transport as it is."""
+        if self.dropped:
+            return 0
         self._backlog = True
         self._transport_write(data)
+        if self.max_queued:
+            self._queued()
+        return 0
+
+    cdef int _queued(self) except -1:
+        """Bytes were queued in the transport: past max_queued, drop."""
+        cdef Py_ssize_t size = self._transport.get_write_buffer_size()
+        if size <= self.max_queued or self.dropped:
+            return 0
+        self.dropped = True
+        self.fd = -1
+        if self.on_overflow is not None:
+            self.on_overflow(size)
+        else:
+            self._transport.abort()
         return 0

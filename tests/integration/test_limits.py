@@ -69,6 +69,7 @@ def test_documented_defaults():
         assert params["enable_auto_close"].default is True
         assert params["enable_utf8_validation"].default is True
         assert params["disconnect_on_exception"].default is True
+        assert params["read_buffer_init_size"].default == 16 * 1024
     assert inspect.signature(ws_create_server).parameters["allowed_origins"].default is None
     assert MAX_HEAD_SIZE == 16 * 1024
     assert MAX_HEADERS == 128

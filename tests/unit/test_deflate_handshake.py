@@ -151,7 +151,8 @@ def test_offers_on_separate_header_lines():
         b"Sec-WebSocket-Extensions: permessage-deflate; bogus\r\n"
         b"Sec-WebSocket-Extensions: permessage-deflate; server_max_window_bits=11\r\n"))
     request = parse_upgrade_request(raw)
-    params = negotiate_deflate(request.headers["sec-websocket-extensions"])
+    # Repeated headers are kept apart (getall); RFC 7230 3.2.2 joins them.
+    params = negotiate_deflate(", ".join(request.headers.getall("sec-websocket-extensions")))
     assert params is not None
     assert params.local_max_window_bits == 11
 

@@ -38,7 +38,7 @@ def test_send_close_and_disconnect():
         ("close_code", WSCloseCode.NO_INFO, "POSITIONAL_OR_KEYWORD"),
         ("close_message", None, "POSITIONAL_OR_KEYWORD"),
     ]
-    assert params(WSTransport.disconnect) == []
+    assert params(WSTransport.disconnect) == [("graceful", True, "POSITIONAL_OR_KEYWORD")]
 
 
 @pytest.mark.parametrize("name", [

@@ -1,0 +1,1 @@
+"""The asyncio API of websockets: ``client``, ``server``, ``connection``, ``router``."""

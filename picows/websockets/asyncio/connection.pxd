@@ -1,0 +1,56 @@
+# Augments connection.py when Cython compiles it: Connection becomes a cdef
+# class over WSListener, so the core calls on_ws_frame through the vtable
+# and the per-message state is read from the struct, not from a dict. The
+# .py file stays the source and runs uncompiled as it is.
+
+from picows.picows cimport WSFrame, WSListener, WSTransport
+
+
+cdef class Connection(WSListener):
+    cdef public object id
+    cdef public object logger
+    cdef public object max_message_size
+    cdef public object _queue_high
+    cdef public object _queue_low
+    cdef public object _write_high
+    cdef public object _write_low
+    cdef public object ping_interval
+    cdef public object ping_timeout
+    cdef public object close_timeout
+    cdef public bint is_client
+    cdef public WSTransport _ws
+    cdef public object transport
+    cdef public object protocol
+    cdef public object request
+    cdef public object response
+    cdef public object subprotocol
+    cdef public object state
+    cdef public object latency
+    cdef public object _local_address
+    cdef public object _remote_address
+    cdef public object _loop
+    cdef public object _messages
+    cdef public Py_ssize_t _frames
+    cdef public object _fragments
+    cdef public object _waiter
+    cdef public bint _reading_paused
+    cdef public bint _write_paused
+    cdef public object _drain_waiters
+    cdef public object _fragmented_send
+    cdef public object _pings
+    cdef public object _keepalive_timer
+    cdef public object _close_rcvd
+    cdef public object _close_sent
+    cdef public object _rcvd_then_sent
+    cdef public object _close_exc
+    cdef public object _closed
+    cdef public object _push
+    cdef public object _pop
+    cdef public object _create_future
+    cdef public object _send
+
+    cpdef on_ws_connected(self, WSTransport transport)
+    cpdef on_ws_frame(self, WSTransport transport, WSFrame frame)
+    cpdef on_ws_disconnected(self, WSTransport transport)
+    cpdef pause_writing(self)
+    cpdef resume_writing(self)

@@ -1,0 +1,827 @@
+"""Connection: the websockets asyncio connection API over a picows listener.
+
+The connection *is* the :class:`picows.WSListener` of its transport: frames
+arrive in :meth:`Connection.on_ws_frame`, called by the core for each frame,
+with no Task and no Queue in between.
+
+Receive path: a whole message (the usual case: one frame, ``fin`` set) is
+copied out of the frame (``str`` for TEXT, ``bytes`` for BINARY) and
+appended to a deque. ``recv()`` returns the head of the deque without
+suspending when there is one; otherwise it parks one future, which
+``on_ws_frame`` resolves once, when the next frame arrives. A fragmented
+message is one ``_Fragments`` entry in the deque that grows until its last
+frame (``recv_streaming`` yields the fragments as they come).
+
+Flow control: ``max_queue`` counts data frames buffered and not yet read.
+Above the high-water mark the transport stops reading
+(``pause_reading``); once ``recv`` brought the count down to the low-water
+mark it reads again. Sending waits while the transport's write buffer is
+above ``write_limit`` (the core's ``pause_writing`` / ``resume_writing``).
+"""
+from __future__ import annotations
+
+import asyncio
+import builtins
+import codecs
+import collections
+import logging
+import os
+import struct
+import urllib.parse
+import uuid
+from typing import (Any, AsyncIterable, AsyncIterator, Awaitable, Deque, Dict, Iterable,
+                    Iterator, List, Mapping, Optional, Tuple, Union, cast)
+
+from ...picows import WSListener, WSMsgType, WSTransport
+from ...picows import broadcast as _core_broadcast
+from ..exceptions import (ConcurrencyError, ConnectionClosed, ConnectionClosedError,
+                          ConnectionClosedOK)
+from ..frames import OK_CLOSE_CODES, Close, CloseCode
+from ..http11 import Request, Response
+from ..protocol import State
+
+__all__ = ["Connection", "broadcast", "Data", "DataLike"]
+
+Data = Union[str, bytes]
+DataLike = Union[str, bytes, bytearray, memoryview]
+LoggerLike = Union[logging.Logger, logging.LoggerAdapter]  # type: ignore[type-arg]
+
+# Enum members read once: on CPython 3.11 every Enum.MEMBER goes through the
+# enum class's __getattr__ hook, which costs more than the rest of a send.
+_CONNECTING, _OPEN, _CLOSING, _CLOSED = State.CONNECTING, State.OPEN, State.CLOSING, State.CLOSED
+_TEXT = WSMsgType.TEXT
+_BINARY = WSMsgType.BINARY
+_CONT = WSMsgType.CONTINUATION
+
+#: core's max_frame_size when max_size is None (no limit).
+_NO_LIMIT = 2 ** 63 - 1
+#: core's close_timeout when close_timeout is None (wait "forever").
+_LONG_TIMEOUT = 365 * 24 * 3600.0
+
+
+def parse_max_size(max_size: Union[int, None, Tuple[Optional[int], Optional[int]]]
+                   ) -> Tuple[Optional[int], int]:
+    """(limit of a whole message or None, limit of one frame for the core)."""
+    if isinstance(max_size, tuple):
+        message, frame = max_size
+    else:
+        message = frame = max_size
+    if message is not None and (frame is None or frame > message):
+        frame = message
+    return message, _NO_LIMIT if frame is None else frame
+
+
+def _parse_limits(value: Union[int, None, Tuple[Optional[int], Optional[int]]],
+                  name: str) -> Tuple[Optional[int], Optional[int]]:
+    if value is None:
+        return None, None
+    if isinstance(value, tuple):
+        high, low = value
+    else:
+        high, low = value, None
+    if high is None:
+        return None, None
+    if low is None:
+        low = high // 4
+    if high < 0 or low < 0 or low > high:
+        raise ValueError(f"{name} must be high >= low >= 0, got {value!r}")
+    return high, low
+
+
+class _Fragments:
+    """A fragmented message being received: its frames' payloads so far."""
+
+    __slots__ = ("text", "chunks", "done", "size", "frames")
+
+    def __init__(self, text: bool) -> None:
+        self.text = text
+        self.chunks: List[bytes] = []
+        self.done = False
+        self.size = 0
+        self.frames = 1     # frames received (empty ones add no chunk)
+
+    def join(self, decode: Optional[bool]) -> Data:
+        data = b"".join(self.chunks)
+        if decode is None:
+            decode = self.text
+        return data.decode() if decode else data
+
+
+class _ProtocolView:
+    """What tests and tools read of websockets' ``connection.protocol``."""
+
+    __slots__ = ("_connection",)
+
+    def __init__(self, connection: "Connection") -> None:
+        self._connection = connection
+
+    @property
+    def state(self) -> State:
+        return self._connection.state
+
+    @property
+    def uri(self) -> Any:
+        """Client side: the URI connected to, after redirects, split
+        (``urllib.parse.urlsplit``: ``scheme``, ``hostname``, ``port``,
+        ``path``...); None on the server side."""
+        uri = getattr(self._connection, "_uri", None)
+        return None if uri is None else urllib.parse.urlsplit(uri)
+
+    @property
+    def extensions(self) -> List["PerMessageDeflate"]:
+        """The extensions negotiated: ``[PerMessageDeflate(...)]`` or []."""
+        ws = self._connection._ws
+        if ws is None or ws.extensions is None:
+            return []
+        return [PerMessageDeflate(ws.extensions)]
+
+
+class PerMessageDeflate:
+    """permessage-deflate, as negotiated (run by picows' core)."""
+
+    name = "permessage-deflate"
+
+    def __init__(self, header: str) -> None:
+        self.header = header
+        """The agreed Sec-WebSocket-Extensions value."""
+
+    def __repr__(self) -> str:
+        return f"PerMessageDeflate({self.header!r})"
+
+
+class Connection(WSListener):
+    """A WebSocket connection, as websockets' ``asyncio.connection.Connection``.
+
+    Created by :func:`~picows.websockets.asyncio.client.connect` and
+    :func:`~picows.websockets.asyncio.server.serve`; do not create it yourself
+    (``create_connection=`` takes a subclass).
+    """
+
+    # Slots: more than 30 instance attributes would leave CPython's shared-key
+    # instance dict, and with it the specialized attribute access of the hot path.
+    # Subclasses (ClientConnection, ServerConnection) have a __dict__ for more.
+    __slots__ = (
+        "id", "logger", "max_message_size", "_queue_high", "_write_high",
+        "ping_interval", "ping_timeout", "close_timeout", "_queue_low",
+        "_write_low", "is_client", "_ws", "transport", "protocol", "request", "response",
+        "subprotocol", "state", "latency", "_local_address", "_remote_address", "_loop",
+        "_messages", "_frames", "_fragments", "_waiter", "_reading_paused", "_write_paused",
+        "_drain_waiters", "_fragmented_send", "_pings", "_keepalive_timer", "_close_rcvd",
+        "_close_sent", "_rcvd_then_sent", "_close_exc", "_closed",
+        "_push", "_pop", "_create_future", "_send",
+    )
+
+    def __init__(self, *, ping_interval: Optional[float] = 20,
+                 ping_timeout: Optional[float] = 20,
+                 close_timeout: Optional[float] = 10,
+                 max_queue: Union[int, None, Tuple[Optional[int], Optional[int]]] = 16,
+                 write_limit: Union[int, Tuple[int, Optional[int]]] = 2 ** 15,
+                 max_size: Union[int, None, Tuple[Optional[int], Optional[int]]] = 2 ** 20,
+                 logger: Optional[LoggerLike] = None,
+                 is_client: bool = True) -> None:
+        self.id: uuid.UUID = uuid.uuid4()
+        """Unique identifier of the connection, for logs."""
+        if logger is None:
+            logger = logging.getLogger("websockets.client" if is_client
+                                       else "websockets.server")
+        self.logger: LoggerLike = logger
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self.max_message_size, _ = parse_max_size(max_size)
+        self._queue_high, self._queue_low = _parse_limits(max_queue, "max_queue")
+        if isinstance(write_limit, tuple):
+            self._write_high, self._write_low = write_limit
+        else:
+            self._write_high, self._write_low = write_limit, None
+        self.is_client = is_client
+        self._ws: Optional[WSTransport] = None
+        self.transport: Any = None
+        """The asyncio transport (as in websockets), None before the handshake."""
+        self.protocol = _ProtocolView(self)
+        """A read-only stand-in for websockets' Sans-I/O protocol: ``state``."""
+        self.request: Optional[Request] = None
+        """The opening handshake's request."""
+        self.response: Optional[Response] = None
+        """The opening handshake's response."""
+        self.subprotocol: Optional[str] = None
+        """The subprotocol negotiated, or None."""
+        self.state = _CONNECTING
+        self.latency: float = 0.0
+        """Latency of the last PING / PONG round trip, in seconds (0 until
+        one completed)."""
+        self._local_address: Any = None
+        self._remote_address: Any = None
+        self._loop = asyncio.get_running_loop()
+        # Receiving.
+        self._messages: Deque[Union[str, bytes, _Fragments]] = collections.deque()
+        # Bound methods of the per-message path, looked up once.
+        self._push = self._messages.append
+        self._pop = self._messages.popleft
+        self._create_future = self._loop.create_future
+        self._send: Any = None
+        self._frames = 0                    # data frames buffered, for max_queue
+        self._fragments: Optional[_Fragments] = None
+        self._waiter: Optional[asyncio.Future[None]] = None
+        self._reading_paused = False
+        # Sending.
+        self._write_paused = False
+        self._drain_waiters: List[asyncio.Future[None]] = []
+        self._fragmented_send: Optional[asyncio.Future[None]] = None
+        # Pings: data -> (waiter, time sent), in the order sent.
+        self._pings: Dict[bytes, Tuple[asyncio.Future[float], float]] = {}
+        self._keepalive_timer: Optional[asyncio.TimerHandle] = None
+        # Closing.
+        self._close_rcvd: Optional[Close] = None
+        self._close_sent: Optional[Close] = None
+        self._rcvd_then_sent: Optional[bool] = None
+        self._close_exc: Optional[ConnectionClosed] = None
+        self._closed: asyncio.Future[None] = self._loop.create_future()
+
+    # -- picows listener callbacks (called by the core) -----------------------
+
+    def on_ws_connected(self, transport: WSTransport) -> None:
+        self._ws = transport
+        self._send = transport.send
+        self.state = _OPEN
+        underlying = self.transport = transport.underlying_transport
+        self._local_address = underlying.get_extra_info("sockname")
+        self._remote_address = underlying.get_extra_info("peername")
+        try:
+            underlying.set_write_buffer_limits(self._write_high, self._write_low)
+        except (AttributeError, NotImplementedError):  # pragma: no cover
+            pass
+        if self.ping_interval is not None:
+            self._keepalive_timer = self._loop.call_later(self.ping_interval,
+                                                          self._keepalive)
+
+    def on_ws_frame(self, transport: WSTransport, frame: Any) -> None:
+        # Opcodes as int literals: compiled, msg_type is the C enum of the
+        # frame and these compare in C (an Enum member would be converted).
+        msg_type = frame.msg_type
+        if msg_type == 1 or msg_type == 2:  # TEXT, BINARY
+            if frame.fin:
+                # The hot path: a whole message in one frame.
+                if msg_type == 1:
+                    self._push(frame.get_payload_as_utf8_text())
+                else:
+                    self._push(frame.get_payload_as_bytes())
+            else:
+                fragments = self._fragments = _Fragments(msg_type == 1)
+                fragments.size = frame.payload_size
+                fragments.chunks.append(frame.get_payload_as_bytes())
+                self._messages.append(fragments)
+        elif msg_type == 0:  # CONTINUATION
+            fragments = cast(_Fragments, self._fragments)
+            size = frame.payload_size
+            fragments.size += size
+            fragments.frames += 1
+            if self.max_message_size is not None and fragments.size > self.max_message_size:
+                self._fail(CloseCode.MESSAGE_TOO_BIG,
+                           f"message exceeds limit of {self.max_message_size} bytes")
+                return
+            if size or frame.fin:
+                fragments.chunks.append(frame.get_payload_as_bytes())
+            if frame.fin:
+                fragments.done = True
+                self._fragments = None
+        elif msg_type == 10:  # PONG
+            self._on_pong(frame.get_payload_as_bytes())
+            return
+        elif msg_type == 8:  # CLOSE
+            self._on_close(frame)
+            return
+        else:
+            return  # PING: the core answers it
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        self._frames += 1
+        if (self._queue_high is not None and self._frames >= self._queue_high
+                and not self._reading_paused and self.state is _OPEN):
+            self._reading_paused = True
+            transport.underlying_transport.pause_reading()
+
+    def on_ws_disconnected(self, transport: WSTransport) -> None:
+        if self._close_sent is None:
+            handshake = transport.close_handshake
+            if handshake is not None and handshake.sent is not None:
+                self._close_sent = Close(handshake.sent.code or CloseCode.NO_STATUS_RCVD,
+                                         handshake.sent.reason)
+                if self._close_rcvd is None:
+                    self._rcvd_then_sent = False
+        rcvd, sent = self._close_rcvd, self._close_sent
+        if (rcvd is not None and sent is not None
+                and rcvd.code in OK_CLOSE_CODES and sent.code in OK_CLOSE_CODES):
+            exc: ConnectionClosed = ConnectionClosedOK(rcvd, sent, self._rcvd_then_sent)
+        else:
+            exc = ConnectionClosedError(rcvd, sent, self._rcvd_then_sent)
+        self._close_exc = exc
+        self.state = _CLOSED
+        if self._keepalive_timer is not None:
+            self._keepalive_timer.cancel()
+            self._keepalive_timer = None
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            if not waiter.done():
+                waiter.set_result(None)
+        for fut, _ in self._pings.values():
+            if not fut.done():
+                fut.set_exception(exc)
+                # Nobody may be waiting for a ping's pong: no warning then.
+                fut.exception()
+        self._pings.clear()
+        self._wake_drain_waiters()
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        self._wake_drain_waiters()
+
+    def _wake_drain_waiters(self) -> None:
+        waiters, self._drain_waiters = self._drain_waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    def _on_close(self, frame: Any) -> None:
+        code = int(frame.get_close_code())
+        message = frame.get_close_message()
+        self._close_rcvd = Close(code or CloseCode.NO_STATUS_RCVD,
+                                 message.decode() if message else "")
+        assert self._ws is not None
+        if self._ws.is_close_frame_sent:
+            self._rcvd_then_sent = False
+        else:
+            # The core answers with the same code (an empty CLOSE to an empty one).
+            self._rcvd_then_sent = True
+        if self.state is _OPEN:
+            self.state = _CLOSING
+        self._resume_reading()
+
+    def _on_pong(self, data: bytes) -> None:
+        if data not in self._pings:
+            return
+        now = self._loop.time()
+        # A PONG acknowledges its PING and every PING sent before it.
+        while self._pings:
+            key = next(iter(self._pings))
+            fut, sent_at = self._pings.pop(key)
+            latency = now - sent_at
+            if not fut.done():
+                fut.set_result(latency)
+            if key == data:
+                self.latency = latency
+                break
+
+    def _fail(self, code: int, reason: str) -> None:
+        """Fail the connection: CLOSE with `code`, then close TCP at once."""
+        transport = self._ws
+        if transport is None:
+            return
+        if not transport.is_close_frame_sent:
+            self._record_sent(code, reason)
+            transport.send_close(code, reason.encode()[:123])
+        if self.state is _OPEN:
+            self.state = _CLOSING
+        transport.disconnect()
+
+    def _record_sent(self, code: int, reason: str) -> None:
+        if self._close_sent is None:
+            self._close_sent = Close(code, reason)
+            if self._close_rcvd is None:
+                self._rcvd_then_sent = False
+
+    def _resume_reading(self) -> None:
+        if self._reading_paused:
+            self._reading_paused = False
+            if self.transport is not None:
+                self.transport.resume_reading()
+
+    # -- keepalive ---------------------------------------------------------------
+
+    def _keepalive(self) -> None:
+        self._keepalive_timer = None
+        if self.state is not _OPEN or self.ping_interval is None:
+            return
+        waiter = self._send_ping(None)
+        if self.ping_timeout is not None:
+            self._loop.call_later(self.ping_timeout, self._keepalive_timeout, waiter)
+        self._keepalive_timer = self._loop.call_later(self.ping_interval, self._keepalive)
+
+    def _keepalive_timeout(self, waiter: "asyncio.Future[float]") -> None:
+        if waiter.done() or self.state is _CLOSED:
+            return
+        self.logger.info("keepalive ping timeout; closing connection")
+        self._fail(CloseCode.INTERNAL_ERROR, "keepalive ping timeout")
+
+    # -- public API: properties -------------------------------------------------
+
+    @property
+    def local_address(self) -> Any:
+        """The local address of the socket (``socket.getsockname()``)."""
+        return self._local_address
+
+    @property
+    def remote_address(self) -> Any:
+        """The peer's address (``socket.getpeername()``)."""
+        return self._remote_address
+
+    @property
+    def close_code(self) -> Optional[int]:
+        """The close code received, 1006 if none; None until closed."""
+        if self.state is not _CLOSED:
+            return None
+        if self._close_rcvd is None:
+            return CloseCode.ABNORMAL_CLOSURE
+        return self._close_rcvd.code
+
+    @property
+    def close_reason(self) -> Optional[str]:
+        """The close reason received, "" if none; None until closed."""
+        if self.state is not _CLOSED:
+            return None
+        return "" if self._close_rcvd is None else self._close_rcvd.reason
+
+    # -- public API: receiving --------------------------------------------------
+
+    async def recv(self, decode: Optional[bool] = None) -> Data:
+        """Receive the next message.
+
+        A message already received is returned at once, without suspending.
+        Cancelling ``recv`` is safe: the next call returns the message.
+
+        :param decode: None: TEXT as str, BINARY as bytes. False: TEXT as
+            bytes (no decoding). True: BINARY decoded as UTF-8 into str.
+        :raises ConnectionClosed: when the connection is closed (after the
+            messages received before the close).
+        :raises ConcurrencyError: when another coroutine is in ``recv``.
+        """
+        if self._waiter is not None:
+            raise ConcurrencyError("cannot call recv while another coroutine "
+                                   "is already running recv or recv_streaming")
+        messages = self._messages
+        while True:
+            if messages:
+                head = messages[0]
+                tp = type(head)
+                if tp is str or tp is bytes:
+                    self._pop()
+                    self._frames -= 1
+                    if self._reading_paused:
+                        self._maybe_resume()
+                    if tp is str:
+                        return head if decode is not False else head.encode()  # type: ignore
+                    return head.decode() if decode else head  # type: ignore
+                fragments: _Fragments = head  # type: ignore[assignment]
+                if fragments.done:
+                    self._pop()
+                    self._frames -= fragments.frames
+                    if self._reading_paused:
+                        self._maybe_resume()
+                    return fragments.join(decode)
+            if self.state is _CLOSED:
+                raise self._close_exc  # type: ignore[misc]
+            waiter = self._waiter = self._create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+
+    async def recv_streaming(self, decode: Optional[bool] = None) -> AsyncIterator[Data]:
+        """Receive the next message frame by frame, as it arrives.
+
+        Yields each fragment (str for TEXT, decoded incrementally, or bytes);
+        `decode` as in :meth:`recv`.
+        """
+        if self._waiter is not None:
+            raise ConcurrencyError("cannot call recv_streaming while another coroutine "
+                                   "is already running recv or recv_streaming")
+        messages = self._messages
+        while not messages:
+            if self.state is _CLOSED:
+                raise cast(ConnectionClosed, self._close_exc)
+            await self._wait_frame()
+        head = messages[0]
+        if not isinstance(head, _Fragments):
+            self._pop()
+            self._frames -= 1
+            self._maybe_resume()
+            if isinstance(head, str):
+                yield head if decode is not False else head.encode()
+            else:
+                yield head.decode() if decode else head
+            return
+        text = head.text if decode is None else decode
+        decoder = codecs.getincrementaldecoder("utf-8")() if text else None
+        index = 0
+        while True:
+            while index < len(head.chunks):
+                chunk = head.chunks[index]
+                index += 1
+                yield decoder.decode(chunk, final=head.done and index == len(head.chunks)) \
+                    if decoder is not None else chunk
+            if head.done:
+                break
+            if self.state is _CLOSED:
+                raise cast(ConnectionClosed, self._close_exc)
+            await self._wait_frame()
+        self._pop()
+        self._frames -= head.frames
+        self._maybe_resume()
+
+    async def _wait_frame(self) -> None:
+        waiter = self._waiter = self._create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+
+    def _maybe_resume(self) -> None:
+        if self._reading_paused and self._frames <= (self._queue_low or 0):
+            self._resume_reading()
+
+    def __aiter__(self) -> "Connection":
+        """``async for message in connection``: messages until the
+        connection closes; ends on a normal closure, raises
+        ConnectionClosedError otherwise."""
+        return self
+
+    async def __anext__(self) -> Data:
+        # Not an async generator, and recv's loop inlined for whole messages:
+        # one coroutine per message.
+        messages = self._messages
+        while self._waiter is None:
+            if messages:
+                head = messages[0]
+                tp = type(head)
+                if tp is not str and tp is not bytes:
+                    break
+                self._pop()
+                self._frames -= 1
+                if self._reading_paused:
+                    self._maybe_resume()
+                return head  # type: ignore[return-value]
+            if self.state is _CLOSED:
+                break
+            waiter = self._waiter = self._create_future()
+            try:
+                await waiter
+            finally:
+                self._waiter = None
+        try:
+            return await self.recv()
+        except ConnectionClosedOK:
+            raise StopAsyncIteration from None
+
+    # -- public API: sending ----------------------------------------------------
+
+    async def send(self, message: Union[DataLike, Iterable[DataLike], AsyncIterable[DataLike]],
+                   text: Optional[bool] = None) -> None:
+        """Send a message.
+
+        A str is sent as TEXT, a bytes-like object as BINARY (``text``
+        overrides: True sends bytes as TEXT, they must be UTF-8; False sends
+        a str as BINARY). An iterable or async iterable of str or of bytes is
+        sent as one fragmented message, a frame per item.
+
+        :raises ConnectionClosed: when the connection is closed.
+        :raises TypeError: for another type, or mixed types in an iterable.
+        """
+        if self._fragmented_send is not None or self.state is not _OPEN:
+            while self._fragmented_send is not None:
+                await asyncio.shield(self._fragmented_send)
+            if self.state is not _OPEN:
+                await self._raise_closed()
+        transport: WSTransport = self._ws  # type: ignore[assignment]
+        tp = type(message)
+        if tp is str:
+            self._send(_BINARY if text is False else _TEXT, message)
+        elif tp is bytes:
+            self._send(_TEXT if text else _BINARY, message)
+        elif isinstance(message, str):
+            transport.send(_BINARY if text is False else _TEXT, message)
+        elif isinstance(message, (bytes, bytearray, memoryview)):
+            transport.send(_TEXT if text else _BINARY, message)
+        elif isinstance(message, Mapping):
+            raise TypeError("data is a dict-like object")
+        elif isinstance(message, Iterable):
+            await self._send_fragments(iter(message), None, text)
+        elif isinstance(message, AsyncIterable):
+            await self._send_fragments(None, message.__aiter__(), text)
+        else:
+            raise TypeError("data must be str, bytes, iterable, or async iterable")
+        if self._write_paused:
+            await self._drain()
+
+    async def _send_fragments(self, items: Optional[Iterator[DataLike]],
+                              aitems: Optional[AsyncIterator[DataLike]],
+                              text: Optional[bool]) -> None:
+        transport = cast(WSTransport, self._ws)
+        done: asyncio.Future[None] = self._loop.create_future()
+        self._fragmented_send = done
+        first = True
+        is_str = False
+        try:
+            while True:
+                try:
+                    if items is not None:
+                        chunk = next(items)
+                    else:
+                        chunk = await cast(AsyncIterator[DataLike], aitems).__anext__()
+                except (StopIteration, StopAsyncIteration):
+                    break
+                if first:
+                    if isinstance(chunk, str):
+                        is_str = True
+                        msg_type = _BINARY if text is False else _TEXT
+                    elif isinstance(chunk, (bytes, bytearray, memoryview)):
+                        msg_type = _TEXT if text else _BINARY
+                    else:
+                        raise TypeError("iterable must contain bytes or str")
+                elif isinstance(chunk, str) is not is_str or not isinstance(
+                        chunk, (str, bytes, bytearray, memoryview)):
+                    self._fail(CloseCode.INTERNAL_ERROR, "error in fragmented message")
+                    raise TypeError("iterable must contain uniform types")
+                if self.state is not _OPEN:
+                    await self._raise_closed()
+                transport.send(msg_type if first else _CONT, chunk, fin=False)
+                first = False
+                if self._write_paused:
+                    await self._drain()
+            if not first:
+                if self.state is not _OPEN:
+                    await self._raise_closed()
+                transport.send(_CONT, b"", fin=True)
+        except BaseException:
+            if not first and self.state is _OPEN:
+                # A message cannot be left half sent.
+                self._fail(CloseCode.INTERNAL_ERROR, "error in fragmented message")
+            raise
+        finally:
+            self._fragmented_send = None
+            done.set_result(None)
+
+    async def _drain(self) -> None:
+        while self._write_paused and self.state is not _CLOSED:
+            fut: asyncio.Future[None] = self._loop.create_future()
+            self._drain_waiters.append(fut)
+            await fut
+        if self.state is _CLOSED:
+            await self._raise_closed()
+
+    async def _raise_closed(self) -> None:
+        """Wait for the close to finish (at most close_timeout), then raise
+        the ConnectionClosed exception."""
+        if self.state is not _CLOSED:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._closed), self.close_timeout)
+            except asyncio.TimeoutError:
+                pass
+        if self._close_exc is None:
+            raise ConnectionClosedError(self._close_rcvd, self._close_sent,
+                                        self._rcvd_then_sent)
+        raise self._close_exc
+
+    # -- public API: closing ----------------------------------------------------
+
+    async def __aenter__(self) -> "Connection":
+        return self
+
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        """Close with 1000, or 1011 when the block raised."""
+        if exc_type is None:
+            await self.close()
+        else:
+            await self.close(CloseCode.INTERNAL_ERROR)
+
+    async def close(self, code: int = CloseCode.NORMAL_CLOSURE, reason: str = "") -> None:
+        """Perform the closing handshake and wait until the connection is
+        closed (for at most ``close_timeout`` for the peer's answer).
+
+        Idempotent: closing a closed connection does nothing.
+        """
+        transport = self._ws
+        if transport is not None and self.state is _OPEN:
+            if self._fragmented_send is not None:
+                # websockets does the same: a fragmented message cannot end.
+                code, reason = CloseCode.INTERNAL_ERROR, "close during fragmented message"
+            self.state = _CLOSING
+            self._record_sent(code, reason)
+            if code == CloseCode.NO_STATUS_RCVD:
+                transport.send_close()
+            else:
+                transport.send_close(code, reason.encode())
+        # Read again, or the peer's CLOSE would wait behind a full queue.
+        self._resume_reading()
+        await self.wait_closed()
+
+    async def wait_closed(self) -> None:
+        """Wait until the connection is closed."""
+        await asyncio.shield(self._closed)
+
+    # -- public API: pings ------------------------------------------------------
+
+    async def ping(self, data: Optional[DataLike] = None) -> Awaitable[float]:
+        """Send a PING; return an awaitable that resolves to the latency (in
+        seconds) when the matching PONG arrives.
+
+        :param data: the payload (str is UTF-8 encoded), 4 random bytes when
+            None.
+        :raises ConnectionClosed: when the connection is closed.
+        :raises ConcurrencyError: when a PING with the same data awaits its PONG.
+        """
+        if self.state is not _OPEN:
+            await self._raise_closed()
+        if isinstance(data, str):
+            data = data.encode()
+        elif data is not None:
+            data = bytes(data)
+        if data is not None and data in self._pings:
+            raise ConcurrencyError("already waiting for a pong with the same data")
+        return self._send_ping(data)
+
+    def _send_ping(self, data: Optional[bytes]) -> "asyncio.Future[float]":
+        if data is None:
+            data = struct.pack("!I", int.from_bytes(os.urandom(4), "big"))
+            while data in self._pings:
+                data = os.urandom(4)
+        fut: asyncio.Future[float] = self._loop.create_future()
+        self._pings[data] = (fut, self._loop.time())
+        cast(WSTransport, self._ws).send_ping(data)
+        return fut
+
+    async def pong(self, data: DataLike = b"") -> None:
+        """Send a PONG (an unsolicited one serves as a unidirectional heartbeat).
+
+        :raises ConnectionClosed: when the connection is closed.
+        """
+        if self.state is not _OPEN:
+            await self._raise_closed()
+        cast(WSTransport, self._ws).send_pong(data)
+
+
+def broadcast(connections: Iterable[Connection], message: DataLike,
+              raise_exceptions: bool = False, text: Optional[bool] = None) -> None:
+    """Send `message` to every open connection, without waiting.
+
+    The frame is built once and the same bytes go to every server connection
+    (server frames are not masked): picows' :any:`picows.broadcast`; a
+    connection that negotiated compression, and a client connection, gets
+    its own copy. Skipped: connections that are not open, that are in the
+    middle of sending a fragmented message, or (unlike websockets, which
+    buffers without bound) whose write buffer is full (``pause_writing``).
+
+    :param raise_exceptions: raise the failures in an ExceptionGroup instead
+        of logging them.
+    :param text: as in :meth:`Connection.send`.
+    :raises TypeError: for a message that is neither str nor bytes-like.
+    """
+    payload: Union[bytes, bytearray, memoryview]
+    if isinstance(message, str):
+        opcode = WSMsgType.BINARY if text is False else WSMsgType.TEXT
+        payload = message.encode()
+    elif isinstance(message, (bytes, bytearray, memoryview)):
+        opcode = WSMsgType.TEXT if text else WSMsgType.BINARY
+        payload = message
+    else:
+        raise TypeError("data must be str or bytes")
+    exceptions: List[Exception] = []
+    transports: List[WSTransport] = []
+    owners: Dict[WSTransport, Connection] = {}
+    for connection in connections:
+        if connection.state is not _OPEN:
+            continue
+        if connection._fragmented_send is not None:
+            if raise_exceptions:
+                exceptions.append(ConcurrencyError("sending a fragmented message"))
+            else:
+                connection.logger.warning(
+                    "skipped broadcast: sending a fragmented message")
+            continue
+        transport: WSTransport = connection._ws  # type: ignore[assignment]
+        transports.append(transport)
+        owners[transport] = connection
+    if transports:
+        # The core's broadcast: the frame built once for every server
+        # connection without compression; own copies for the others.
+        for transport in _core_broadcast(transports, opcode, payload):
+            connection = owners[transport]
+            if transport.is_disconnected or transport.is_close_frame_sent:
+                continue  # closed meanwhile: as websockets, not an error
+            if raise_exceptions:
+                exceptions.append(RuntimeError("write buffer full"))
+            else:
+                connection.logger.warning("skipped broadcast: write buffer full")
+    if raise_exceptions and exceptions:
+        group = getattr(builtins, "ExceptionGroup", None)
+        if group is None:  # Python < 3.11
+            raise exceptions[0]
+        raise group("skipped broadcast", exceptions)

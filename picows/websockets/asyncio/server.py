@@ -1,0 +1,489 @@
+"""serve(), Server and ServerConnection, as websockets.asyncio.server, over
+ws_create_server."""
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import email.utils
+import hashlib
+import hmac
+import http
+import inspect
+import logging
+import socket
+import sys
+from typing import (Any, Awaitable, Callable, Dict, Generator, Iterable, Optional, Pattern,
+                    Sequence, Set, Tuple, Type, Union, cast)
+
+from ... import __version__
+from ...api import ws_create_server
+from ...handshake import accept_key
+from ...types import WSUpgradeRequest
+from ..datastructures import Headers
+from ..exceptions import InvalidHandshake, InvalidOrigin, NegotiationError
+from ..frames import CloseCode
+from ..http11 import Request, Response
+from ..protocol import State
+from . import _upgrade
+from .connection import Connection, LoggerLike, _LONG_TIMEOUT, broadcast, parse_max_size
+
+__all__ = ["serve", "unix_serve", "Server", "ServerConnection", "basic_auth", "broadcast"]
+
+USER_AGENT = (f"Python/{sys.version_info[0]}.{sys.version_info[1]} "
+              f"picows.websockets/{__version__}")
+
+Handler = Callable[["ServerConnection"], Awaitable[None]]
+ProcessRequest = Callable[["ServerConnection", Request], Optional[Response]]
+ProcessResponse = Callable[["ServerConnection", Request, Response], Optional[Response]]
+SelectSubprotocol = Callable[["ServerConnection", Sequence[str]], Optional[str]]
+
+
+class ServerConnection(Connection):
+    """The server side of a connection (see :class:`Connection`)."""
+
+    def __init__(self, server: "Server", **kwargs: Any) -> None:
+        kwargs.setdefault("is_client", False)
+        super().__init__(**kwargs)
+        self.server = server
+        self.username: Optional[str] = None
+        """Set by :func:`basic_auth` to the authenticated user."""
+
+    def respond(self, status: Union[int, http.HTTPStatus], text: str) -> Response:
+        """A plain-text HTTP response, to return from ``process_request``.
+
+        :param status: the HTTP status code.
+        :param text: the body (sent as UTF-8).
+        """
+        status = http.HTTPStatus(status)
+        body = text.encode()
+        headers = Headers([
+            ("Date", email.utils.formatdate(usegmt=True)),
+            ("Connection", "close"),
+            ("Content-Length", str(len(body))),
+            ("Content-Type", "text/plain; charset=utf-8"),
+        ])
+        return Response(status.value, status.phrase, headers, body)
+
+    def on_ws_connected(self, transport: Any) -> None:
+        super().on_ws_connected(transport)
+        self.server._start_handler(self)
+
+
+class Server:
+    """A WebSocket server, as websockets' ``asyncio.server.Server``.
+
+    :ivar server: the :class:`asyncio.Server` under it.
+    """
+
+    def __init__(self, handler: Handler, logger: Optional[LoggerLike] = None) -> None:
+        self.handler = handler
+        self.logger: LoggerLike = logger or logging.getLogger("websockets.server")
+        self.handlers: Dict[ServerConnection, "asyncio.Task[None]"] = {}
+        self.server: asyncio.Server
+        self.loop = asyncio.get_running_loop()
+        self.close_task: Optional["asyncio.Task[None]"] = None
+        self.closed_waiter: asyncio.Future[None] = self.loop.create_future()
+
+    def wrap(self, server: asyncio.Server) -> None:
+        self.server = server
+        for sock in server.sockets:
+            name = sock.getsockname()
+            if isinstance(name, tuple) and len(name) >= 2:
+                self.logger.info("server listening on %s:%d", *name[:2])
+
+    @property
+    def connections(self) -> Set[ServerConnection]:
+        """The open connections (those whose handler runs)."""
+        return {c for c in self.handlers if c.state is State.OPEN}
+
+    def _start_handler(self, connection: ServerConnection) -> None:
+        self.handlers[connection] = self.loop.create_task(self._run_handler(connection))
+
+    async def _run_handler(self, connection: ServerConnection) -> None:
+        try:
+            try:
+                await self.handler(connection)
+            except Exception:
+                connection.logger.error("connection handler failed", exc_info=True)
+                await connection.close(CloseCode.INTERNAL_ERROR)
+            else:
+                await connection.close()
+        finally:
+            self.handlers.pop(connection, None)
+
+    def close(self, close_connections: bool = True) -> None:
+        """Stop listening and, unless `close_connections` is False, close
+        every connection with 1001 (going away). Returns at once; await
+        :meth:`wait_closed` for the end."""
+        if self.close_task is None:
+            self.close_task = self.loop.create_task(self._close(close_connections))
+
+    async def _close(self, close_connections: bool) -> None:
+        self.logger.info("server closing")
+        self.server.close()
+        await asyncio.sleep(0)
+        if close_connections:
+            closes = [c.close(CloseCode.GOING_AWAY) for c in self.handlers
+                      if c.state is State.OPEN]
+            if closes:
+                await asyncio.gather(*closes, return_exceptions=True)
+        await self.server.wait_closed()
+        tasks = list(self.handlers.values())
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self.closed_waiter.set_result(None)
+        self.logger.info("server closed")
+
+    async def wait_closed(self) -> None:
+        """Wait until the server is closed and every handler has returned."""
+        await asyncio.shield(self.closed_waiter)
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self.server.get_loop()
+
+    def is_serving(self) -> bool:
+        return self.server.is_serving()
+
+    async def start_serving(self) -> None:
+        await self.server.start_serving()
+
+    async def serve_forever(self) -> None:
+        await self.server.serve_forever()
+
+    @property
+    def sockets(self) -> Tuple[Any, ...]:
+        return tuple(self.server.sockets)
+
+    async def __aenter__(self) -> "Server":
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        self.close()
+        await self.wait_closed()
+
+
+def _origin_ok(origin: Optional[str],
+               origins: Sequence[Union[str, Pattern[str], None]]) -> bool:
+    for allowed in origins:
+        if allowed is None:
+            if origin is None:
+                return True
+        elif origin is None:
+            continue
+        elif isinstance(allowed, str):
+            if origin == allowed:
+                return True
+        elif allowed.fullmatch(origin):
+            return True
+    return False
+
+
+class serve:
+    """Create a WebSocket server listening on `host` and `port`; run
+    ``handler(connection)`` for every connection.
+
+    Awaiting it returns the :class:`Server`; ``async with`` closes the server
+    on exit. Parameters and defaults are those of websockets' ``serve``:
+
+    :param handler: a coroutine function taking the :class:`ServerConnection`;
+        the connection is closed (1000) when it returns, 1011 if it raises.
+    :param origins: acceptable ``Origin`` values (str, compiled regex, or
+        None for "no Origin header"); others get 403.
+    :param subprotocols: the subprotocols the server supports, by preference.
+    :param select_subprotocol: ``(connection, client_subprotocols) -> str |
+        None`` instead of the default choice.
+    :param compression: ``"deflate"`` or None.
+    :param process_request: ``(connection, request) -> Response | None``,
+        called before the handshake: a response is sent instead of the
+        upgrade (see ``connection.respond``). Synchronous only: see
+        docs/websockets-compat.md.
+    :param process_response: ``(connection, request, response) -> Response |
+        None``: may change the 101 or replace it.
+    :param server_header: the ``Server`` header value; None sends none.
+    :param open_timeout: seconds a client has for its upgrade request.
+    :param ping_interval, ping_timeout, close_timeout, max_size, max_queue,
+        write_limit: as for ``connect``.
+    :param logger: logger (default ``websockets.server``).
+    :param create_connection: a :class:`ServerConnection` subclass.
+    :param kwargs: ``ssl``, ``sock``, ``reuse_port``... of
+        :meth:`asyncio.loop.create_server`.
+    """
+
+    def __init__(self, handler: Handler, host: Optional[str] = None,
+                 port: Optional[int] = None, *,
+                 origins: Optional[Sequence[Union[str, Pattern[str], None]]] = None,
+                 extensions: Optional[Sequence[Any]] = None,
+                 subprotocols: Optional[Sequence[str]] = None,
+                 select_subprotocol: Optional[SelectSubprotocol] = None,
+                 compression: Optional[str] = "deflate",
+                 process_request: Optional[ProcessRequest] = None,
+                 process_response: Optional[ProcessResponse] = None,
+                 server_header: Optional[str] = USER_AGENT,
+                 open_timeout: Optional[float] = 10,
+                 ping_interval: Optional[float] = 20,
+                 ping_timeout: Optional[float] = 20,
+                 close_timeout: Optional[float] = 10,
+                 max_size: Union[int, None, Tuple[Optional[int], Optional[int]]] = 2 ** 20,
+                 max_queue: Union[int, None, Tuple[Optional[int], Optional[int]]] = 16,
+                 write_limit: Union[int, Tuple[int, Optional[int]]] = 2 ** 15,
+                 logger: Optional[LoggerLike] = None,
+                 create_connection: Optional[Type[ServerConnection]] = None,
+                 **kwargs: Any) -> None:
+        if compression not in ("deflate", None):
+            raise ValueError(f"unsupported compression: {compression}")
+        if extensions:
+            raise NotImplementedError("picows.websockets supports permessage-deflate "
+                                      "(compression='deflate') only, not custom extensions")
+        if isinstance(subprotocols, str):
+            raise TypeError("subprotocols must be a list, not a str")
+        self.handler = handler
+        self.host = host
+        self.port = port
+        self.origins = origins
+        self.subprotocols = list(subprotocols) if subprotocols else None
+        self.select_subprotocol = select_subprotocol
+        self.compression = compression
+        self.process_request = process_request
+        self.process_response = process_response
+        self.server_header = server_header
+        self.open_timeout = open_timeout
+        self.ping_interval = ping_interval
+        self.ping_timeout = ping_timeout
+        self.close_timeout = close_timeout
+        self.max_size = max_size
+        self.max_queue = max_queue
+        self.write_limit = write_limit
+        self.logger: LoggerLike = logger or logging.getLogger("websockets.server")
+        self.create_connection = create_connection or ServerConnection
+        self.kwargs = kwargs
+        self.server: Optional[Server] = None
+
+    def __await__(self) -> Generator[Any, None, Server]:
+        return self._create().__await__()
+
+    async def __aenter__(self) -> Server:
+        return await self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        assert self.server is not None
+        self.server.close()
+        await self.server.wait_closed()
+
+    async def _create(self) -> Server:
+        server = self.server = Server(self.handler, self.logger)
+        _, frame_limit = parse_max_size(self.max_size)
+        kwargs = dict(self.kwargs)
+        if kwargs.get("ssl") is True:
+            raise ValueError("ssl=True is for clients; pass an SSLContext")
+        if kwargs.get("ssl") is not None and self.open_timeout is not None:
+            # open_timeout bounds the TLS handshake too, as in websockets.
+            kwargs.setdefault("ssl_handshake_timeout", self.open_timeout)
+        asyncio_server = await ws_create_server(
+            lambda request: self._upgrade(server, request),
+            self.host, self.port,
+            logger_name="websockets.server",
+            websocket_handshake_timeout=self.open_timeout,
+            max_frame_size=frame_limit,
+            close_timeout=self.close_timeout or _LONG_TIMEOUT,
+            enable_compression=self.compression == "deflate",
+            **kwargs)
+        server.wrap(asyncio_server)
+        return server
+
+    # -- the opening handshake, as websockets decides it ---------------------
+
+    def _upgrade(self, server: Server, core_request: WSUpgradeRequest) -> Any:
+        connection = self.create_connection(
+            server, ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
+            close_timeout=self.close_timeout, max_queue=self.max_queue,
+            write_limit=self.write_limit, max_size=self.max_size, logger=self.logger)
+        headers = core_request.headers
+        request = Request(core_request.path.decode("latin-1"),
+                          Headers(headers.items() if hasattr(headers, "items") else headers))
+        connection.request = request
+        try:
+            response = self._response(connection, request)
+        except Exception as exc:
+            self.logger.error("opening handshake failed", exc_info=True)
+            response = connection.respond(
+                http.HTTPStatus.INTERNAL_SERVER_ERROR,
+                "Failed to open a WebSocket connection.\n"
+                "See server log for more information.\n")
+            response._exception = exc
+        connection.response = response
+        if response.status_code == 101:
+            subprotocol = response.headers.get("Sec-WebSocket-Protocol")
+            if subprotocol is not None:
+                connection.subprotocol = subprotocol
+        else:
+            connection.state = State.CLOSED
+        return _upgrade.to_core_response(response, connection)
+
+    def _response(self, connection: ServerConnection, request: Request) -> Response:
+        if self.origins is not None:
+            origin = request.headers.get("Origin")
+            if not _origin_ok(origin, self.origins):
+                exc = InvalidOrigin(origin)
+                refusal = connection.respond(
+                    http.HTTPStatus.FORBIDDEN, f"Failed to open a WebSocket connection: {exc}.\n")
+                refusal._exception = exc
+                return refusal
+        response: Optional[Response] = None
+        if self.process_request is not None:
+            response = self.process_request(connection, request)
+            if inspect.isawaitable(response):
+                if inspect.iscoroutine(response):
+                    response.close()
+                raise TypeError("process_request returned an awaitable: picows.websockets "
+                                "runs process_request synchronously, in the core's "
+                                "listener factory (see docs/websockets-compat.md)")
+        if response is None and "Sec-WebSocket-Key" not in request.headers:
+            # process_request may edit the request; the core validated it before.
+            response = connection.respond(
+                http.HTTPStatus.BAD_REQUEST,
+                "Failed to open a WebSocket connection: missing Sec-WebSocket-Key header.\n")
+        if response is None:
+            try:
+                response = self._switch(connection, request)
+            except InvalidHandshake as exc:
+                response = connection.respond(
+                    http.HTTPStatus.BAD_REQUEST,
+                    f"Failed to open a WebSocket connection: {exc}.\n")
+                response._exception = exc
+                return response
+            if self.process_response is not None:
+                new = self.process_response(connection, request, response)
+                if inspect.isawaitable(new):
+                    if inspect.iscoroutine(new):
+                        new.close()
+                    raise TypeError("process_response returned an awaitable: it must be "
+                                    "synchronous (see docs/websockets-compat.md)")
+                if new is not None:
+                    response = new
+        if self.server_header is not None and "Server" not in response.headers:
+            response.headers["Server"] = self.server_header
+        return response
+
+    def _switch(self, connection: ServerConnection, request: Request) -> Response:
+        """The 101 websockets would send (the core adds the extension)."""
+        headers = Headers()
+        headers["Date"] = email.utils.formatdate(usegmt=True)
+        headers["Upgrade"] = "websocket"
+        headers["Connection"] = "Upgrade"
+        key = request.headers.get("Sec-WebSocket-Key")
+        if key is not None:
+            headers["Sec-WebSocket-Accept"] = accept_key(key)
+        offered = [p.strip() for value in request.headers.get_all("Sec-WebSocket-Protocol")
+                   for p in value.split(",") if p.strip()]
+        subprotocol: Optional[str] = None
+        if self.select_subprotocol is not None:
+            subprotocol = self.select_subprotocol(connection, offered)
+            if inspect.isawaitable(subprotocol):
+                if inspect.iscoroutine(subprotocol):
+                    subprotocol.close()
+                raise TypeError("select_subprotocol must be synchronous "
+                                "(see docs/websockets-compat.md)")
+        elif self.subprotocols:
+            for candidate in self.subprotocols:
+                if candidate in offered:
+                    subprotocol = candidate
+                    break
+            else:
+                if not offered:
+                    raise NegotiationError("missing subprotocol")
+                raise NegotiationError("invalid subprotocol; expected one of "
+                                       + ", ".join(self.subprotocols))
+        if subprotocol is not None:
+            headers["Sec-WebSocket-Protocol"] = subprotocol
+        return Response(101, "Switching Protocols", headers, b"")
+
+
+def unix_serve(handler: Handler, path: Optional[str] = None, **kwargs: Any) -> serve:
+    """:class:`serve` on a Unix socket at `path` (or ``sock=``, a listening
+    Unix socket)."""
+    sock = kwargs.pop("sock", None)
+    if path is None and sock is None:
+        raise ValueError("path was not specified, and no sock specified")
+    if path is not None and sock is not None:
+        raise ValueError("path and sock can not be specified at the same time")
+    if sock is None:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            sock.bind(cast(str, path))
+        except BaseException:
+            sock.close()
+            raise
+    return serve(handler, sock=sock, **kwargs)
+
+
+# -- basic_auth ------------------------------------------------------------------
+
+def basic_auth(realm: str = "",
+               credentials: Union[Tuple[str, str], Iterable[Tuple[str, str]], None] = None,
+               check_credentials: Optional[Callable[[str, str], bool]] = None,
+               ) -> Callable[[ServerConnection, Request], Optional[Response]]:
+    """A ``process_request`` that demands HTTP Basic Auth.
+
+    Give either `credentials` (a ``(username, password)`` pair or several)
+    or `check_credentials(username, password) -> bool` (synchronous).
+    Authenticated requests go on with ``connection.username`` set; others
+    get 401 with ``WWW-Authenticate``.
+    """
+    if (credentials is None) == (check_credentials is None):
+        raise TypeError("provide either credentials or check_credentials")
+    if credentials is not None:
+        if isinstance(credentials, tuple) and len(credentials) == 2 and all(
+                isinstance(x, str) for x in credentials):
+            pairs = [cast(Tuple[str, str], credentials)]
+        else:
+            try:
+                pairs = list(cast(Iterable[Tuple[str, str]], credentials))
+            except TypeError:
+                raise TypeError(f"invalid credentials argument: {credentials}") from None
+            if not all(isinstance(p, tuple) and len(p) == 2 for p in pairs):
+                raise TypeError(f"invalid credentials argument: {credentials}")
+        table = dict(pairs)
+
+        def check_credentials(username: str, password: str) -> bool:
+            expected = table.get(username)
+            if expected is None:
+                return False
+            return hmac.compare_digest(hashlib.sha256(expected.encode()).digest(),
+                                       hashlib.sha256(password.encode()).digest())
+
+    check = cast(Callable[[str, str], bool], check_credentials)
+
+    def process_request(connection: ServerConnection, request: Request) -> Optional[Response]:
+        header = request.headers.get("Authorization")
+        if header is None:
+            return _unauthorized(connection, realm, "Missing credentials\n")
+        scheme, _, token = header.partition(" ")
+        try:
+            if scheme.lower() != "basic":
+                raise ValueError
+            username, sep, password = base64.b64decode(
+                token.strip(), validate=True).decode().partition(":")
+            if not sep:
+                raise ValueError
+        except (ValueError, binascii.Error, UnicodeDecodeError):
+            return _unauthorized(connection, realm, "Unsupported credentials\n")
+        result = check(username, password)
+        if inspect.isawaitable(result):
+            if inspect.iscoroutine(result):
+                result.close()
+            raise TypeError("check_credentials must be synchronous in picows.websockets")
+        if not result:
+            return _unauthorized(connection, realm, "Invalid credentials\n")
+        connection.username = username
+        return None
+
+    return process_request
+
+
+def _unauthorized(connection: ServerConnection, realm: str, text: str) -> Response:
+    response = connection.respond(http.HTTPStatus.UNAUTHORIZED, text)
+    quoted = realm.replace("\\", "\\\\").replace('"', '\\"')
+    response.headers["WWW-Authenticate"] = f'Basic realm="{quoted}", charset="UTF-8"'
+    return response
+
