@@ -23,7 +23,9 @@ import sys
 import psutil
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, ROOT)
+# At the end: an installed picows (tox) wins over the checkout, which has
+# no extension unless it was built in place.
+sys.path.append(ROOT)
 
 from picows import WSListener, WSMsgType, ws_create_server  # noqa: E402
 

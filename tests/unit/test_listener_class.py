@@ -76,9 +76,13 @@ def test_abstract_subclass_cannot_be_instantiated():
         Abstract()
 
 
+# CPython 3.13 keeps instance attributes inline (which LOAD_ATTR and
+# STORE_ATTR specialize on) only for classes whose C base is object-sized;
+# WSListener carries a vtable pointer, so on 3.13 its Python subclasses keep
+# a plain dict and these instructions stay generic (measured on 3.13.0).
 @pytest.mark.skipif(platform.python_implementation() != "CPython"
-                    or sys.version_info < (3, 11),
-                    reason="the specializing interpreter is CPython 3.11+")
+                    or not (3, 11) <= sys.version_info < (3, 13),
+                    reason="specialized on CPython 3.11 and 3.12 only")
 def test_attribute_access_is_specialized():
     # A class of its own: the code object's specialization state must not
     # depend on what other tests did with their instances.
