@@ -9,6 +9,7 @@
 - ``loopback``: a picows server and client over TCP or TLS, a raw peer.
 - ``payloads``: ``pattern``, ``text_payload``: reproducible payloads.
 - ``certs``: TLS contexts with a trustme certificate (trustme imported lazily).
+- ``processes``: ``stop_process``: terminate, then kill, a helper process.
 
 Everything is re-exported here: ``from tests.support import build_frame``.
 The repository root must be importable (tests/conftest.py and
@@ -33,6 +34,7 @@ from .loopback import (
     wait_for,
 )
 from .payloads import pattern, text_payload
+from .processes import stop_process
 from .protocol import WAIT, Conn, new_protocol, open_conn, start_protocol
 from .transport import FakeTransport, feed, flush
 from .wire import (
@@ -76,6 +78,7 @@ __all__ = [
     "close_payload", "close_writer", "connect", "copy_frame", "decode_frames",
     "expected_accept", "feed", "flush", "head_headers", "new_key", "new_protocol",
     "next_mask", "open_conn", "pattern", "raw_accept", "raw_handshake", "raw_server",
-    "read_frame", "serve", "server_frame", "start_protocol", "switching_response", "text_payload",
+    "read_frame", "serve", "server_frame", "start_protocol", "stop_process",
+    "switching_response", "text_payload",
     "tls_contexts", "upgrade_request", "wait_for",
 ]
