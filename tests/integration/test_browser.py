@@ -41,7 +41,8 @@ from websockets.asyncio.client import connect as websockets_connect
 
 from picows import WSMsgType
 
-from tests.support import TIMEOUT, Net, RecordingListener, pattern, serve, wait_for
+from tests.support import (TIMEOUT, Net, RecordingListener, pattern, serve, stop_process,
+    wait_for)
 
 PMD = "permessage-deflate"
 SIZES = [0, 1, 125, 126, 65535, 65536, 1 << 20]
@@ -134,12 +135,7 @@ class Browser:
         return "\n".join(text[-lines:])
 
     def close(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, 10)
         self._stderr.close()
 
     async def run(self, js_function: str, *args, timeout: float = TIMEOUT) -> dict:

@@ -30,7 +30,8 @@ import pytest
 
 from picows import WSMsgType, WSParsedURL, WSProxyError, ws_connect
 
-from tests.support import Net, RecordingListener, connect, raw_server, serve, wait_for
+from tests.support import (Net, RecordingListener, connect, raw_server, serve, stop_process,
+    wait_for)
 
 USER = "picows-user"
 PASSWORD = "s3cr3t-Pa55"  # must appear in no message and no log line
@@ -79,12 +80,7 @@ class ProxyProcess:
         return text
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, 5)
 
 
 def binary(name: str) -> str:
@@ -358,15 +354,21 @@ async def test_socks4a_sends_the_name(net):
 # Refusals and failures: WSProxyError, fast, no credentials anywhere
 
 
-async def test_http_wrong_credentials(tcp, tinyproxy, caplog):
+async def refused_with_wrong_password(tcp, scheme: str, port: int, caplog) -> WSProxyError:
+    """The WSProxyError of a connection through the proxy with a wrong
+    password; the refusal must come fast (no retry, no timeout)."""
     caplog.set_level(logging.DEBUG)
     async with serve(tcp) as server:
         start = time.monotonic()
         with pytest.raises(WSProxyError) as info:
             await ws_connect(RecordingListener, server.url(),
-                             proxy=creds_url("http", tinyproxy.port, password="wrong"))
+                             proxy=creds_url(scheme, port, password="wrong"))
         assert time.monotonic() - start < FAST
-    exc = info.value
+    return info.value
+
+
+async def test_http_wrong_credentials(tcp, tinyproxy, caplog):
+    exc = await refused_with_wrong_password(tcp, "http", tinyproxy.port, caplog)
     # tinyproxy answers 407 without credentials, 401 Unauthorized for wrong ones.
     assert (exc.hop, exc.status, exc.reason) == ("proxy", 401, "Unauthorized")
     assert "401 Unauthorized" in str(exc)
@@ -403,16 +405,10 @@ async def test_http_target_unreachable(tcp, tinyproxy):
 
 
 async def test_socks5_wrong_credentials(tcp, microsocks, caplog):
-    caplog.set_level(logging.DEBUG)
-    async with serve(tcp) as server:
-        start = time.monotonic()
-        with pytest.raises(WSProxyError) as info:
-            await ws_connect(RecordingListener, server.url(),
-                             proxy=creds_url("socks5", microsocks.port, password="wrong"))
-        assert time.monotonic() - start < FAST
-    assert info.value.hop == "proxy"
-    assert "authentication" in str(info.value).lower()
-    assert_no_secret(info.value, caplog)
+    exc = await refused_with_wrong_password(tcp, "socks5", microsocks.port, caplog)
+    assert exc.hop == "proxy"
+    assert "authentication" in str(exc).lower()
+    assert_no_secret(exc, caplog)
 
 
 async def test_socks_target_unreachable(tcp, dante):

@@ -217,31 +217,21 @@ async def test_both_loops_use_picows_tls(tls):
         assert (await client.next_frame()).payload == b"over picows TLS"
 
 
-@pytest.mark.asyncio(loop_factories=["asyncio"])
-async def test_picows_loop_tls_env_leaves_tls_to_asyncio(tls, monkeypatch):
+async def test_picows_loop_tls_env_leaves_tls_to_the_loop(tls, monkeypatch):
+    """PICOWS_LOOP_TLS=1: asyncio's or uvloop's own TLS transport, on both ends."""
     monkeypatch.setenv("PICOWS_LOOP_TLS", "1")
+    on_uvloop = type(asyncio.get_running_loop()).__module__.startswith("uvloop")
     async with serve(tls) as server, connect(tls, server.url()) as (transport, client):
         _, server_transport = await server.next_connected()
         for tls_transport in (transport.underlying_transport,
                               server_transport.underlying_transport):
             assert not picows_tls(tls_transport)
-            assert isinstance(tls_transport, asyncio.sslproto._SSLProtocolTransport)
-            assert isinstance(tls_transport.get_extra_info("ssl_object"), ssl.SSLObject)
-        payload = pattern(100 * KIB)
-        transport.send(WSMsgType.BINARY, payload)
-        assert (await client.next_frame()).payload == payload
-
-
-@pytest.mark.asyncio(loop_factories=["uvloop"])
-async def test_picows_loop_tls_env_leaves_tls_to_uvloop(tls, monkeypatch):
-    monkeypatch.setenv("PICOWS_LOOP_TLS", "1")
-    async with serve(tls) as server, connect(tls, server.url()) as (transport, client):
-        _, server_transport = await server.next_connected()
-        for tls_transport in (transport.underlying_transport,
-                              server_transport.underlying_transport):
-            assert not picows_tls(tls_transport)
-            assert type(tls_transport).__module__ == "uvloop.loop"
-            assert tls_transport.get_extra_info("ssl_object") is not None
+            if on_uvloop:
+                assert type(tls_transport).__module__ == "uvloop.loop"
+                assert tls_transport.get_extra_info("ssl_object") is not None
+            else:
+                assert isinstance(tls_transport, asyncio.sslproto._SSLProtocolTransport)
+                assert isinstance(tls_transport.get_extra_info("ssl_object"), ssl.SSLObject)
         payload = pattern(100 * KIB)
         transport.send(WSMsgType.BINARY, payload)
         assert (await client.next_frame()).payload == payload
@@ -360,6 +350,57 @@ def tls12_client_context(tls) -> ssl.SSLContext:
     return context
 
 
+async def hand_server_upgrade(tls, reader, writer) -> HandDrivenTLS:
+    """A hand-driven TLS server peer that has done the TLS handshake and
+    accepted the client's WebSocket upgrade."""
+    peer = HandDrivenTLS(reader, writer, tls.server_ssl, server_side=True)
+    await peer.handshake()
+    head = await peer.read_until(b"\r\n\r\n")
+    key = next(line.partition(":")[2].strip() for line in head.decode().split("\r\n")
+               if line.lower().startswith("sec-websocket-key:"))
+    peer.send(("HTTP/1.1 101 Switching Protocols\r\n"
+               "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+               f"Sec-WebSocket-Accept: {expected_accept(key)}\r\n\r\n").encode())
+    return peer
+
+
+async def send_and_read_echoes(peer: HandDrivenTLS, payloads: list[bytes]) -> list[bytes]:
+    """Send `payloads` as binary frames in one flight and return the payloads
+    of the client's echoes (short masked frames), answering the messages of
+    a renegotiation in progress on the way."""
+    for payload in payloads:
+        peer.sslobj.write(server_frame(WSMsgType.BINARY, payload))
+    peer._flush()
+    data = b""
+    while len(data) < sum(6 + len(payload) for payload in payloads):
+        try:
+            data += peer.sslobj.read(65536)
+        except ssl.SSLWantReadError:
+            peer._flush()
+            await peer._receive()
+        peer._flush()
+    got = []
+    while data:
+        n = data[1] & 0x7F
+        mask, body, data = data[2:6], data[6:6 + n], data[6 + n:]
+        got.append(bytes(b ^ mask[i % 4] for i, b in enumerate(body)))
+    return got
+
+
+async def echo_against_hand_server(tls, tcp, hand_server, echoes: asyncio.Queue):
+    """Connect an echoing picows TLS 1.2 client to `hand_server` and return
+    what the server puts in `echoes`."""
+    async with raw_server(tcp, hand_server) as port:
+        transport, _ = await wait_for(ws_connect(
+            EchoListener, f"wss://127.0.0.1:{port}/", ssl_context=tls12_client_context(tls)))
+        try:
+            check_record_path(transport)
+            return await wait_for(echoes.get())
+        finally:
+            transport.disconnect()
+            await wait_for(transport.wait_disconnected())
+
+
 def ssl_renegotiate(sslobj: ssl.SSLObject) -> None:
     """SSL_renegotiate() on the SSL* under `sslobj`: the ssl module has no
     API for it. The pointer is read as picows' layer reads it (the field
@@ -441,14 +482,7 @@ async def test_server_renegotiation_then_echo(tls, tcp, record_path):
     echoes: asyncio.Queue = asyncio.Queue()
 
     async def hand_server(reader, writer):
-        peer = HandDrivenTLS(reader, writer, tls.server_ssl, server_side=True)
-        await peer.handshake()
-        head = await peer.read_until(b"\r\n\r\n")
-        key = next(line.partition(":")[2].strip() for line in head.decode().split("\r\n")
-                   if line.lower().startswith("sec-websocket-key:"))
-        peer.send(("HTTP/1.1 101 Switching Protocols\r\n"
-                   "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                   f"Sec-WebSocket-Accept: {expected_accept(key)}\r\n\r\n").encode())
+        peer = await hand_server_upgrade(tls, reader, writer)
         ssl_renegotiate(peer.sslobj)
         peer.sslobj.do_handshake()  # the HelloRequest
         peer._flush()
@@ -460,34 +494,11 @@ async def test_server_renegotiation_then_echo(tls, tcp, record_path):
             if ssl_renegotiate_pending(peer.sslobj):
                 await peer._receive()
                 flights += 1
-        for payload in (b"before", b"after"):
-            peer.sslobj.write(server_frame(WSMsgType.BINARY, payload))
-        peer._flush()
-        # Read the client's echoes (masked frames of 6 and 5 bytes),
-        # answering the renegotiation's messages on the way.
-        data = b""
-        while len(data) < 2 * 6 + 6 + 5:
-            try:
-                data += peer.sslobj.read(65536)
-            except ssl.SSLWantReadError:
-                await peer._receive()
-        got = []
-        while data:
-            n = data[1] & 0x7F
-            mask, body, data = data[2:6], data[6:6 + n], data[6 + n:]
-            got.append(bytes(b ^ mask[i % 4] for i, b in enumerate(body)))
+        got = await send_and_read_echoes(peer, [b"before", b"after"])
         echoes.put_nowait((got, peer.sslobj.version(), flights))
         await peer.read_to_end()
 
-    async with raw_server(tcp, hand_server) as port:
-        transport, client = await wait_for(ws_connect(
-            EchoListener, f"wss://127.0.0.1:{port}/", ssl_context=tls12_client_context(tls)))
-        try:
-            check_record_path(transport)
-            got, version, flights = await wait_for(echoes.get())
-        finally:
-            transport.disconnect()
-            await wait_for(transport.wait_disconnected())
+    got, version, flights = await echo_against_hand_server(tls, tcp, hand_server, echoes)
     assert version == "TLSv1.2"
     # The client's ClientHello, then its Finished.
     assert flights >= 2, flights
@@ -505,46 +516,14 @@ async def test_server_renegotiation_holds_writes_until_done(tls, tcp, record_pat
     echoes: asyncio.Queue = asyncio.Queue()
 
     async def hand_server(reader, writer):
-        peer = HandDrivenTLS(reader, writer, tls.server_ssl, server_side=True)
-        await peer.handshake()
-        head = await peer.read_until(b"\r\n\r\n")
-        key = next(line.partition(":")[2].strip() for line in head.decode().split("\r\n")
-                   if line.lower().startswith("sec-websocket-key:"))
-        peer.send(("HTTP/1.1 101 Switching Protocols\r\n"
-                   "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                   f"Sec-WebSocket-Accept: {expected_accept(key)}\r\n\r\n").encode())
+        peer = await hand_server_upgrade(tls, reader, writer)
         ssl_renegotiate(peer.sslobj)
         peer.sslobj.do_handshake()  # the HelloRequest
-        for payload in (b"during", b"after"):
-            peer.sslobj.write(server_frame(WSMsgType.BINARY, payload))
-        peer._flush()
-        # Read the client's echoes (masked frames of 6 bytes, then 5),
-        # answering the renegotiation's messages on the way.
-        data = b""
-        while len(data) < 2 * 6 + 6 + 5:
-            try:
-                data += peer.sslobj.read(65536)
-            except ssl.SSLWantReadError:
-                peer._flush()
-                await peer._receive()
-            peer._flush()
-        got = []
-        while data:
-            n = data[1] & 0x7F
-            mask, body, data = data[2:6], data[6:6 + n], data[6 + n:]
-            got.append(bytes(b ^ mask[i % 4] for i, b in enumerate(body)))
+        got = await send_and_read_echoes(peer, [b"during", b"after"])
         echoes.put_nowait((got, peer.sslobj.version()))
         await peer.read_to_end()
 
-    async with raw_server(tcp, hand_server) as port:
-        transport, client = await wait_for(ws_connect(
-            EchoListener, f"wss://127.0.0.1:{port}/", ssl_context=tls12_client_context(tls)))
-        try:
-            check_record_path(transport)
-            got, version = await wait_for(echoes.get())
-        finally:
-            transport.disconnect()
-            await wait_for(transport.wait_disconnected())
+    got, version = await echo_against_hand_server(tls, tcp, hand_server, echoes)
     assert version == "TLSv1.2"
     assert got == [b"during", b"after"]
 
@@ -828,14 +807,7 @@ async def check_disconnect_sends_close_notify(tls, tcp, side: str) -> None:
         endings: asyncio.Queue = asyncio.Queue()
 
         async def hand_server(reader, writer):
-            peer = HandDrivenTLS(reader, writer, tls.server_ssl, server_side=True)
-            await peer.handshake()
-            head = await peer.read_until(b"\r\n\r\n")
-            key = next(line.partition(":")[2].strip() for line in head.decode().split("\r\n")
-                       if line.lower().startswith("sec-websocket-key:"))
-            peer.send(("HTTP/1.1 101 Switching Protocols\r\n"
-                       "Upgrade: websocket\r\nConnection: Upgrade\r\n"
-                       f"Sec-WebSocket-Accept: {expected_accept(key)}\r\n\r\n").encode())
+            peer = await hand_server_upgrade(tls, reader, writer)
             endings.put_nowait(await peer.read_to_end())
             peer.close()
 

@@ -12,7 +12,7 @@ import pytest
 import picows.websockets as ours
 from picows.websockets.asyncio import connection as connection_module
 
-from tests.support import wait_for
+from tests.support import Gathering, producer, wait_for
 
 
 @pytest.fixture
@@ -134,12 +134,7 @@ async def test_mixed_fragment_types_fail_the_connection(echo_server):
 
 
 async def test_max_queue_pauses_and_resumes_reading():
-    async def producer(ws):
-        for i in range(50):
-            await ws.send(str(i))
-        await ws.wait_closed()
-
-    async with ours.serve(producer, "127.0.0.1", 0) as server:
+    async with ours.serve(producer(50), "127.0.0.1", 0) as server:
         async with ours.connect(uri_of(server), max_queue=(8, 2)) as ws:
             underlying = ws.transport
             await wait_until(lambda: ws._reading_paused)
@@ -159,24 +154,14 @@ async def test_max_queue_pauses_and_resumes_reading():
 
 
 async def test_max_queue_none_is_unbounded():
-    async def producer(ws):
-        for i in range(100):
-            await ws.send(str(i))
-        await ws.wait_closed()
-
-    async with ours.serve(producer, "127.0.0.1", 0) as server:
+    async with ours.serve(producer(100), "127.0.0.1", 0) as server:
         async with ours.connect(uri_of(server), max_queue=None) as ws:
             await wait_until(lambda: len(ws._messages) == 100)
             assert not ws._reading_paused
 
 
 async def test_close_while_paused_still_completes():
-    async def producer(ws):
-        for i in range(100):
-            await ws.send(str(i))
-        await ws.wait_closed()
-
-    async with ours.serve(producer, "127.0.0.1", 0) as server:
+    async with ours.serve(producer(100), "127.0.0.1", 0) as server:
         ws = await ours.connect(uri_of(server), max_queue=2)
         await wait_until(lambda: ws._reading_paused)
         await wait_for(ws.close(), 5)
@@ -194,24 +179,13 @@ async def test_broadcast_frames_once(monkeypatch):
         return real(transports, msg_type, message)
 
     monkeypatch.setattr(connection_module, "_core_broadcast", counting)
-    ready = asyncio.Event()
-    conns = []
+    gathering = Gathering(4)
+    conns = gathering.conns
 
-    async def handler(ws):
-        conns.append(ws)
-        if len(conns) == 4:
-            ready.set()
-        await ws.wait_closed()
-
-    async with ours.serve(handler, "127.0.0.1", 0) as server:
+    async with ours.serve(gathering.handler, "127.0.0.1", 0) as server:
         clients = [await ours.connect(uri_of(server), compression=None) for _ in range(3)]
         clients.append(await ours.connect(uri_of(server)))  # compressed: own copy
-        await wait_for(ready.wait())
-        ours.broadcast(conns, "hi all")
-        ours.broadcast(conns, b"\x01" * 70000)
-        for client in clients:
-            assert await wait_for(client.recv()) == "hi all"
-            assert await wait_for(client.recv()) == b"\x01" * 70000
+        await gathering.broadcast_and_check(ours.broadcast, clients, "hi all", b"\x01" * 70000)
         assert calls == [4, 4]
         # Closed connections are skipped; a bad type raises.
         await clients[0].close()

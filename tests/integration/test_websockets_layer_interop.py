@@ -24,7 +24,7 @@ import picows.websockets.asyncio.client as our_client
 import picows.websockets.asyncio.server as our_server
 import picows.websockets.exceptions as our_exceptions
 
-from tests.support import wait_for
+from tests.support import Gathering, wait_for
 
 class Ends:
     """Which library is the client and which the server."""
@@ -469,23 +469,12 @@ async def test_tls(ends, tls_pair):
 async def test_broadcast(ends):
     """broadcast() on the server reaches every client, with and without
     compression negotiated."""
-    connected: list = []
-    ready = asyncio.Event()
+    gathering = Gathering(3)
 
-    async def handler(ws):
-        connected.append(ws)
-        if len(connected) == 3:
-            ready.set()
-        await ws.wait_closed()
-
-    async with ends.serve(handler) as server:
+    async with ends.serve(gathering.handler) as server:
         uri = ends.uri_of(server)
         clients = [await ends.connect(uri), await ends.connect(uri, compression=None),
                    await ends.connect(uri)]
-        await wait_for(ready.wait())
-        ends.broadcast(connected, "to all")
-        ends.broadcast(connected, b"\x00" * 1000)
+        await gathering.broadcast_and_check(ends.broadcast, clients, "to all", b"\x00" * 1000)
         for client in clients:
-            assert await wait_for(client.recv()) == "to all"
-            assert await wait_for(client.recv()) == b"\x00" * 1000
             await client.close()

@@ -22,6 +22,7 @@ from ..exceptions import (InvalidHandshake, InvalidHeader, InvalidMessage, Inval
                           InvalidProxyStatus, InvalidStatus, InvalidUpgrade, InvalidURI,
                           NegotiationError, ProxyError, SecurityError)
 from ..http11 import Request, Response
+from ._options import ConnectionOptions, MaxSize, WriteLimit, checked_subprotocols
 from .connection import Connection, LoggerLike, _LONG_TIMEOUT, parse_max_size
 
 __all__ = ["connect", "unix_connect", "ClientConnection", "process_exception"]
@@ -110,7 +111,7 @@ def _response_from(exc: WSHandshakeError) -> Response:
     return Response(exc.status, reason, Headers(exc.headers), exc.raw_body or b"")
 
 
-class connect:
+class connect(ConnectionOptions):
     """Connect to the WebSocket server at `uri`.
 
     Awaiting it returns a :class:`ClientConnection`; ``async with`` closes
@@ -158,36 +159,25 @@ class connect:
                  ping_timeout: Optional[float] = 20,
                  close_timeout: Optional[float] = 10,
                  reconnect_delays: Callable[[], Generator[float, None, None]] = backoff,
-                 max_size: Union[int, None, Tuple[Optional[int], Optional[int]]] = 2 ** 20,
-                 max_queue: Union[int, None, Tuple[Optional[int], Optional[int]]] = 16,
-                 write_limit: Union[int, Tuple[int, Optional[int]]] = 2 ** 15,
+                 max_size: MaxSize = 2 ** 20,
+                 max_queue: MaxSize = 16,
+                 write_limit: WriteLimit = 2 ** 15,
                  logger: Optional[LoggerLike] = None,
                  create_connection: Optional[Type[ClientConnection]] = None,
                  **kwargs: Any) -> None:
-        if compression not in ("deflate", None):
-            raise ValueError(f"unsupported compression: {compression}")
-        if extensions:
-            raise NotImplementedError("picows.websockets supports permessage-deflate "
-                                      "(compression='deflate') only, not custom extensions")
-        if isinstance(subprotocols, str):
-            raise TypeError("subprotocols must be a list, not a str")
         self.uri = uri
         self.origin = origin
-        self.subprotocols = list(subprotocols) if subprotocols else None
+        self.subprotocols = checked_subprotocols(compression, extensions, subprotocols)
         self.compression = compression
         self.additional_headers = additional_headers
         self.user_agent_header = user_agent_header
         self.proxy = proxy
         self.process_exception = process_exception
         self.open_timeout = open_timeout
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.close_timeout = close_timeout
         self.reconnect_delays = reconnect_delays
-        self.max_size = max_size
-        self.max_queue = max_queue
-        self.write_limit = write_limit
-        self.logger: LoggerLike = logger or logging.getLogger("websockets.client")
+        self._keep_connection_options(
+            ping_interval, ping_timeout, close_timeout, max_size, max_queue, write_limit,
+            logger or logging.getLogger("websockets.client"))
         self.create_connection = create_connection or ClientConnection
         self.kwargs = kwargs
         self.connection: Optional[ClientConnection] = None
@@ -358,11 +348,7 @@ class connect:
         _, frame_limit = parse_max_size(self.max_size)
 
         def factory() -> ClientConnection:
-            return self.create_connection(
-                ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
-                close_timeout=self.close_timeout, max_queue=self.max_queue,
-                write_limit=self.write_limit, max_size=self.max_size,
-                logger=self.logger, is_client=True)
+            return self.create_connection(is_client=True, **self._connection_options())
 
         try:
             transport, listener = await ws_connect(

@@ -26,6 +26,7 @@ from ..frames import CloseCode
 from ..http11 import Request, Response
 from ..protocol import State
 from . import _upgrade
+from ._options import ConnectionOptions, MaxSize, WriteLimit, checked_subprotocols
 from .connection import Connection, LoggerLike, _LONG_TIMEOUT, broadcast, parse_max_size
 
 __all__ = ["serve", "unix_serve", "Server", "ServerConnection", "basic_auth", "broadcast"]
@@ -179,7 +180,17 @@ def _origin_ok(origin: Optional[str],
     return False
 
 
-class serve:
+def _refuse_awaitable(result: object, message: str) -> None:
+    """Raise TypeError(message) if a callback that the core's listener
+    factory runs synchronously returned an awaitable (closing a coroutine, so
+    that it is not reported as never awaited)."""
+    if inspect.isawaitable(result):
+        if inspect.iscoroutine(result):
+            result.close()
+        raise TypeError(message)
+
+
+class serve(ConnectionOptions):
     """Create a WebSocket server listening on `host` and `port`; run
     ``handler(connection)`` for every connection.
 
@@ -224,37 +235,26 @@ class serve:
                  ping_interval: Optional[float] = 20,
                  ping_timeout: Optional[float] = 20,
                  close_timeout: Optional[float] = 10,
-                 max_size: Union[int, None, Tuple[Optional[int], Optional[int]]] = 2 ** 20,
-                 max_queue: Union[int, None, Tuple[Optional[int], Optional[int]]] = 16,
-                 write_limit: Union[int, Tuple[int, Optional[int]]] = 2 ** 15,
+                 max_size: MaxSize = 2 ** 20,
+                 max_queue: MaxSize = 16,
+                 write_limit: WriteLimit = 2 ** 15,
                  logger: Optional[LoggerLike] = None,
                  create_connection: Optional[Type[ServerConnection]] = None,
                  **kwargs: Any) -> None:
-        if compression not in ("deflate", None):
-            raise ValueError(f"unsupported compression: {compression}")
-        if extensions:
-            raise NotImplementedError("picows.websockets supports permessage-deflate "
-                                      "(compression='deflate') only, not custom extensions")
-        if isinstance(subprotocols, str):
-            raise TypeError("subprotocols must be a list, not a str")
         self.handler = handler
         self.host = host
         self.port = port
         self.origins = origins
-        self.subprotocols = list(subprotocols) if subprotocols else None
+        self.subprotocols = checked_subprotocols(compression, extensions, subprotocols)
         self.select_subprotocol = select_subprotocol
         self.compression = compression
         self.process_request = process_request
         self.process_response = process_response
         self.server_header = server_header
         self.open_timeout = open_timeout
-        self.ping_interval = ping_interval
-        self.ping_timeout = ping_timeout
-        self.close_timeout = close_timeout
-        self.max_size = max_size
-        self.max_queue = max_queue
-        self.write_limit = write_limit
-        self.logger: LoggerLike = logger or logging.getLogger("websockets.server")
+        self._keep_connection_options(
+            ping_interval, ping_timeout, close_timeout, max_size, max_queue, write_limit,
+            logger or logging.getLogger("websockets.server"))
         self.create_connection = create_connection or ServerConnection
         self.kwargs = kwargs
         self.server: Optional[Server] = None
@@ -294,10 +294,7 @@ class serve:
     # -- the opening handshake, as websockets decides it ---------------------
 
     def _upgrade(self, server: Server, core_request: WSUpgradeRequest) -> Any:
-        connection = self.create_connection(
-            server, ping_interval=self.ping_interval, ping_timeout=self.ping_timeout,
-            close_timeout=self.close_timeout, max_queue=self.max_queue,
-            write_limit=self.write_limit, max_size=self.max_size, logger=self.logger)
+        connection = self.create_connection(server, **self._connection_options())
         headers = core_request.headers
         request = Request(core_request.path.decode("latin-1"),
                           Headers(headers.items() if hasattr(headers, "items") else headers))
@@ -332,12 +329,9 @@ class serve:
         response: Optional[Response] = None
         if self.process_request is not None:
             response = self.process_request(connection, request)
-            if inspect.isawaitable(response):
-                if inspect.iscoroutine(response):
-                    response.close()
-                raise TypeError("process_request returned an awaitable: picows.websockets "
-                                "runs process_request synchronously, in the core's "
-                                "listener factory (see docs/websockets-compat.md)")
+            _refuse_awaitable(response, "process_request returned an awaitable: "
+                              "picows.websockets runs process_request synchronously, in the "
+                              "core's listener factory (see docs/websockets-compat.md)")
         if response is None and "Sec-WebSocket-Key" not in request.headers:
             # process_request may edit the request; the core validated it before.
             response = connection.respond(
@@ -354,11 +348,8 @@ class serve:
                 return response
             if self.process_response is not None:
                 new = self.process_response(connection, request, response)
-                if inspect.isawaitable(new):
-                    if inspect.iscoroutine(new):
-                        new.close()
-                    raise TypeError("process_response returned an awaitable: it must be "
-                                    "synchronous (see docs/websockets-compat.md)")
+                _refuse_awaitable(new, "process_response returned an awaitable: it must be "
+                                  "synchronous (see docs/websockets-compat.md)")
                 if new is not None:
                     response = new
         if self.server_header is not None and "Server" not in response.headers:
@@ -379,11 +370,8 @@ class serve:
         subprotocol: Optional[str] = None
         if self.select_subprotocol is not None:
             subprotocol = self.select_subprotocol(connection, offered)
-            if inspect.isawaitable(subprotocol):
-                if inspect.iscoroutine(subprotocol):
-                    subprotocol.close()
-                raise TypeError("select_subprotocol must be synchronous "
-                                "(see docs/websockets-compat.md)")
+            _refuse_awaitable(subprotocol, "select_subprotocol must be synchronous "
+                              "(see docs/websockets-compat.md)")
         elif self.subprotocols:
             for candidate in self.subprotocols:
                 if candidate in offered:
