@@ -39,22 +39,12 @@ import subprocess
 import sys
 import time
 
+from _procs import expect, loop_run, pin
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
 HOST = "127.0.0.1"
 LIBS = "raw,picows-send,picows-broadcast,websockets,aiohttp"
-
-
-def _loop_run(loop_name: str, coro) -> object:
-    if loop_name == "uvloop":
-        import uvloop
-        return uvloop.run(coro)
-    return asyncio.run(coro)
-
-
-def _pin(cpu: int | None) -> None:
-    if cpu is not None and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {cpu % os.cpu_count()})
 
 
 def _server_frame(payload: bytes) -> bytes:
@@ -169,7 +159,7 @@ async def _serve(lib: str, args, ready, go) -> tuple:
 
 
 async def server_main(args) -> None:
-    _pin(0 if args.pin else None)
+    pin(0 if args.pin else None)
     loop = asyncio.get_running_loop()
     connected = 0
     all_in = loop.create_future()
@@ -206,7 +196,7 @@ async def server_main(args) -> None:
 
 
 async def client_main(args) -> None:
-    _pin(1 if args.pin else None)
+    pin(1 if args.pin else None)
     loop = asyncio.get_running_loop()
     expected_payload = args.clients * args.messages * args.size
     received = 0
@@ -289,30 +279,21 @@ def _child(role: str, lib: str, args, port: int = 0) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
 
 
-def _expect(proc: subprocess.Popen, prefix: str) -> str:
-    while True:
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"child exited before {prefix!r}")
-        if line.startswith(prefix):
-            return line[len(prefix):].strip()
-
-
 def measure(lib: str, args) -> dict:
     server = _child("server", lib, args)
     try:
-        port = int(_expect(server, "PORT "))
+        port = int(expect(server, "PORT "))
         client = _child("client", lib, args, port)
         try:
-            _expect(client, "READY")
+            expect(client, "READY")
             server.stdin.write("go\n")
             server.stdin.flush()
             client.stdin.write("go\n")
             client.stdin.flush()
-            seconds = json.loads(_expect(client, "RESULT "))["seconds"]
+            seconds = json.loads(expect(client, "RESULT "))["seconds"]
             server.stdin.write("done\n")
             server.stdin.flush()
-            cpu = json.loads(_expect(server, "RESULT "))["server_cpu"]
+            cpu = json.loads(expect(server, "RESULT "))["server_cpu"]
         finally:
             client.kill()
             client.wait()
@@ -341,10 +322,10 @@ def main() -> None:
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     if args.role == "server":
-        _loop_run(args.loop, server_main(args))
+        loop_run(args.loop, server_main(args))
         return
     if args.role == "client":
-        _loop_run(args.loop, client_main(args))
+        loop_run(args.loop, client_main(args))
         return
     libs = [lib for lib in args.libs.split(",") if not (args.compress and lib == "raw")]
     results: dict = {lib: [] for lib in libs}

@@ -24,22 +24,12 @@ import sys
 import tempfile
 import time
 
+from _procs import expect, loop_run, pin
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
 HOST = "127.0.0.1"
 LIBS = "picows,websockets,aiohttp"
-
-
-def _loop_run(loop_name: str, coro) -> object:
-    if loop_name == "uvloop":
-        import uvloop
-        return uvloop.run(coro)
-    return asyncio.run(coro)
-
-
-def _pin(cpu: int | None) -> None:
-    if cpu is not None and hasattr(os, "sched_setaffinity"):
-        os.sched_setaffinity(0, {cpu % os.cpu_count()})
 
 
 def _contexts(certdir: str | None):
@@ -53,7 +43,7 @@ def _contexts(certdir: str | None):
 
 
 async def server_main(args) -> None:
-    _pin(0 if args.pin else None)
+    pin(0 if args.pin else None)
     server_ssl, _ = _contexts(args.certdir)
     if args.lib == "picows":
         sys.path.insert(0, REPO_ROOT)
@@ -98,7 +88,7 @@ async def server_main(args) -> None:
 
 
 async def client_main(args) -> None:
-    _pin(1 if args.pin else None)
+    pin(1 if args.pin else None)
     _, client_ssl = _contexts(args.certdir)
     scheme = "wss" if client_ssl else "ws"
     url = f"{scheme}://{HOST}:{args.port}/"
@@ -141,15 +131,6 @@ async def client_main(args) -> None:
     print("RESULT " + json.dumps({"rate": count / elapsed}), flush=True)
 
 
-def _expect(proc: subprocess.Popen, prefix: str) -> str:
-    while True:
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"child exited before {prefix!r}")
-        if line.startswith(prefix):
-            return line[len(prefix):].strip()
-
-
 def _child(role: str, lib: str, args, port: int = 0) -> subprocess.Popen:
     cmd = [sys.executable, os.path.abspath(__file__), "--role", role, "--lib", lib,
            "--loop", args.loop, "--port", str(port), "--seconds", str(args.seconds),
@@ -164,10 +145,10 @@ def _child(role: str, lib: str, args, port: int = 0) -> subprocess.Popen:
 def measure(lib: str, args) -> float:
     server = _child("server", lib, args)
     try:
-        port = int(_expect(server, "PORT "))
+        port = int(expect(server, "PORT "))
         client = _child("client", lib, args, port)
         try:
-            return json.loads(_expect(client, "RESULT "))["rate"]
+            return json.loads(expect(client, "RESULT "))["rate"]
         finally:
             client.kill()
             client.wait()
@@ -202,10 +183,10 @@ def main() -> None:
     parser.add_argument("--json", help="write the results here")
     args = parser.parse_args()
     if args.role == "server":
-        _loop_run(args.loop, server_main(args))
+        loop_run(args.loop, server_main(args))
         return
     if args.role == "client":
-        _loop_run(args.loop, client_main(args))
+        loop_run(args.loop, client_main(args))
         return
     libs = args.libs.split(",")
     modes = ["tls"] if args.tls else ["tcp"] if args.tcp else ["tcp", "tls"]
