@@ -12,7 +12,8 @@ Also importable as ``picows.websockets.asyncio.client``,
 ``picows.websockets.asyncio.server`` and ``picows.websockets.exceptions``.
 """
 from .asyncio.client import ClientConnection, connect, process_exception, unix_connect
-from .asyncio.connection import Connection, Data, broadcast
+from .asyncio.broadcast import broadcast
+from .asyncio.connection import Connection, Data
 from .asyncio.router import Router, route, unix_route
 from .asyncio.server import Server, ServerConnection, basic_auth, serve, unix_serve
 from .datastructures import Headers, HeadersLike, MultipleValuesError

@@ -10,7 +10,7 @@ import importlib
 import pytest
 
 import picows.websockets as ours
-from picows.websockets.asyncio import connection as connection_module
+from picows.websockets.asyncio import broadcast as broadcast_module
 
 from tests.support import Gathering, producer, wait_for
 
@@ -172,13 +172,13 @@ async def test_close_while_paused_still_completes():
 async def test_broadcast_frames_once(monkeypatch):
     """One call of the core's frame-once broadcast for all the connections."""
     calls = []
-    real = connection_module._core_broadcast
+    real = broadcast_module._core_broadcast
 
     def counting(transports, msg_type, message):
         calls.append(len(transports))
         return real(transports, msg_type, message)
 
-    monkeypatch.setattr(connection_module, "_core_broadcast", counting)
+    monkeypatch.setattr(broadcast_module, "_core_broadcast", counting)
     gathering = Gathering(4)
     conns = gathering.conns
 

@@ -21,7 +21,6 @@ above ``write_limit`` (the core's ``pause_writing`` / ``resume_writing``).
 from __future__ import annotations
 
 import asyncio
-import builtins
 import codecs
 import collections
 import logging
@@ -33,14 +32,13 @@ from typing import (Any, AsyncIterable, AsyncIterator, Awaitable, Deque, Dict, I
                     Iterator, List, Mapping, Optional, Tuple, Union, cast)
 
 from ...picows import WSListener, WSMsgType, WSTransport
-from ...picows import broadcast as _core_broadcast
 from ..exceptions import (ConcurrencyError, ConnectionClosed, ConnectionClosedError,
                           ConnectionClosedOK)
 from ..frames import OK_CLOSE_CODES, Close, CloseCode
 from ..http11 import Request, Response
 from ..protocol import State
 
-__all__ = ["Connection", "broadcast", "Data", "DataLike"]
+__all__ = ["Connection", "Data", "DataLike"]
 
 Data = Union[str, bytes]
 DataLike = Union[str, bytes, bytearray, memoryview]
@@ -766,62 +764,3 @@ class Connection(WSListener):
         if self.state is not _OPEN:
             await self._raise_closed()
         cast(WSTransport, self._ws).send_pong(data)
-
-
-def broadcast(connections: Iterable[Connection], message: DataLike,
-              raise_exceptions: bool = False, text: Optional[bool] = None) -> None:
-    """Send `message` to every open connection, without waiting.
-
-    The frame is built once and the same bytes go to every server connection
-    (server frames are not masked): picows' :any:`picows.broadcast`; a
-    connection that negotiated compression, and a client connection, gets
-    its own copy. Skipped: connections that are not open, that are in the
-    middle of sending a fragmented message, or (unlike websockets, which
-    buffers without bound) whose write buffer is full (``pause_writing``).
-
-    :param raise_exceptions: raise the failures in an ExceptionGroup instead
-        of logging them.
-    :param text: as in :meth:`Connection.send`.
-    :raises TypeError: for a message that is neither str nor bytes-like.
-    """
-    payload: Union[bytes, bytearray, memoryview]
-    if isinstance(message, str):
-        opcode = WSMsgType.BINARY if text is False else WSMsgType.TEXT
-        payload = message.encode()
-    elif isinstance(message, (bytes, bytearray, memoryview)):
-        opcode = WSMsgType.TEXT if text else WSMsgType.BINARY
-        payload = message
-    else:
-        raise TypeError("data must be str or bytes")
-    exceptions: List[Exception] = []
-    transports: List[WSTransport] = []
-    owners: Dict[WSTransport, Connection] = {}
-    for connection in connections:
-        if connection.state is not _OPEN:
-            continue
-        if connection._fragmented_send is not None:
-            if raise_exceptions:
-                exceptions.append(ConcurrencyError("sending a fragmented message"))
-            else:
-                connection.logger.warning(
-                    "skipped broadcast: sending a fragmented message")
-            continue
-        transport: WSTransport = connection._ws  # type: ignore[assignment]
-        transports.append(transport)
-        owners[transport] = connection
-    if transports:
-        # The core's broadcast: the frame built once for every server
-        # connection without compression; own copies for the others.
-        for transport in _core_broadcast(transports, opcode, payload):
-            connection = owners[transport]
-            if transport.is_disconnected or transport.is_close_frame_sent:
-                continue  # closed meanwhile: as websockets, not an error
-            if raise_exceptions:
-                exceptions.append(RuntimeError("write buffer full"))
-            else:
-                connection.logger.warning("skipped broadcast: write buffer full")
-    if raise_exceptions and exceptions:
-        group = getattr(builtins, "ExceptionGroup", None)
-        if group is None:  # Python < 3.11
-            raise exceptions[0]
-        raise group("skipped broadcast", exceptions)

@@ -27,7 +27,8 @@ from ..http11 import Request, Response
 from ..protocol import State
 from . import _upgrade
 from ._options import ConnectionOptions, MaxSize, WriteLimit, checked_subprotocols
-from .connection import Connection, LoggerLike, _LONG_TIMEOUT, broadcast, parse_max_size
+from .broadcast import broadcast
+from .connection import Connection, LoggerLike, _LONG_TIMEOUT, parse_max_size
 
 __all__ = ["serve", "unix_serve", "Server", "ServerConnection", "basic_auth", "broadcast"]
 
