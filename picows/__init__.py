@@ -28,6 +28,7 @@ from .picows import (  # noqa: E402
     WSTransport,
 )
 from .api import ws_close_server, ws_connect, ws_create_server, ws_server_connections  # noqa: E402,E501
+from .compression import WSCompression  # noqa: E402
 from .proxy import WSParsedURL  # noqa: E402
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "WSMsgType",
     "WSCloseCode",
     "WSAutoPingStrategy",
+    "WSCompression",
     "WSError",
     "WSHandshakeError",
     "WSInvalidMessageError",

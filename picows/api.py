@@ -16,7 +16,8 @@ import weakref
 from typing import (Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, NamedTuple, Optional,
                     Sequence, Set, Tuple, Union)
 
-from .handshake import DEFLATE_OFFER, build_upgrade_request, new_client_key
+from .compression import WSCompression
+from .handshake import build_upgrade_request, new_client_key
 from .picows import (TLSLayer, WSAutoPingStrategy, WSCloseCode, WSListener, WSProtocol,
                      WSTransport, _ConnectionOptions)
 from .proxy import SocketFactory, open_socket
@@ -196,7 +197,7 @@ async def ws_connect(ws_listener_factory: ClientListenerFactory, url: str, *,
                      auto_ping_reply_timeout: float = 20.0,
                      auto_ping_strategy: WSAutoPingStrategy = WSAutoPingStrategy.PING_WHEN_IDLE,
                      extra_headers: ExtraHeaders = None,
-                     enable_compression: bool = False,
+                     enable_compression: Union[bool, WSCompression] = False,
                      proxy: Union[str, bool, None] = None,
                      proxy_ssl_context: Optional[ssl.SSLContext] = None,
                      socket_factory: Optional[SocketFactory] = None,
@@ -263,10 +264,12 @@ async def ws_connect(ws_listener_factory: ClientListenerFactory, url: str, *,
         101 may then name one of them (``transport.response.headers``), and
         naming another, or any when none was offered, fails the handshake
         (RFC 6455 4.1).
-    :param enable_compression: offer permessage-deflate (RFC 7692). If the
-        server accepts, received compressed messages are inflated before
-        ``on_ws_frame`` and whole TEXT/BINARY messages sent with ``fin=True``
-        are compressed.
+    :param enable_compression: offer permessage-deflate (RFC 7692): True
+        for the defaults, or a :any:`WSCompression` (level, window sizes,
+        context takeover, ``min_size``). If the server accepts, received
+        compressed messages are inflated before ``on_ws_frame`` and whole
+        TEXT/BINARY messages sent with ``fin=True`` are compressed (unless
+        shorter than ``min_size``, or sent with ``compress=False``).
     :param proxy: connect through a proxy: ``http://`` or ``https://``
         (HTTP CONNECT), ``socks4://``, ``socks4a://``, ``socks5://`` or
         ``socks5h://`` (the last two letters: the proxy resolves the target's
@@ -318,8 +321,8 @@ async def ws_connect(ws_listener_factory: ClientListenerFactory, url: str, *,
     options = _options(ws_listener_factory, locals())
     logger = options.logger
     headers = _headers_list(extra_headers)
-    if enable_compression:
-        headers.append(("Sec-WebSocket-Extensions", DEFLATE_OFFER))
+    if options.compression is not None:
+        headers.append(("Sec-WebSocket-Extensions", options.compression.offer()))
     user_authorization = any(k.lower() == "authorization" for k, _ in headers)
     subprotocols = [t.strip() for k, v in headers if k.lower() == "sec-websocket-protocol"
                     for t in v.split(",") if t.strip()]
@@ -445,7 +448,7 @@ async def ws_create_server(
         auto_ping_reply_timeout: float = 20.0,
         auto_ping_strategy: WSAutoPingStrategy = WSAutoPingStrategy.PING_WHEN_IDLE,
         allowed_origins: Optional[Iterable[str]] = None,
-        enable_compression: bool = False,
+        enable_compression: Union[bool, WSCompression] = False,
         read_buffer_init_size: int = 16 * 1024,
         max_write_buffer_size: Optional[int] = None,
         **kwargs: Any) -> asyncio.Server:
@@ -495,7 +498,10 @@ async def ws_create_server(
     :param allowed_origins: when given, only upgrade requests whose Origin
         header is exactly one of these strings are accepted (others get 403).
     :param enable_compression: accept a client's permessage-deflate offer
-        (RFC 7692), see :any:`ws_connect`.
+        (RFC 7692): True for the defaults, or a :any:`WSCompression`. With
+        ``WSCompression(server_no_context_takeover=True)`` every connection
+        compresses each message on its own, and :any:`picows.broadcast`
+        compresses a message once for all of them. See :any:`ws_connect`.
     :param read_buffer_init_size: the read buffer's first size, see
         :any:`ws_connect`.
     :param max_write_buffer_size: bytes a connection's transport may hold

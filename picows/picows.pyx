@@ -26,7 +26,6 @@ import logging
 import os
 import ssl
 import time
-import zlib
 
 cimport cython
 from cpython.buffer cimport (PyBUF_SIMPLE, PyBuffer_FillInfo, PyBuffer_Release,
@@ -40,12 +39,12 @@ from cpython.pycapsule cimport PyCapsule_GetPointer
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
-from libc.string cimport memcpy, memmove, memset
+from libc.string cimport memcmp, memcpy, memmove, memset
 
+from .compression import _isal_zlib, as_compression, negotiate_deflate, parse_deflate_response
 from .handshake import (MAX_HEAD_SIZE, build_error_response, build_response,
                         complete_101, is_upgrade_request, joined_header,
-                        negotiate_deflate,
-                        parse_deflate_response, parse_http_request,
+                        parse_http_request,
                         parse_response_head, parse_upgrade_response,
                         validate_upgrade_request)
 from .types import (WSCloseHandshake, WSCloseInfo, WSError, WSHandshakeError,

@@ -16,6 +16,7 @@ cdef class _ConnectionOptions:
     cdef readonly double auto_ping_reply_timeout
     cdef readonly WSAutoPingStrategy auto_ping_strategy
     cdef readonly bint enable_compression
+    cdef readonly object compression                   # WSCompression, or None
     cdef readonly frozenset allowed_origins             # server; None: any
     cdef readonly size_t read_buffer_init_size          # the read buffer's first size
     cdef readonly Py_ssize_t max_write_buffer_size      # 0: unbounded

@@ -28,7 +28,7 @@ cdef class _ConnectionOptions:
                  auto_ping_reply_timeout=20.0,
                  auto_ping_strategy=WSAutoPingStrategy.PING_WHEN_IDLE,
                  allowed_origins=None,
-                 bint enable_compression=False,
+                 enable_compression=False,
                  read_buffer_init_size=16 * 1024,
                  max_write_buffer_size=None):
         """The defaults are ws_connect's and ws_create_server's; see there.
@@ -82,7 +82,10 @@ cdef class _ConnectionOptions:
         self.auto_ping_strategy = auto_ping_strategy
         self.allowed_origins = (None if allowed_origins is None
                                 else frozenset(allowed_origins))
-        self.enable_compression = enable_compression
+        # True or a WSCompression: compression.as_compression says which
+        # settings; the bint is for the hot path's checks.
+        self.compression = as_compression(enable_compression)
+        self.enable_compression = self.compression is not None
         self.read_buffer_init_size = read_buffer_init_size
         self.max_write_buffer_size = (0 if max_write_buffer_size is None
                                       else max_write_buffer_size)

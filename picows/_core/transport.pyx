@@ -240,7 +240,7 @@ cdef class WSTransport:
     # binding(False), here and on the other per-frame methods: a plain
     # method descriptor, cheaper to call from Python than a cyfunction.
     @cython.binding(False)
-    def send(self, msg_type, message=None, rsv1=False, *, fin=True):
+    def send(self, msg_type, message=None, rsv1=False, *, fin=True, compress=True):
         """Send a frame with `message` as its payload.
 
         :param msg_type: :any:`WSMsgType`
@@ -250,6 +250,9 @@ cdef class WSTransport:
             permessage-deflate use it.
         :param fin: False to send a fragment of a message; continue it with
             ``WSMsgType.CONTINUATION`` frames, the last with ``fin=True``.
+        :param compress: False sends this message uncompressed although
+            permessage-deflate was negotiated (already compressed data, say).
+            Without compression it changes nothing.
 
         Nothing is sent once disconnected, and no data frame once a CLOSE
         was sent (RFC 6455 5.5.1).
@@ -266,7 +269,7 @@ cdef class WSTransport:
         if isinstance(message, str):
             message = (<str>message).encode("utf-8")
         if self._deflate is not None and self._deflate.deflates \
-                and (opcode == 1 or opcode == 2) and fin \
+                and (opcode == 1 or opcode == 2) and fin and compress \
                 and not rsv1 and not self._sending_fragments:
             self._send_compressed(<WSMsgType>opcode, message)
             return
@@ -291,7 +294,8 @@ cdef class WSTransport:
 
     @cython.binding(False)
     def send_reuse_external_bytearray(self, msg_type, bytearray buffer not None,
-                                      Py_ssize_t msg_offset, fin=True, rsv1=False):
+                                      Py_ssize_t msg_offset, fin=True, rsv1=False, *,
+                                      compress=True):
         """Send ``buffer[msg_offset:]`` as a frame's payload without copying
         it: the frame header is written into the bytes just before
         ``msg_offset``. Made for serializers that encode into a bytearray at
@@ -303,6 +307,8 @@ cdef class WSTransport:
         :param msg_offset: where the message starts, at least 14.
         :param fin: False to send a fragment of a message.
         :param rsv1: first reserved bit.
+        :param compress: False: uncompressed although permessage-deflate
+            was negotiated (see :any:`send`).
         :raises ValueError: for CLOSE, ``msg_offset`` below 14 or past the
             end, or a control payload over 125 bytes.
 
@@ -311,7 +317,7 @@ cdef class WSTransport:
             client side the message itself is masked in place (RFC 6455
             5.3): re-encode before sending the buffer again. With
             permessage-deflate negotiated a whole message is compressed
-            (into a new buffer) as :any:`send` would.
+            (into the connection's compression buffer) as :any:`send` would.
         """
         cdef int opcode = msg_type
         cdef Py_ssize_t size = PyByteArray_GET_SIZE(buffer) - msg_offset
@@ -326,8 +332,9 @@ cdef class WSTransport:
         if opcode >= 8 and size > _MAX_CONTROL_PAYLOAD:
             raise ValueError("control frame payload must be at most 125 bytes")
         if self._deflate is not None and self._deflate.deflates \
-                and (opcode == 1 or opcode == 2) and fin \
-                and not rsv1 and not self._sending_fragments:
+                and (opcode == 1 or opcode == 2) and fin and compress \
+                and not rsv1 and not self._sending_fragments \
+                and <size_t>size >= self._deflate.min_size:
             self._send_compressed(<WSMsgType>opcode, memoryview(buffer)[msg_offset:])
             return
         self._send_in_place(<WSMsgType>opcode,
@@ -335,13 +342,23 @@ cdef class WSTransport:
                             size, fin, rsv1)
 
     cdef _send_compressed(self, WSMsgType msg_type, message):
-        """Send a whole message compressed (RFC 7692 7.2.1)."""
-        cdef bytes out
+        """Send a whole message compressed (RFC 7692 7.2.1), unless it is
+        shorter than min_size. The compressed payload is in the deflater's
+        buffer with room for the header before it: one write, no copy."""
+        cdef Py_buffer view
+        cdef uint8_t* out
+        cdef Py_ssize_t n
         if self._closed or self._write_closed:
             return
-        out = self._deflate.deflate(message)
-        self.send_frame(msg_type, <uint8_t*>PyBytes_AS_STRING(out),
-                        PyBytes_GET_SIZE(out), True, True)
+        PyObject_GetBuffer(message, &view, PyBUF_SIMPLE)
+        try:
+            if <size_t>view.len < self._deflate.min_size:
+                self.send_frame(msg_type, <uint8_t*>view.buf, view.len, True, False)
+                return
+            n = self._deflate.deflate(<uint8_t*>view.buf, view.len, &out)
+        finally:
+            PyBuffer_Release(&view)
+        self._send_in_place(msg_type, out, n, True, True)
 
     @cython.binding(False)
     def send_ping(self, message=None):

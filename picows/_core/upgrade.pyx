@@ -85,7 +85,8 @@ cdef _process_server_handshake(WSProtocolCore self):
         return
     deflate = None
     if self._opts.enable_compression:
-        deflate = negotiate_deflate(joined_header(request.headers, "sec-websocket-extensions"))
+        deflate = negotiate_deflate(joined_header(request.headers, "sec-websocket-extensions"),
+                                    self._opts.compression)
     if response is None:
         response = WSUpgradeResponse.create_101_response()
     try:
@@ -163,7 +164,7 @@ cdef _process_client_handshake(WSProtocolCore self):
         deflate = None
         extensions = joined_header(response.headers, "sec-websocket-extensions")
         if extensions:
-            deflate = parse_deflate_response(extensions)
+            deflate = parse_deflate_response(extensions, self._opts.compression)
     except WSHandshakeError as exc:
         _client_handshake_failed(self, exc)
         return
