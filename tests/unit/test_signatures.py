@@ -25,6 +25,18 @@ def test_send():
         ("message", None, "POSITIONAL_OR_KEYWORD"),
         ("rsv1", False, "POSITIONAL_OR_KEYWORD"),
         ("fin", True, "KEYWORD_ONLY"),
+        ("compress", True, "KEYWORD_ONLY"),
+    ]
+
+
+def test_send_reuse_external_bytearray():
+    assert params(WSTransport.send_reuse_external_bytearray) == [
+        ("msg_type", E, "POSITIONAL_OR_KEYWORD"),
+        ("buffer", E, "POSITIONAL_OR_KEYWORD"),
+        ("msg_offset", E, "POSITIONAL_OR_KEYWORD"),
+        ("fin", True, "POSITIONAL_OR_KEYWORD"),
+        ("rsv1", False, "POSITIONAL_OR_KEYWORD"),
+        ("compress", True, "KEYWORD_ONLY"),
     ]
 
 
