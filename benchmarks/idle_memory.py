@@ -8,6 +8,8 @@ case first exchanges one compressed message each way on every connection
 
     python benchmarks/idle_memory.py                 # 1000 connections, each case
     python benchmarks/idle_memory.py --loop asyncio --case compressed
+    python benchmarks/idle_memory.py --case active \
+        --settings server_max_window_bits=12,mem_level=5,backend=zlib
 
 Quote results with the command, the machine and the date (house style).
 """
@@ -27,7 +29,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # no extension unless it was built in place.
 sys.path.append(ROOT)
 
-from picows import WSListener, WSMsgType, ws_create_server  # noqa: E402
+from picows import WSCompression, WSListener, WSMsgType, ws_create_server  # noqa: E402
 
 CLIENT = r'''
 import asyncio, base64, os, sys, zlib
@@ -73,6 +75,23 @@ class Echo(WSListener):
 
 
 OFFER = "permessage-deflate"
+# The server's WSCompression keyword arguments (--settings); {}: True.
+SETTINGS: dict = {}
+
+
+def parse_settings(text: str) -> dict:
+    """'server_max_window_bits=12,backend=zlib' -> WSCompression kwargs."""
+    out: dict = {}
+    for item in filter(None, text.split(",")):
+        key, _, value = item.partition("=")
+        if value in ("True", "False"):
+            out[key] = value == "True"
+        else:
+            try:
+                out[key] = int(value)
+            except ValueError:
+                out[key] = value
+    return out
 
 
 async def clients(port: int, n: int, compress: bool, active: bool):
@@ -86,7 +105,8 @@ async def clients(port: int, n: int, compress: bool, active: bool):
 
 async def measure(n: int, compress: bool, active: bool) -> float:
     server = await ws_create_server(lambda request: Echo(), "127.0.0.1", 0,
-                                    enable_compression=compress)
+                                    enable_compression=compress and (
+                                        WSCompression(**SETTINGS) if SETTINGS else True))
     port = server.sockets[0].getsockname()[1]
     me = psutil.Process()
     # One connection first, so one-time allocations do not count.
@@ -116,13 +136,18 @@ def main() -> None:
     parser.add_argument("--offer", default=OFFER,
                         help="the clients' Sec-WebSocket-Extensions, e.g. "
                              "'permessage-deflate; server_max_window_bits=10'")
+    parser.add_argument("--settings", default="",
+                        help="the server's WSCompression, e.g. "
+                             "'server_max_window_bits=12,mem_level=5,backend=zlib'")
     args = parser.parse_args()
     globals()["OFFER"] = args.offer
+    SETTINGS.update(parse_settings(args.settings))
     if args.case is None:
         # A fresh process per case: memory freed by one would hide the next.
         for case in CASES:
             subprocess.run([sys.executable, __file__, "-n", str(args.n), "--loop", args.loop,
-                            "--case", case, "--offer", args.offer], check=True)
+                            "--case", case, "--offer", args.offer,
+                            "--settings", args.settings], check=True)
         return
     run = asyncio.run
     if args.loop == "uvloop":
@@ -131,7 +156,9 @@ def main() -> None:
     per = run(measure(args.n, *CASES[args.case]))
     print(f"{LABELS[args.case]:40} {per / 1024:6.1f} KiB per connection "
           f"({args.n} connections, {args.loop}"
-          f"{'; ' + args.offer if CASES[args.case][0] else ''})", flush=True)
+          f"{'; ' + args.offer if CASES[args.case][0] else ''}"
+          f"{'; ' + args.settings if CASES[args.case][0] and args.settings else ''})",
+          flush=True)
 
 
 if __name__ == "__main__":
