@@ -43,13 +43,13 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import socket
 import statistics
 import struct
 import sys
 import time
 
+import _quotes
 import echo
 from contenders import Window, _machine_busy_ns, import_picows
 
@@ -64,37 +64,21 @@ TARGET_AIOHTTP = 1.2
 # The messages
 # ---------------------------------------------------------------------------
 
-SYMBOLS = ("BTC-USD", "ETH-USD", "SOL-USD", "XRP-USD", "ADA-USD", "DOGE-USD", "AVAX-USD",
-           "DOT-USD", "LINK-USD", "LTC-USD", "BCH-USD", "ATOM-USD", "NEAR-USD", "APT-USD",
-           "ARB-USD", "OP-USD", "FIL-USD", "ETC-USD", "XLM-USD", "UNI-USD")
-
-
 def make_messages(count: int = 300, size: int = 2048, seed: int = 16) -> list[bytes]:
     """``count`` JSON documents of at most ``size`` bytes (a little under it):
-    ``{"type":"quotes","seq":n,"data":[{"symbol":..,"bid":..,"ask":..,
-    "bid_size":..,"ask_size":..,"ts":..}, ...]}``, prices on a random walk.
-    The same seed gives the same messages in every process."""
-    rnd = random.Random(seed)
-    mids = {s: 10 ** rnd.uniform(-1.0, 4.8) for s in SYMBOLS}  # 0.1 .. 63,000
-    ts = 1_764_547_200_000
+    ``{"type":"quotes","seq":n,"data":[quote, ...]}`` with the quotes of
+    _quotes.py. The same seed gives the same messages in every process."""
+    stream = _quotes.quotes(seed)
     out = []
     for seq in range(count):
-        quotes: list[dict] = []
-        doc = {"type": "quotes", "seq": seq, "data": quotes}
+        batch: list[dict] = []
+        doc = {"type": "quotes", "seq": seq, "data": batch}
         text = json.dumps(doc, separators=(",", ":"))
         while True:
-            sym = rnd.choice(SYMBOLS)
-            mid = mids[sym] = mids[sym] * (1.0 + rnd.gauss(0.0, 0.0004))
-            spread = mid * rnd.uniform(0.00001, 0.0004)
-            digits = 2 if mid > 10 else 5
-            ts += rnd.randint(1, 40)
-            quotes.append({"symbol": sym, "bid": round(mid - spread / 2, digits),
-                           "ask": round(mid + spread / 2, digits),
-                           "bid_size": round(rnd.expovariate(0.2), 4),
-                           "ask_size": round(rnd.expovariate(0.2), 4), "ts": ts})
+            batch.append(next(stream))
             longer = json.dumps(doc, separators=(",", ":"))
             if len(longer) > size:
-                quotes.pop()
+                batch.pop()
                 break
             text = longer
         out.append(text.encode())
