@@ -154,13 +154,19 @@ def wire_bytes(sock: socket.socket | None) -> tuple[int, int] | None:
 
 class TappedWindow(Window):
     """echo's measurement window, plus the socket's byte counters at both
-    ends of it, and CPU time of whole processes instead of main threads."""
+    ends of it, and CPU time of whole processes instead of main threads.
+
+    The measurement starts once the warm-up is over and the connection
+    exists (a slow start, aiohttp's on a busy machine, can take longer than
+    the warm-up) and lasts ``duration`` from then."""
 
     def __init__(self, loop, warmup, duration, server_pid, port):
         super().__init__(loop, warmup, duration, server_pid)
+        self.duration = duration
         self.port = port
         self.sock: socket.socket | None = None
         self.wire0 = self.wire1 = None
+        self.tries = 0
 
     def _cpu(self) -> tuple:
         return (_process_cpu_ns(os.getpid()),
@@ -170,10 +176,18 @@ class TappedWindow(Window):
     def _begin(self) -> None:
         if self.sock is None:
             self.sock = find_connected_socket(self.port)
+            if self.sock is None and self.tries < 200:
+                self.tries += 1
+                self.loop.call_later(0.05, self._begin)
+                return
         self.wire0 = wire_bytes(self.sock)
         super()._begin()
+        self.loop.call_later(self.duration, self._end_tapped)
 
     def _end(self) -> None:
+        pass  # Window's own timer; the end is _end_tapped, timed from _begin
+
+    def _end_tapped(self) -> None:
         self.wire1 = wire_bytes(self.sock)
         super()._end()
         if self.sock is not None:
@@ -362,7 +376,7 @@ def role_client(args) -> None:
         loop = asyncio.get_running_loop()
         window = TappedWindow(loop, args.warmup, args.duration, args.server_pid, args.port)
         await asyncio.wait_for(run_client(args.lib, args.port, messages, window),
-                               timeout=args.warmup + args.duration + 60)
+                               timeout=args.warmup + args.duration + 70)
         if not window.stop:
             raise RuntimeError("connection closed before the end of the measurement")
         sizes = [len(m) for m in messages]
