@@ -7,6 +7,11 @@ second run of the same day and commit (TLS after TCP, memory, instruction
 counts) is appended to that file as its own section, as the earlier runs were
 written by hand. The JSON document goes beside it, one per run:
 ``YYYY-MM-DD-<commit>-<kind>.json`` (``-2``, ``-3``... when the name is taken).
+
+A benchmark with a file of its own (compression.py, json_send.py) passes
+``name``: the run goes to ``results/YYYY-MM-DD-<name>.md`` (and
+``YYYY-MM-DD-<name>.json``), the commit in the file's heading instead of its
+name, and a later run of the same day is appended.
 """
 from __future__ import annotations
 
@@ -42,21 +47,31 @@ def run_stem(date: str | None = None, commit: str | None = None) -> str:
 
 
 def save(kind: str, title: str, markdown: str, doc: dict | None,
-         results_dir: str = RESULTS_DIR, stem: str | None = None) -> list[str]:
+         results_dir: str = RESULTS_DIR, stem: str | None = None,
+         name: str | None = None) -> list[str]:
     """Append ``## title`` + ``markdown`` to the run's markdown file and write
-    ``doc`` (if any) as that run's JSON; return the paths written."""
+    ``doc`` (if any) as that run's JSON; return the paths written.
+
+    With ``name`` the files are ``YYYY-MM-DD-<name>.md`` and ``.json``."""
     os.makedirs(results_dir, exist_ok=True)
-    stem = stem or run_stem()
+    if name is not None:
+        commit = git_commit()
+        stem = f"{(stem or run_stem(commit=''))[:10]}-{name}"
+        heading = f"# Results, {stem[:10]}: {name}" + (f" (commit {commit})" if commit else "")
+        json_base = stem
+    else:
+        stem = stem or run_stem()
+        heading = f"# Results, {stem[:10]}" + (f" (commit {stem[11:]})" if len(stem) > 10 else "")
+        json_base = f"{stem}-{kind}"
     md_path = os.path.join(results_dir, f"{stem}.md")
     written = [md_path]
     new = not os.path.exists(md_path)
     with open(md_path, "a") as f:
         if new:
-            f.write(f"# Results, {stem[:10]}"
-                    + (f" (commit {stem[11:]})" if len(stem) > 10 else "") + "\n")
+            f.write(heading + "\n")
         f.write(f"\n## {title}\n\n{markdown.rstrip()}\n")
     if doc is not None:
-        base = os.path.join(results_dir, f"{stem}-{kind}")
+        base = os.path.join(results_dir, json_base)
         json_path, n = f"{base}.json", 1
         while os.path.exists(json_path):
             n += 1

@@ -129,3 +129,14 @@ async def test_cython_listener_echo(cython_example, net, size):
         reply = await wait_for(cython_example.echo(server.url(), message,
                                                    ssl_context=net.client_ssl))
     assert reply == message
+
+
+def test_msgspec_send():
+    # tox installs msgspec (tox.ini deps), so CI always runs this.
+    pytest.importorskip("msgspec")
+    result = subprocess.run([sys.executable, str(EXAMPLES / "msgspec_send.py"), "20000"],
+                            capture_output=True, text=True, timeout=PROCESS_TIMEOUT,
+                            check=False, env=_env())
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("received 20000 quotes; last: Quote(symbol='BTC-USD'")
+    assert "Traceback" not in result.stderr

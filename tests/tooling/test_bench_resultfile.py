@@ -37,3 +37,17 @@ def test_second_run_appends_and_json_files_do_not_clash(tmp_path):
         "\n## TCP, pinned to CPU 0\n\n| again |\n"
         "\n## Instructions\n\ntext\n")
     assert json.loads((tmp_path / f"{stem}-tcp-2.json").read_text()) == {"a": 2}
+
+
+def test_named_run_has_its_own_file(tmp_path):
+    written = resultfile.save("compression", "Compression echo, uvloop", "| t |", {"b": 1},
+                              results_dir=str(tmp_path), stem="2026-12-01",
+                              name="compression-echo")
+    resultfile.save("compression", "Compression echo, asyncio", "| u |", None,
+                    results_dir=str(tmp_path), stem="2026-12-01", name="compression-echo")
+    md = tmp_path / "2026-12-01-compression-echo.md"
+    assert written == [str(md), str(tmp_path / "2026-12-01-compression-echo.json")]
+    text = md.read_text()
+    assert text.startswith("# Results, 2026-12-01: compression-echo")
+    assert text.endswith("\n## Compression echo, uvloop\n\n| t |\n"
+                         "\n## Compression echo, asyncio\n\n| u |\n")
