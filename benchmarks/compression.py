@@ -24,6 +24,7 @@ descriptors, so every library is measured the same way without hooks.
 
 Contenders: ``picows`` (``enable_compression=True``), ``picows-l<L>`` for
 each of ``--levels`` (``enable_compression=picows.WSCompression(level=L)``),
+``picows-zlib`` / ``picows-isal`` / ``picows-l<L>-zlib`` (that backend),
 ``picows.websockets`` and ``websockets`` (``compression="deflate"``),
 ``picows-pypi.websockets`` (the original picows 2.3.1's websockets layer, run
 by ``--orig-python``; the original's core has no permessage-deflate),
@@ -199,14 +200,25 @@ class TappedWindow(Window):
 # ---------------------------------------------------------------------------
 
 def picows_compression(lib: str, picows):
-    """The enable_compression argument for a picows contender."""
-    if lib.startswith("picows-l"):
-        # WSCompression (issue 16) is new; a picows without it cannot run
-        # the per-level contenders.
-        if not hasattr(picows, "WSCompression"):
-            raise SystemExit(f"{lib}: this picows has no WSCompression")
-        return picows.WSCompression(level=int(lib[len("picows-l"):]))
-    return True
+    """The enable_compression argument for a picows contender: ``picows``
+    is True; ``picows-l<L>``, ``picows-zlib``, ``picows-isal`` and
+    combinations (``picows-l1-zlib``) choose WSCompression's level and
+    backend."""
+    if lib in (OURS, "picows-pypi"):
+        return True
+    # WSCompression (issue 16) is new; a picows without it cannot run the
+    # per-setting contenders.
+    if not hasattr(picows, "WSCompression"):
+        raise SystemExit(f"{lib}: this picows has no WSCompression")
+    kwargs: dict = {}
+    for part in lib[len("picows-"):].split("-"):
+        if part in ("zlib", "isal"):
+            kwargs["backend"] = part
+        elif part.startswith("l") and part[1:].isdigit():
+            kwargs["level"] = int(part[1:])
+        else:
+            raise SystemExit(f"unknown picows contender {lib!r}")
+    return picows.WSCompression(**kwargs)
 
 
 def picows_lib(lib: str) -> str:
