@@ -216,11 +216,15 @@ class Connection(WSListener):
         # Bound methods of the per-message path, looked up once.
         self._push = self._messages.append
         self._pop = self._messages.popleft
-        self._create_future = self._loop.create_future
+        # A future of the running loop (asyncio.Future() takes it), without
+        # the loop's Python-level create_future and the loop= keyword.
+        self._create_future = asyncio.Future
         self._send: Any = None
         self._frames = 0                    # data frames buffered, for max_queue
         self._fragments: Optional[_Fragments] = None
-        self._waiter: Optional[asyncio.Future[None]] = None
+        # The future a waiting recv() parked: on_ws_frame resolves it with a
+        # whole message (handed over, never buffered) or None (look again).
+        self._waiter: Optional[asyncio.Future[Optional[Data]]] = None
         self._reading_paused = False
         # Sending.
         self._write_paused = False
@@ -261,9 +265,21 @@ class Connection(WSListener):
             if frame.fin:
                 # The hot path: a whole message in one frame.
                 if msg_type == 1:
-                    self._push(frame.get_payload_as_utf8_text())
+                    message: Data = frame.get_payload_as_utf8_text()
                 else:
-                    self._push(frame.get_payload_as_bytes())
+                    message = frame.get_payload_as_bytes()
+                waiter = self._waiter
+                if waiter is not None:
+                    # A recv() waits, so nothing is buffered before this
+                    # message (a whole message cannot arrive in the middle of
+                    # a fragmented one): hand it over, no deque round trip.
+                    self._waiter = None
+                    try:
+                        waiter.set_result(message)
+                        return
+                    except asyncio.InvalidStateError:
+                        pass    # that recv() was cancelled: buffer it
+                self._push(message)
             else:
                 fragments = self._fragments = _Fragments(msg_type == 1)
                 fragments.size = frame.payload_size
@@ -294,8 +310,10 @@ class Connection(WSListener):
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
-            if not waiter.done():
+            try:
                 waiter.set_result(None)
+            except asyncio.InvalidStateError:
+                pass    # cancelled
         self._frames += 1
         if (self._queue_high is not None and self._frames >= self._queue_high
                 and not self._reading_paused and self.state is _OPEN):
@@ -489,9 +507,18 @@ class Connection(WSListener):
                 raise self._close_exc  # type: ignore[misc]
             waiter = self._waiter = self._create_future()
             try:
-                await waiter
+                message = await waiter
+            except asyncio.CancelledError:
+                self._unget(waiter)
+                raise
             finally:
-                self._waiter = None
+                if self._waiter is waiter:
+                    self._waiter = None
+            if message is not None:
+                # Handed over by on_ws_frame: never buffered.
+                if type(message) is str:
+                    return message if decode is not False else message.encode()
+                return message.decode() if decode else message
 
     async def recv_streaming(self, decode: Optional[bool] = None) -> AsyncIterator[Data]:
         """Receive the next message frame by frame, as it arrives.
@@ -540,7 +567,21 @@ class Connection(WSListener):
         try:
             await waiter
         finally:
-            self._waiter = None
+            if self._waiter is waiter:
+                self._waiter = None
+            # recv_streaming reads from the buffer: a whole message handed
+            # over goes there.
+            self._unget(waiter)
+
+    def _unget(self, waiter: "asyncio.Future[Optional[Data]]") -> None:
+        """Put a message that on_ws_frame handed to `waiter` back at the
+        head of the buffer, for a waiter whose recv() will not return it
+        (cancelled after the hand-over, or recv_streaming's)."""
+        if waiter.done() and not waiter.cancelled():
+            message = waiter.result()
+            if message is not None:
+                self._messages.appendleft(message)
+                self._frames += 1
 
     def _maybe_resume(self) -> None:
         if self._reading_paused and self._frames <= (self._queue_low or 0):
@@ -571,9 +612,15 @@ class Connection(WSListener):
                 break
             waiter = self._waiter = self._create_future()
             try:
-                await waiter
+                message = await waiter
+            except asyncio.CancelledError:
+                self._unget(waiter)
+                raise
             finally:
-                self._waiter = None
+                if self._waiter is waiter:
+                    self._waiter = None
+            if message is not None:
+                return message  # type: ignore[no-any-return]
         try:
             return await self.recv()
         except ConnectionClosedOK:
