@@ -659,7 +659,9 @@ cdef class WSProtocolCore:
             if self._on_frame_py is not None:
                 self._on_frame_py(self.transport, frame)
             else:
-                self.listener.on_ws_frame(self.transport, frame)
+                # _open found no Python override: the vtable's method, without
+                # Cython's per-call override lookup (includes/compat.h).
+                _listener_on_ws_frame(self.listener, self.transport, frame)
         except Exception as exc:
             if self._opts.disconnect_on_exception:
                 self._logger.exception("on_ws_frame raised, disconnecting")
