@@ -227,6 +227,10 @@ cdef class WSProtocolCore:
             return
         self._state = DISCONNECTED
         self._cancel_timers()
+        if self._upgrade_task is not None:
+            # An async listener factory still runs: it answers nobody now.
+            task, self._upgrade_task = self._upgrade_task, None
+            task.cancel()
         if self._error_head is not None:
             # The refusal's body ended with the connection.
             _finish_refusal(self)

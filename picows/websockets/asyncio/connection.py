@@ -516,7 +516,7 @@ class Connection(WSListener):
                     self._waiter = None
             if message is not None:
                 # Handed over by on_ws_frame: never buffered.
-                if type(message) is str:
+                if isinstance(message, str):
                     return message if decode is not False else message.encode()
                 return message.decode() if decode else message
 
@@ -620,7 +620,7 @@ class Connection(WSListener):
                 if self._waiter is waiter:
                     self._waiter = None
             if message is not None:
-                return message  # type: ignore[no-any-return]
+                return message
         try:
             return await self.recv()
         except ConnectionClosedOK:
