@@ -26,7 +26,6 @@ import collections
 import logging
 import os
 import struct
-import urllib.parse
 import uuid
 from typing import (Any, AsyncIterable, AsyncIterator, Awaitable, Deque, Dict, Iterable,
                     Iterator, List, Mapping, Optional, Tuple, Union, cast)
@@ -36,7 +35,7 @@ from ..exceptions import (ConcurrencyError, ConnectionClosed, ConnectionClosedEr
                           ConnectionClosedOK)
 from ..frames import OK_CLOSE_CODES, Close, CloseCode
 from ..http11 import Request, Response
-from ..protocol import State
+from ..protocol import State, _ProtocolView
 
 __all__ = ["Connection", "Data", "DataLike"]
 
@@ -103,48 +102,6 @@ class _Fragments:
         if decode is None:
             decode = self.text
         return data.decode() if decode else data
-
-
-class _ProtocolView:
-    """What tests and tools read of websockets' ``connection.protocol``."""
-
-    __slots__ = ("_connection",)
-
-    def __init__(self, connection: "Connection") -> None:
-        self._connection = connection
-
-    @property
-    def state(self) -> State:
-        return self._connection.state
-
-    @property
-    def uri(self) -> Any:
-        """Client side: the URI connected to, after redirects, split
-        (``urllib.parse.urlsplit``: ``scheme``, ``hostname``, ``port``,
-        ``path``...); None on the server side."""
-        uri = getattr(self._connection, "_uri", None)
-        return None if uri is None else urllib.parse.urlsplit(uri)
-
-    @property
-    def extensions(self) -> List["PerMessageDeflate"]:
-        """The extensions negotiated: ``[PerMessageDeflate(...)]`` or []."""
-        ws = self._connection._ws
-        if ws is None or ws.extensions is None:
-            return []
-        return [PerMessageDeflate(ws.extensions)]
-
-
-class PerMessageDeflate:
-    """permessage-deflate, as negotiated (run by picows' core)."""
-
-    name = "permessage-deflate"
-
-    def __init__(self, header: str) -> None:
-        self.header = header
-        """The agreed Sec-WebSocket-Extensions value."""
-
-    def __repr__(self) -> str:
-        return f"PerMessageDeflate({self.header!r})"
 
 
 class Connection(WSListener):
