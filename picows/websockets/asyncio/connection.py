@@ -5,12 +5,14 @@ arrive in :meth:`Connection.on_ws_frame`, called by the core for each frame,
 with no Task and no Queue in between.
 
 Receive path: a whole message (the usual case: one frame, ``fin`` set) is
-copied out of the frame (``str`` for TEXT, ``bytes`` for BINARY) and
-appended to a deque. ``recv()`` returns the head of the deque without
-suspending when there is one; otherwise it parks one future, which
-``on_ws_frame`` resolves once, when the next frame arrives. A fragmented
-message is one ``_Fragments`` entry in the deque that grows until its last
-frame (``recv_streaming`` yields the fragments as they come).
+copied out of the frame (``str`` for TEXT, ``bytes`` for BINARY). When a
+``recv()`` waits, ``on_ws_frame`` resolves its one future with the message
+itself (nothing can be buffered before it); otherwise the message is
+appended to a deque, and ``recv()`` returns the head of the deque without
+suspending. A ``recv()`` cancelled after the hand-over puts its message back
+at the head. A fragmented message is one ``_Fragments`` entry in the deque
+that grows until its last frame (``recv_streaming`` yields the fragments as
+they come).
 
 Flow control: ``max_queue`` counts data frames buffered and not yet read.
 Above the high-water mark the transport stops reading
