@@ -72,10 +72,10 @@ async def test_waiting_recv_woken_once_per_message(echo_server):
         futures = 0
         real_create_future = ws._create_future
 
-        def counting_create_future():
+        def counting_create_future(**kwargs):
             nonlocal futures
             futures += 1
-            return real_create_future()
+            return real_create_future(**kwargs)
 
         ws._create_future = counting_create_future
         try:

@@ -175,8 +175,9 @@ class Connection(WSListener):
         # Bound methods of the per-message path, looked up once.
         self._push = self._messages.append
         self._pop = self._messages.popleft
-        # A future of the running loop (asyncio.Future() takes it), without
-        # the loop's Python-level create_future and the loop= keyword.
+        # asyncio.Future(loop=...) directly: not the loop's create_future (a
+        # Python method on the default loop), and not Future() without the
+        # loop, which looks the running loop up with a getpid() system call.
         self._create_future = asyncio.Future
         self._send: Any = None
         self._frames = 0                    # data frames buffered, for max_queue
@@ -464,7 +465,7 @@ class Connection(WSListener):
                     return fragments.join(decode)
             if self.state is _CLOSED:
                 raise self._close_exc  # type: ignore[misc]
-            waiter = self._waiter = self._create_future()
+            waiter = self._waiter = self._create_future(loop=self._loop)
             try:
                 message = await waiter
             except asyncio.CancelledError:
@@ -522,7 +523,7 @@ class Connection(WSListener):
         self._maybe_resume()
 
     async def _wait_frame(self) -> None:
-        waiter = self._waiter = self._create_future()
+        waiter = self._waiter = self._create_future(loop=self._loop)
         try:
             await waiter
         finally:
@@ -569,7 +570,7 @@ class Connection(WSListener):
                 return head  # type: ignore[return-value]
             if self.state is _CLOSED:
                 break
-            waiter = self._waiter = self._create_future()
+            waiter = self._waiter = self._create_future(loop=self._loop)
             try:
                 message = await waiter
             except asyncio.CancelledError:
