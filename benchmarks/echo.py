@@ -55,6 +55,9 @@ TARGET_UVLOOP_WEBSOCKETS = 2.5
 TARGET_UVLOOP_AIOHTTP = 1.3
 TARGET_ASYNCIO_RAW_256 = 1.7
 TARGET_TLS_AIOHTTP = 1.5
+# picows.websockets against picows 2.3.1's own layer (issue 15): 1.1x on
+# uvloop, not slower on the default loop.
+TARGETS_LAYER = {("tcp", "uvloop"): 1.1, ("tcp", "asyncio"): 1.0}
 TARGET_IDLE_KIB = 24.0
 # A measurement during which other processes used more than this many CPUs'
 # worth of time is flagged in the report.
@@ -364,14 +367,15 @@ def child_env(contender: str) -> dict:
     env = dict(os.environ)
     env.pop("PYTHONASYNCIODEBUG", None)
     env.pop("PYTHONDEVMODE", None)
-    if contender == "picows-pypi":
+    if contender.startswith("picows-pypi"):
         # The reference interpreter must see only its own site-packages.
         env.pop("PYTHONPATH", None)
     return env
 
 
 def contender_cmd(args, contender: str) -> list:
-    python = args.orig_python if contender == "picows-pypi" else sys.executable
+    # picows-pypi and picows-pypi.websockets: the PyPI release's interpreter.
+    python = args.orig_python if contender.startswith("picows-pypi") else sys.executable
     return [python, os.path.abspath(__file__), "--lib", contender]
 
 
@@ -567,7 +571,11 @@ def echo_report(args, res, info) -> tuple[str, list]:
             out.append("Round trips per second, median (min..max) over "
                        f"{args.repeats} repeats; MB/s = payload bytes each way.")
             out.append("")
-            head = ["size"] + contenders + [f"ours/{o}" for o in others]
+            # The websockets-API layers compared with each other too.
+            layers = ("picows.websockets" in contenders
+                      and "picows-pypi.websockets" in contenders)
+            head = (["size"] + contenders + [f"ours/{o}" for o in others]
+                    + (["picows.websockets/picows-pypi.websockets"] if layers else []))
             out.append("| " + " | ".join(head) + " |")
             out.append("|" + "|".join(["---"] + ["--:"] * (len(head) - 1)) + "|")
             for size in res["sizes"]:
@@ -593,6 +601,16 @@ def echo_report(args, res, info) -> tuple[str, list]:
                     target = target_for(transport, loop, size, o)
                     if target is not None and med is not None:
                         checks.append((f"{transport} {loop} {size_name(size)} ours/{o}",
+                                       med, target))
+                if layers:
+                    med, cell = ratio_cell(
+                        runs.get((transport, loop, size, "picows.websockets"), []),
+                        runs.get((transport, loop, size, "picows-pypi.websockets"), []))
+                    row.append(cell)
+                    target = TARGETS_LAYER.get((transport, loop))
+                    if target is not None and med is not None:
+                        checks.append((f"{transport} {loop} {size_name(size)} "
+                                       f"picows.websockets/picows-pypi.websockets",
                                        med, target))
                 out.append("| " + " | ".join(row) + " |")
             out.append("")

@@ -13,8 +13,8 @@ import ssl
 import time
 import urllib.parse
 import weakref
-from typing import (Any, Callable, Dict, FrozenSet, Iterable, List, Mapping, NamedTuple, Optional,
-                    Sequence, Set, Tuple, Union)
+from typing import (Any, Awaitable, Callable, Dict, FrozenSet, Iterable, List, Mapping,
+                    NamedTuple, Optional, Sequence, Set, Tuple, Union)
 
 from .compression import WSCompression
 from .handshake import build_upgrade_request, new_client_key
@@ -36,8 +36,11 @@ ExtraHeaders = Union[Mapping[str, str], Iterable[Tuple[str, str]], None]
 LoggerName = Union[str, logging.Logger, "logging.LoggerAdapter[Any]"]
 ClientListenerFactory = Union[Callable[[], WSListener],
                               Callable[[WSUpgradeRequest, WSUpgradeResponse], WSListener]]
+ServerListenerResult = Union[WSListener, WSUpgradeResponseWithListener, None]
+#: A server's factory: the answer, or an awaitable of it (a coroutine
+#: function's coroutine), awaited with the upgrade paused.
 ServerListenerFactory = Callable[
-    [WSUpgradeRequest], Union[WSListener, WSUpgradeResponseWithListener, None]]
+    [WSUpgradeRequest], Union[ServerListenerResult, Awaitable[ServerListenerResult]]]
 
 #: The statuses a client follows (RFC 9110 15.4); 300 and 305 are not.
 REDIRECT_STATUSES = frozenset((301, 302, 303, 307, 308))
@@ -477,6 +480,17 @@ async def ws_create_server(
         the traceback is logged. Requests that are not HTTP/1.1 GETs without
         a body are answered (400, 405) without calling it, and logged at INFO
         with the peer's address.
+
+        The factory may be a coroutine function (or return any awaitable):
+        the upgrade then waits for its result in a task, with reading
+        paused (bytes the client sent after the request wait in the buffer
+        and are parsed after the 101), and goes on exactly as for the same
+        result returned directly; an exception is 500 as above. The
+        ``websocket_handshake_timeout`` keeps running meanwhile: a factory
+        slower than it has its task cancelled and the connection is dropped
+        without an answer; so is a factory whose connection is lost (with
+        reading paused, a client's close is noticed at that timeout at the
+        latest). Nothing is written after the connection is gone.
     :param host: a str, a sequence of str, or None/"" for all interfaces.
     :param port: the port; 0 or None picks a free one. With ``sock=`` (an
         already bound socket), leave host and port out.
@@ -485,7 +499,8 @@ async def ws_create_server(
     :param websocket_handshake_timeout: seconds a client has from the TCP
         connection to a complete upgrade request, TLS handshake included
         (with ``ssl=``, unless ``ssl_handshake_timeout`` is given: that then
-        bounds TLS alone, and this the upgrade after it); then it is dropped.
+        bounds TLS alone, and this the upgrade after it), and an async
+        listener factory's result; then it is dropped.
     :param logger_name: picows logs on ``picows.<logger_name>``, or on the
         given :class:`logging.Logger` / :class:`logging.LoggerAdapter`.
     :param max_frame_size: a frame declaring a larger payload gets CLOSE 1009.

@@ -171,6 +171,7 @@ cdef class WSProtocolCore:
     cdef readonly WSListener listener
     cdef readonly object handshake_future
     cdef object _handshake_timer
+    cdef object _upgrade_task       # server: awaits an async listener factory's result
     cdef object _close_timer
     cdef object _ping_timer
     cdef double _last_activity

@@ -3,10 +3,12 @@ import asyncio
 import enum
 import logging
 import ssl
-from typing import Any, Callable, FrozenSet, Iterable, List, Optional, Set, Tuple, Union
+from typing import (Any, Awaitable, Callable, FrozenSet, Iterable, List, Optional, Set, Tuple,
+                    Union)
 
 from .compression import WSCompression
-from .types import WSCloseHandshake, WSUpgradeRequest, WSUpgradeResponse
+from .types import (WSCloseHandshake, WSUpgradeRequest, WSUpgradeResponse,
+                    WSUpgradeResponseWithListener)
 
 _Buffer = Union[bytes, bytearray, memoryview, str]
 
@@ -112,10 +114,21 @@ class WSListener:
     def is_user_specific_pong(self, frame: WSFrame) -> bool: ...
 
 
+# What a server's listener factory returns (ws_create_server): the answer,
+# or an awaitable of it, awaited with the upgrade paused.
+_ServerListenerResult = Union["WSListener", WSUpgradeResponseWithListener, None]
+_ServerListenerFactory = Callable[
+    [WSUpgradeRequest], Union[_ServerListenerResult, Awaitable[_ServerListenerResult]]]
+# A client's: no arguments, or the request and the 101 response.
+_ClientListenerFactory = Union[Callable[[], "WSListener"],
+                               Callable[[WSUpgradeRequest, WSUpgradeResponse], "WSListener"]]
+
+
 class _ConnectionOptions:
     """What ws_connect / ws_create_server were given, checked once (internal;
     used by api.py). Read-only."""
-    def __init__(self, listener_factory: Callable[..., Any], *,
+    def __init__(self, listener_factory: Union[_ServerListenerFactory, _ClientListenerFactory],
+                 *,
                  logger_name: Union[str, logging.Logger, "logging.LoggerAdapter[Any]"] = ...,
                  disconnect_on_exception: bool = ...,
                  websocket_handshake_timeout: Optional[float] = ...,

@@ -67,6 +67,8 @@ cdef extern from "includes/compat.h":
     int picows_install_slot(object type, const char* name, Py_ssize_t offset,
                             const char* doc) except -1
     Py_ssize_t picows_find_head_end(const uint8_t* p, size_t n) nogil
+    object _listener_on_ws_frame "picows_listener_on_ws_frame" (
+        WSListener listener, WSTransport transport, WSFrame frame)
 
 
 cdef extern from "includes/send.h" nogil:

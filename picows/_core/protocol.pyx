@@ -227,6 +227,10 @@ cdef class WSProtocolCore:
             return
         self._state = DISCONNECTED
         self._cancel_timers()
+        if self._upgrade_task is not None:
+            # An async listener factory still runs: it answers nobody now.
+            task, self._upgrade_task = self._upgrade_task, None
+            task.cancel()
         if self._error_head is not None:
             # The refusal's body ended with the connection.
             _finish_refusal(self)
@@ -659,7 +663,9 @@ cdef class WSProtocolCore:
             if self._on_frame_py is not None:
                 self._on_frame_py(self.transport, frame)
             else:
-                self.listener.on_ws_frame(self.transport, frame)
+                # _open found no Python override: the vtable's method, without
+                # Cython's per-call override lookup (includes/compat.h).
+                _listener_on_ws_frame(self.listener, self.transport, frame)
         except Exception as exc:
             if self._opts.disconnect_on_exception:
                 self._logger.exception("on_ws_frame raised, disconnecting")

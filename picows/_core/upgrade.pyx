@@ -34,8 +34,10 @@ cdef _process_server_handshake(WSProtocolCore self):
     # Every request reaches the listener factory once it is well-formed
     # HTTP (an HTTP/1.1 GET without a body); the WebSocket checks come
     # after it, and only when it answers with a 101.
-    cdef WSTransport ws
     cdef bint upgrade
+    if self._upgrade_task is not None:
+        # The factory's awaitable runs: what arrives waits in the buffer.
+        return
     try:
         head = _take_head(self)
         if head is None:
@@ -52,14 +54,71 @@ cdef _process_server_handshake(WSProtocolCore self):
         self._logger.info("rejected request from %s: %s", self._peer(), exc)
         self._reject(exc.status, exc.reason, exc.headers)
         return
-    self._cancel_handshake_timer()
-    response = None
     try:
         result = self._opts.listener_factory(request)
     except Exception:
         self._logger.exception("ws_listener_factory raised for %r", request)
         self._reject(500, "internal server error")
         return
+    if (result is not None and not isinstance(result, WSListener)
+            and not isinstance(result, WSUpgradeResponseWithListener)
+            and inspect.isawaitable(result)):
+        _await_factory(self, request, result)
+        return
+    self._cancel_handshake_timer()
+    _answer_upgrade(self, request, result)
+
+
+cdef _await_factory(WSProtocolCore self, request, awaitable):
+    """The factory returned an awaitable: a task awaits it while the upgrade
+    waits. Nothing is read meanwhile (a request's trailing bytes stay in the
+    buffer), and the handshake timer keeps running: a hook slower than
+    websocket_handshake_timeout ends the connection like a slow client."""
+    self._transport.pause_reading()
+    self._upgrade_task = self._loop.create_task(_factory_result(self, request, awaitable))
+
+
+async def _factory_result(WSProtocolCore self, request, awaitable):
+    # Cancelled by connection_lost (a timeout aborts the connection too):
+    # then nothing is written.
+    try:
+        result = await awaitable
+    except asyncio.CancelledError:
+        if self._upgrade_task is None or self._closing:
+            raise
+        # The awaitable cancelled itself: a failed factory, as below.
+        self._upgrade_task = None
+        self._logger.error("ws_listener_factory was cancelled for %r", request)
+        self._reject(500, "internal server error")
+        return
+    except Exception:
+        self._upgrade_task = None
+        if not self._closing:
+            self._logger.exception("ws_listener_factory raised for %r", request)
+            self._reject(500, "internal server error")
+        return
+    self._upgrade_task = None
+    if self._closing or self._state != HANDSHAKE:
+        return
+    self._cancel_handshake_timer()
+    _answer_upgrade(self, request, result)
+    if self._closing:
+        return
+    self._transport.resume_reading()
+    if self._state == OPEN and self._rend > self._rstart:
+        # Bytes that arrived after the request, while the factory ran.
+        try:
+            self._process_frames()
+        except Exception:
+            self._logger.exception("internal error, disconnecting")
+            self._fail(WSCloseCode.INTERNAL_ERROR, "internal error")
+            self._disconnect()
+
+
+cdef _answer_upgrade(WSProtocolCore self, request, result):
+    """Answer the request as the factory's `result` says."""
+    cdef WSTransport ws
+    response = None
     if result is None:
         self._logger.info("no listener for %r from %s: 404", request.path, self._peer())
         self._reject(404, "not found")

@@ -116,4 +116,21 @@ static inline Py_ssize_t picows_find_head_end(const uint8_t* p, size_t n) {
     return -1;
 }
 
+/* WSListener.on_ws_frame(listener, transport, frame) through the vtable,
+   without Cython's check for a Python override. A cpdef method called
+   through the vtable (skip_dispatch == 0) looks, on every call, for an
+   override in a Python subclass: for a listener whose class is a Python
+   subclass of a Cython one (picows.websockets' connections) that is an
+   attribute lookup per frame, and a miss of Cython's one-entry cache
+   whenever two such classes alternate (client and server connections in
+   one process). WSProtocolCore._open has looked once (a Python override
+   goes through _on_frame_py), so the protocol calls the vtable's entry with
+   skip_dispatch = 1. Expanded in picows.c, after Cython's declarations of
+   these structs (a renamed struct fails the build, not the call). */
+#define picows_listener_on_ws_frame(l, t, f)                               \
+    (((struct __pyx_vtabstruct_6picows_6picows_WSListener *)               \
+      ((struct __pyx_obj_6picows_6picows_WSListener *)(l))->__pyx_vtab)    \
+         ->on_ws_frame((struct __pyx_obj_6picows_6picows_WSListener *)(l), \
+                       (t), (f), 1))
+
 #endif /* PICOWS_COMPAT_H */

@@ -72,10 +72,10 @@ async def test_waiting_recv_woken_once_per_message(echo_server):
         futures = 0
         real_create_future = ws._create_future
 
-        def counting_create_future():
+        def counting_create_future(**kwargs):
             nonlocal futures
             futures += 1
-            return real_create_future()
+            return real_create_future(**kwargs)
 
         ws._create_future = counting_create_future
         try:
@@ -351,11 +351,21 @@ async def test_create_connection_subclass(echo_server):
         assert isinstance(ws, Mine)
 
 
-async def test_process_request_awaitable_is_refused():
+async def test_async_hooks_on_both_ends():
+    seen = []
+
     async def process_request(connection, request):
-        return None
+        await asyncio.sleep(0)
+        seen.append(("request", request.path))
+
+    async def process_response(connection, request, response):
+        await asyncio.sleep(0)
+        seen.append(("response", response.status_code))
+        response.headers["X-Seen"] = str(len(seen))
 
     async with ours.serve(lambda ws: ws.wait_closed(), "127.0.0.1", 0,
-                          process_request=process_request) as server:
-        with pytest.raises(ours.InvalidHandshake):
-            await ours.connect(uri_of(server))
+                          process_request=process_request,
+                          process_response=process_response) as server:
+        async with ours.connect(uri_of(server, "/a")) as ws:
+            assert ws.response.headers["X-Seen"] == "2"
+    assert seen == [("request", "/a"), ("response", 101)]

@@ -346,6 +346,153 @@ async def test_process_response_adds_header(ends):
             assert ws.response.headers["X-Extra"] == "1"
 
 
+# -- async process_request / process_response (coroutine functions) ---------------
+
+async def test_async_process_request_passes(ends):
+    calls = []
+
+    async def process_request(connection, request):
+        await asyncio.sleep(0)          # really suspends the upgrade
+        calls.append(request.path)
+        return None
+
+    async with ends.serve(echo, process_request=process_request) as server:
+        async with ends.connect(ends.uri_of(server, "/ok")) as ws:
+            await ws.send("x")
+            assert await wait_for(ws.recv()) == "x"
+    assert calls == ["/ok"]
+
+
+async def test_async_process_request_refuses(ends):
+    async def process_request(connection, request):
+        await asyncio.sleep(0)
+        response = connection.respond(http.HTTPStatus.FORBIDDEN, "no\n")
+        response.headers["X-Why"] = "policy"
+        return response
+
+    async with ends.serve(echo, process_request=process_request) as server:
+        with pytest.raises(ends.client_exc.InvalidStatus) as raised:
+            await ends.connect(ends.uri_of(server))
+    assert raised.value.response.status_code == 403
+    assert raised.value.response.headers["X-Why"] == "policy"
+
+
+async def test_async_process_request_raising_is_500(ends, caplog):
+    async def process_request(connection, request):
+        await asyncio.sleep(0)
+        raise RuntimeError("boom")
+
+    async with ends.serve(echo, process_request=process_request) as server:
+        with pytest.raises(ends.client_exc.InvalidStatus) as raised:
+            await ends.connect(ends.uri_of(server))
+    assert raised.value.response.status_code == 500
+    assert "boom" in caplog.text
+
+
+async def test_async_process_response_modifies_and_replaces(ends):
+    async def add_header(connection, request, response):
+        await asyncio.sleep(0)
+        response.headers["X-Extra"] = "async"
+
+    async with ends.serve(echo, process_response=add_header) as server:
+        async with ends.connect(ends.uri_of(server)) as ws:
+            assert ws.response.headers["X-Extra"] == "async"
+            await ws.send("still open")
+            assert await wait_for(ws.recv()) == "still open"
+
+    async def replace(connection, request, response):
+        await asyncio.sleep(0)
+        return connection.respond(http.HTTPStatus.IM_A_TEAPOT, "short and stout\n")
+
+    async with ends.serve(echo, process_response=replace) as server:
+        with pytest.raises(ends.client_exc.InvalidStatus) as raised:
+            await ends.connect(ends.uri_of(server))
+    assert raised.value.response.status_code == 418
+
+
+async def test_async_process_request_then_sync_process_response(ends):
+    order = []
+
+    async def process_request(connection, request):
+        await asyncio.sleep(0)
+        order.append("request")
+
+    def process_response(connection, request, response):
+        order.append("response")
+        response.headers["X-Order"] = ",".join(order)
+
+    async with ends.serve(echo, process_request=process_request,
+                          process_response=process_response) as server:
+        async with ends.connect(ends.uri_of(server)) as ws:
+            assert ws.response.headers["X-Order"] == "request,response"
+
+
+@pytest.mark.parametrize("password, accepted", [("pass", True), ("wrong", False)])
+async def test_basic_auth_async_check_credentials(ends, password, accepted):
+    async def check(username, password):
+        await asyncio.sleep(0)
+        return (username, password) == ("user", "pass")
+
+    module = ours if ends.server == "picows" else their_server
+    auth = module.basic_auth(realm="r", check_credentials=check)
+    users: asyncio.Future = asyncio.get_running_loop().create_future()
+
+    async def handler(ws):
+        users.set_result(ws.username)
+        await ws.wait_closed()
+
+    async with ends.serve(handler, process_request=auth) as server:
+        port = server.sockets[0].getsockname()[1]
+        uri = f"ws://user:{password}@127.0.0.1:{port}/"
+        if accepted:
+            async with ends.connect(uri):
+                assert await wait_for(users) == "user"
+        else:
+            with pytest.raises(ends.client_exc.InvalidStatus) as raised:
+                await ends.connect(uri)
+            assert raised.value.response.status_code == 401
+
+
+async def test_server_closing_during_async_process_request_is_503():
+    # Our serve, their connect: websockets' server answers 503 here too.
+    entered = asyncio.Event()
+    release = asyncio.Event()
+
+    async def process_request(connection, request):
+        entered.set()
+        await release.wait()
+
+    async with ours.serve(echo, "127.0.0.1", 0, process_request=process_request) as server:
+        port = server.sockets[0].getsockname()[1]
+        attempt = asyncio.ensure_future(their_client.connect(f"ws://127.0.0.1:{port}/"))
+        await wait_for(entered.wait())
+        server.close()
+        release.set()
+        with pytest.raises(their_exceptions.InvalidStatus) as raised:
+            await wait_for(attempt)
+    assert raised.value.response.status_code == 503
+
+
+async def test_slow_async_process_request_bounded_by_open_timeout():
+    # Our serve, their connect: the hook's task is cancelled at open_timeout
+    # and the connection dropped without an answer.
+    cancelled = asyncio.Event()
+
+    async def process_request(connection, request):
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    async with ours.serve(echo, "127.0.0.1", 0, process_request=process_request,
+                          open_timeout=0.2) as server:
+        port = server.sockets[0].getsockname()[1]
+        with pytest.raises(their_exceptions.InvalidHandshake):
+            await wait_for(their_client.connect(f"ws://127.0.0.1:{port}/"))
+        await wait_for(cancelled.wait())
+
+
 async def test_subprotocol_negotiated(ends):
     chosen: asyncio.Future = asyncio.get_running_loop().create_future()
 

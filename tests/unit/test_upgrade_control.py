@@ -397,3 +397,133 @@ async def test_server_response_with_crlf_in_header_is_500_not_sent():
     assert fake.data().startswith(b"HTTP/1.1 500 ")
     assert b"evil" not in fake.data()
     await fake.wait_lost()
+
+
+# -- an async listener factory (the server's upgrade waits for it) ---------------------
+
+
+class Gate:
+    """An async listener factory that waits until ``open(result)``."""
+
+    def __init__(self) -> None:
+        self.requests: list = []
+        self.called = asyncio.Event()
+        self.result: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.cancelled = False
+
+    async def __call__(self, request):
+        self.requests.append(request)
+        self.called.set()
+        try:
+            result = await self.result
+        except asyncio.CancelledError:
+            self.cancelled = True
+            raise
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def open(self, result) -> None:
+        self.result.set_result(result)
+
+
+async def test_async_factory_pauses_then_upgrades_and_reads_what_waited():
+    from tests.support import build_frame
+
+    listener = RecordingListener()
+    gate = Gate()
+    proto, fake = server(gate)
+    # The request and a frame right behind it, in one read.
+    feed(proto, upgrade_request(SERVER_KEY)
+         + build_frame(0x1, b"early", mask=b"\x01\x02\x03\x04"))
+    await asyncio.wait_for(gate.called.wait(), 2)
+    assert fake.reading_paused and fake.data() == b""
+    assert proto.transport is None
+    gate.open(listener)
+    await asyncio.wait_for(listener.connected, 2)
+    assert fake.data().startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+    assert not fake.reading_paused
+    frame = await asyncio.wait_for(listener.next_frame(), 2)
+    assert frame.payload == b"early"
+    assert [r.path for r in gate.requests] == [b"/ws"]
+    fake.peer_close()
+    await flush()
+
+
+@pytest.mark.parametrize("result, status", [
+    (None, b"404"),
+    (RuntimeError("boom"), b"500"),
+    ("not a listener", b"500"),
+    (WSUpgradeResponseWithListener(WSUpgradeResponse.create_error_response(401, b"who?"),
+                                   None), b"401"),
+])
+async def test_async_factory_results_as_sync_ones(result, status):
+    gate = Gate()
+    proto, fake = server(gate)
+    feed(proto, upgrade_request(SERVER_KEY))
+    await asyncio.wait_for(gate.called.wait(), 2)
+    gate.open(result)
+    await fake.wait_lost()
+    assert fake.data().startswith(b"HTTP/1.1 " + status + b" ")
+    assert proto.transport is None
+
+
+async def test_async_factory_101_with_headers():
+    listener = RecordingListener()
+    gate = Gate()
+    proto, fake = server(gate)
+    feed(proto, upgrade_request(SERVER_KEY, extra=b"Sec-WebSocket-Protocol: a, b\r\n"))
+    await asyncio.wait_for(gate.called.wait(), 2)
+    gate.open(WSUpgradeResponseWithListener(
+        WSUpgradeResponse.create_101_response({"Sec-WebSocket-Protocol": "b"}), listener))
+    await asyncio.wait_for(listener.connected, 2)
+    assert b"\r\nSec-WebSocket-Protocol: b\r\n" in fake.data()
+    assert proto.transport.response.headers["sec-websocket-protocol"] == "b"
+    fake.peer_close()
+    await flush()
+
+
+async def test_async_factory_returning_a_future():
+    listener = RecordingListener()
+    future = asyncio.get_running_loop().create_future()
+    proto, fake = server(lambda request: future)
+    feed(proto, upgrade_request(SERVER_KEY))
+    await flush()
+    assert fake.data() == b""
+    future.set_result(listener)
+    await asyncio.wait_for(listener.connected, 2)
+    assert fake.data().startswith(b"HTTP/1.1 101 ")
+    fake.peer_close()
+    await flush()
+
+
+async def test_connection_lost_while_the_factory_runs_cancels_it():
+    gate = Gate()
+    proto, fake = server(gate)
+    feed(proto, upgrade_request(SERVER_KEY))
+    await asyncio.wait_for(gate.called.wait(), 2)
+    fake.peer_close()
+    await flush()
+    assert gate.cancelled
+    assert fake.data() == b""
+
+
+async def test_handshake_timeout_covers_the_factory():
+    gate = Gate()
+    proto, fake = server(gate, websocket_handshake_timeout=0.05)
+    feed(proto, upgrade_request(SERVER_KEY))
+    await asyncio.wait_for(gate.called.wait(), 2)
+    await fake.wait_lost()
+    assert fake.aborted and fake.data() == b""
+    await flush()
+    assert gate.cancelled
+
+
+async def test_the_factory_cancelling_itself_is_500():
+    async def factory(request):
+        raise asyncio.CancelledError
+
+    proto, fake = server(factory)
+    feed(proto, upgrade_request(SERVER_KEY))
+    await fake.wait_lost()
+    assert fake.data().startswith(b"HTTP/1.1 500 ")

@@ -3,6 +3,7 @@ limits, URIs, backoff, basic_auth, the upgrade adapter, and the
 connection's receive path fed frames through a fake transport."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import itertools
 import re
@@ -327,3 +328,106 @@ async def test_protocol_error_is_connection_closed_error_with_sent_code():
     with pytest.raises(ConnectionClosedError) as raised:
         await conn.recv()
     assert raised.value.sent.code == 1002
+
+
+# -- a waiting recv() takes the message from on_ws_frame -------------------------
+
+async def park(coro_factory, conn):
+    """Start a receiving task and let it park its future."""
+    task = asyncio.ensure_future(coro_factory())
+    while conn._waiter is None:
+        await asyncio.sleep(0)
+    return task
+
+
+@pytest.mark.parametrize("decode, sent, expected", [
+    (None, b"text", "text"), (False, b"text", b"text"), (True, b"text", "text"),
+])
+async def test_waiting_recv_gets_the_message_handed_over(decode, sent, expected):
+    from tests.support import TEXT, build_frame, feed
+
+    conn, proto, fake = await open_client()
+    task = await park(lambda: conn.recv(decode), conn)
+    waiter = conn._waiter
+    feed(proto, build_frame(TEXT, sent))
+    # Resolved with the message itself: nothing went through the buffer.
+    assert waiter.result() == sent.decode()
+    assert len(conn._messages) == 0 and conn._frames == 0
+    assert await task == expected
+    fake.peer_close()
+
+
+async def test_binary_handed_over_and_decoded():
+    from tests.support import BINARY, build_frame, feed
+
+    conn, proto, fake = await open_client()
+    task = await park(lambda: conn.recv(decode=True), conn)
+    feed(proto, build_frame(BINARY, "h\xe9".encode()))
+    assert await task == "h\xe9"
+    fake.peer_close()
+
+
+@pytest.mark.parametrize("receiver", ["recv", "anext"])
+async def test_recv_cancelled_after_the_hand_over_keeps_the_message(receiver):
+    from tests.support import TEXT, build_frame, feed
+
+    conn, proto, fake = await open_client()
+    task = await park(conn.recv if receiver == "recv" else conn.__anext__, conn)
+    # The message arrives and the task is cancelled before it runs again:
+    # the message was handed over, the recv() does not return it.
+    feed(proto, build_frame(TEXT, b"first") + build_frame(TEXT, b"second"))
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert list(conn._messages) == ["first", "second"] and conn._frames == 2
+    assert await conn.recv() == "first"
+    assert await conn.recv() == "second"
+    assert conn._frames == 0
+    fake.peer_close()
+
+
+async def test_recv_cancelled_before_a_message_buffers_the_next():
+    from tests.support import TEXT, build_frame, feed
+
+    conn, proto, fake = await open_client()
+    task = await park(conn.recv, conn)
+    task.cancel()
+    # Cancelled, not yet resumed: the next message finds a cancelled future.
+    feed(proto, build_frame(TEXT, b"kept"))
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await conn.recv() == "kept"
+    fake.peer_close()
+
+
+async def test_recv_streaming_waiting_gets_a_whole_message():
+    from tests.support import TEXT, build_frame, feed
+
+    conn, proto, fake = await open_client()
+
+    async def stream():
+        return [chunk async for chunk in conn.recv_streaming()]
+
+    task = await park(stream, conn)
+    feed(proto, build_frame(TEXT, b"whole"))
+    assert await task == ["whole"]
+    assert conn._frames == 0 and not conn._messages
+    fake.peer_close()
+
+
+async def test_async_for_gets_messages_handed_over_and_buffered():
+    from tests.support import BINARY, CLOSE, TEXT, build_frame, close_payload, feed
+
+    conn, proto, fake = await open_client()
+
+    async def collect():
+        return [message async for message in conn]
+
+    task = await park(collect, conn)
+    feed(proto, build_frame(TEXT, b"one"))
+    while conn._waiter is None:
+        await asyncio.sleep(0)
+    feed(proto, build_frame(BINARY, b"two") + build_frame(TEXT, b"three")
+         + build_frame(CLOSE, close_payload(1000, b"")))
+    fake.peer_close()
+    assert await task == ["one", b"two", "three"]

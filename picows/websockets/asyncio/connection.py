@@ -5,12 +5,14 @@ arrive in :meth:`Connection.on_ws_frame`, called by the core for each frame,
 with no Task and no Queue in between.
 
 Receive path: a whole message (the usual case: one frame, ``fin`` set) is
-copied out of the frame (``str`` for TEXT, ``bytes`` for BINARY) and
-appended to a deque. ``recv()`` returns the head of the deque without
-suspending when there is one; otherwise it parks one future, which
-``on_ws_frame`` resolves once, when the next frame arrives. A fragmented
-message is one ``_Fragments`` entry in the deque that grows until its last
-frame (``recv_streaming`` yields the fragments as they come).
+copied out of the frame (``str`` for TEXT, ``bytes`` for BINARY). When a
+``recv()`` waits, ``on_ws_frame`` resolves its one future with the message
+itself (nothing can be buffered before it); otherwise the message is
+appended to a deque, and ``recv()`` returns the head of the deque without
+suspending. A ``recv()`` cancelled after the hand-over puts its message back
+at the head. A fragmented message is one ``_Fragments`` entry in the deque
+that grows until its last frame (``recv_streaming`` yields the fragments as
+they come).
 
 Flow control: ``max_queue`` counts data frames buffered and not yet read.
 Above the high-water mark the transport stops reading
@@ -26,7 +28,6 @@ import collections
 import logging
 import os
 import struct
-import urllib.parse
 import uuid
 from typing import (Any, AsyncIterable, AsyncIterator, Awaitable, Deque, Dict, Iterable,
                     Iterator, List, Mapping, Optional, Tuple, Union, cast)
@@ -36,7 +37,7 @@ from ..exceptions import (ConcurrencyError, ConnectionClosed, ConnectionClosedEr
                           ConnectionClosedOK)
 from ..frames import OK_CLOSE_CODES, Close, CloseCode
 from ..http11 import Request, Response
-from ..protocol import State
+from ..protocol import State, _ProtocolView
 
 __all__ = ["Connection", "Data", "DataLike"]
 
@@ -103,48 +104,6 @@ class _Fragments:
         if decode is None:
             decode = self.text
         return data.decode() if decode else data
-
-
-class _ProtocolView:
-    """What tests and tools read of websockets' ``connection.protocol``."""
-
-    __slots__ = ("_connection",)
-
-    def __init__(self, connection: "Connection") -> None:
-        self._connection = connection
-
-    @property
-    def state(self) -> State:
-        return self._connection.state
-
-    @property
-    def uri(self) -> Any:
-        """Client side: the URI connected to, after redirects, split
-        (``urllib.parse.urlsplit``: ``scheme``, ``hostname``, ``port``,
-        ``path``...); None on the server side."""
-        uri = getattr(self._connection, "_uri", None)
-        return None if uri is None else urllib.parse.urlsplit(uri)
-
-    @property
-    def extensions(self) -> List["PerMessageDeflate"]:
-        """The extensions negotiated: ``[PerMessageDeflate(...)]`` or []."""
-        ws = self._connection._ws
-        if ws is None or ws.extensions is None:
-            return []
-        return [PerMessageDeflate(ws.extensions)]
-
-
-class PerMessageDeflate:
-    """permessage-deflate, as negotiated (run by picows' core)."""
-
-    name = "permessage-deflate"
-
-    def __init__(self, header: str) -> None:
-        self.header = header
-        """The agreed Sec-WebSocket-Extensions value."""
-
-    def __repr__(self) -> str:
-        return f"PerMessageDeflate({self.header!r})"
 
 
 class Connection(WSListener):
@@ -216,11 +175,16 @@ class Connection(WSListener):
         # Bound methods of the per-message path, looked up once.
         self._push = self._messages.append
         self._pop = self._messages.popleft
-        self._create_future = self._loop.create_future
+        # asyncio.Future(loop=...) directly: not the loop's create_future (a
+        # Python method on the default loop), and not Future() without the
+        # loop, which looks the running loop up with a getpid() system call.
+        self._create_future = asyncio.Future
         self._send: Any = None
         self._frames = 0                    # data frames buffered, for max_queue
         self._fragments: Optional[_Fragments] = None
-        self._waiter: Optional[asyncio.Future[None]] = None
+        # The future a waiting recv() parked: on_ws_frame resolves it with a
+        # whole message (handed over, never buffered) or None (look again).
+        self._waiter: Optional[asyncio.Future[Optional[Data]]] = None
         self._reading_paused = False
         # Sending.
         self._write_paused = False
@@ -261,9 +225,21 @@ class Connection(WSListener):
             if frame.fin:
                 # The hot path: a whole message in one frame.
                 if msg_type == 1:
-                    self._push(frame.get_payload_as_utf8_text())
+                    message: Data = frame.get_payload_as_utf8_text()
                 else:
-                    self._push(frame.get_payload_as_bytes())
+                    message = frame.get_payload_as_bytes()
+                waiter = self._waiter
+                if waiter is not None:
+                    # A recv() waits, so nothing is buffered before this
+                    # message (a whole message cannot arrive in the middle of
+                    # a fragmented one): hand it over, no deque round trip.
+                    self._waiter = None
+                    try:
+                        waiter.set_result(message)
+                        return
+                    except asyncio.InvalidStateError:
+                        pass    # that recv() was cancelled: buffer it
+                self._push(message)
             else:
                 fragments = self._fragments = _Fragments(msg_type == 1)
                 fragments.size = frame.payload_size
@@ -294,8 +270,10 @@ class Connection(WSListener):
         waiter = self._waiter
         if waiter is not None:
             self._waiter = None
-            if not waiter.done():
+            try:
                 waiter.set_result(None)
+            except asyncio.InvalidStateError:
+                pass    # cancelled
         self._frames += 1
         if (self._queue_high is not None and self._frames >= self._queue_high
                 and not self._reading_paused and self.state is _OPEN):
@@ -487,11 +465,20 @@ class Connection(WSListener):
                     return fragments.join(decode)
             if self.state is _CLOSED:
                 raise self._close_exc  # type: ignore[misc]
-            waiter = self._waiter = self._create_future()
+            waiter = self._waiter = self._create_future(loop=self._loop)
             try:
-                await waiter
+                message = await waiter
+            except asyncio.CancelledError:
+                self._unget(waiter)
+                raise
             finally:
-                self._waiter = None
+                if self._waiter is waiter:
+                    self._waiter = None
+            if message is not None:
+                # Handed over by on_ws_frame: never buffered.
+                if isinstance(message, str):
+                    return message if decode is not False else message.encode()
+                return message.decode() if decode else message
 
     async def recv_streaming(self, decode: Optional[bool] = None) -> AsyncIterator[Data]:
         """Receive the next message frame by frame, as it arrives.
@@ -536,11 +523,25 @@ class Connection(WSListener):
         self._maybe_resume()
 
     async def _wait_frame(self) -> None:
-        waiter = self._waiter = self._create_future()
+        waiter = self._waiter = self._create_future(loop=self._loop)
         try:
             await waiter
         finally:
-            self._waiter = None
+            if self._waiter is waiter:
+                self._waiter = None
+            # recv_streaming reads from the buffer: a whole message handed
+            # over goes there.
+            self._unget(waiter)
+
+    def _unget(self, waiter: "asyncio.Future[Optional[Data]]") -> None:
+        """Put a message that on_ws_frame handed to `waiter` back at the
+        head of the buffer, for a waiter whose recv() will not return it
+        (cancelled after the hand-over, or recv_streaming's)."""
+        if waiter.done() and not waiter.cancelled():
+            message = waiter.result()
+            if message is not None:
+                self._messages.appendleft(message)
+                self._frames += 1
 
     def _maybe_resume(self) -> None:
         if self._reading_paused and self._frames <= (self._queue_low or 0):
@@ -569,11 +570,17 @@ class Connection(WSListener):
                 return head  # type: ignore[return-value]
             if self.state is _CLOSED:
                 break
-            waiter = self._waiter = self._create_future()
+            waiter = self._waiter = self._create_future(loop=self._loop)
             try:
-                await waiter
+                message = await waiter
+            except asyncio.CancelledError:
+                self._unget(waiter)
+                raise
             finally:
-                self._waiter = None
+                if self._waiter is waiter:
+                    self._waiter = None
+            if message is not None:
+                return message
         try:
             return await self.recv()
         except ConnectionClosedOK:

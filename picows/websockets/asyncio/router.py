@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import http
 import urllib.parse
-from typing import Any, Optional
+from typing import Any, Awaitable, Optional, Union
 
 from ..http11 import Request, Response
 from .server import ServerConnection, serve, unix_serve
@@ -65,10 +65,13 @@ def _routed(url_map: Any, server_name: Optional[str], ssl: Any, create_router: A
                                        "wss" if ssl is not None else "ws")
     user_process_request = kwargs.pop("process_request", None)
 
-    def process_request(connection: ServerConnection, request: Request) -> Optional[Response]:
+    def process_request(connection: ServerConnection, request: Request
+                        ) -> Union[Optional[Response], Awaitable[Optional[Response]]]:
         response = router.route_request(connection, request)
         if response is None and user_process_request is not None:
-            result: Optional[Response] = user_process_request(connection, request)
+            # A coroutine function's awaitable too: serve() awaits it.
+            result: Union[Optional[Response], Awaitable[Optional[Response]]] = \
+                user_process_request(connection, request)
             return result
         return response
 

@@ -36,8 +36,10 @@ USER_AGENT = (f"Python/{sys.version_info[0]}.{sys.version_info[1]} "
               f"picows.websockets/{__version__}")
 
 Handler = Callable[["ServerConnection"], Awaitable[None]]
-ProcessRequest = Callable[["ServerConnection", Request], Optional[Response]]
-ProcessResponse = Callable[["ServerConnection", Request, Response], Optional[Response]]
+ProcessRequest = Callable[["ServerConnection", Request],
+                          Union[Optional[Response], Awaitable[Optional[Response]]]]
+ProcessResponse = Callable[["ServerConnection", Request, Response],
+                           Union[Optional[Response], Awaitable[Optional[Response]]]]
 SelectSubprotocol = Callable[["ServerConnection", Sequence[str]], Optional[str]]
 
 
@@ -208,12 +210,14 @@ class serve(ConnectionOptions):
     :param compression: ``"deflate"`` or None.
     :param process_request: ``(connection, request) -> Response | None``,
         called before the handshake: a response is sent instead of the
-        upgrade (see ``connection.respond``). Synchronous only: see
-        docs/websockets-compat.md.
+        upgrade (see ``connection.respond``). A function or a coroutine
+        function (the upgrade then waits for it, reading paused).
     :param process_response: ``(connection, request, response) -> Response |
-        None``: may change the 101 or replace it.
+        None``: may change the 101 or replace it. A function or a coroutine
+        function.
     :param server_header: the ``Server`` header value; None sends none.
-    :param open_timeout: seconds a client has for its upgrade request.
+    :param open_timeout: seconds a client has for its upgrade request and
+        for async ``process_request`` / ``process_response`` to answer.
     :param ping_interval, ping_timeout, close_timeout, max_size, max_queue,
         write_limit: as for ``connect``.
     :param logger: logger (default ``websockets.server``).
@@ -294,6 +298,11 @@ class serve(ConnectionOptions):
 
     # -- the opening handshake, as websockets decides it ---------------------
 
+    # process_request and process_response may be coroutine functions, as in
+    # websockets: when one returns an awaitable, _upgrade returns a coroutine
+    # that finishes the decision, and the core's listener factory awaits it
+    # with the upgrade paused. Synchronous hooks decide at once (no task).
+
     def _upgrade(self, server: Server, core_request: WSUpgradeRequest) -> Any:
         connection = self.create_connection(server, **self._connection_options())
         headers = core_request.headers
@@ -303,12 +312,33 @@ class serve(ConnectionOptions):
         try:
             response = self._response(connection, request)
         except Exception as exc:
-            self.logger.error("opening handshake failed", exc_info=True)
-            response = connection.respond(
-                http.HTTPStatus.INTERNAL_SERVER_ERROR,
-                "Failed to open a WebSocket connection.\n"
-                "See server log for more information.\n")
-            response._exception = exc
+            response = self._failed(connection, exc)
+        if isinstance(response, Response):
+            return self._decided(connection, response)
+        return self._upgrade_later(server, connection, response)
+
+    async def _upgrade_later(self, server: Server, connection: ServerConnection,
+                             pending: Awaitable[Response]) -> Any:
+        try:
+            response = await pending
+        except Exception as exc:
+            response = self._failed(connection, exc)
+        if response.status_code == 101 and server.close_task is not None:
+            # The server started closing while a hook ran (websockets does the same).
+            response = connection.respond(http.HTTPStatus.SERVICE_UNAVAILABLE,
+                                          "Server is shutting down.\n")
+        return self._decided(connection, response)
+
+    def _failed(self, connection: ServerConnection, exc: Exception) -> Response:
+        self.logger.error("opening handshake failed", exc_info=exc)
+        response = connection.respond(
+            http.HTTPStatus.INTERNAL_SERVER_ERROR,
+            "Failed to open a WebSocket connection.\n"
+            "See server log for more information.\n")
+        response._exception = exc
+        return response
+
+    def _decided(self, connection: ServerConnection, response: Response) -> Any:
         connection.response = response
         if response.status_code == 101:
             subprotocol = response.headers.get("Sec-WebSocket-Protocol")
@@ -318,7 +348,8 @@ class serve(ConnectionOptions):
             connection.state = State.CLOSED
         return _upgrade.to_core_response(response, connection)
 
-    def _response(self, connection: ServerConnection, request: Request) -> Response:
+    def _response(self, connection: ServerConnection,
+                  request: Request) -> Union[Response, Awaitable[Response]]:
         if self.origins is not None:
             origin = request.headers.get("Origin")
             if not _origin_ok(origin, self.origins):
@@ -329,10 +360,22 @@ class serve(ConnectionOptions):
                 return refusal
         response: Optional[Response] = None
         if self.process_request is not None:
-            response = self.process_request(connection, request)
-            _refuse_awaitable(response, "process_request returned an awaitable: "
-                              "picows.websockets runs process_request synchronously, in the "
-                              "core's listener factory (see docs/websockets-compat.md)")
+            result = self.process_request(connection, request)
+            if inspect.isawaitable(result):
+                return self._after_async_request(connection, request, result)
+            response = result
+        return self._after_request(connection, request, response)
+
+    async def _after_async_request(self, connection: ServerConnection, request: Request,
+                                   pending: Awaitable[Optional[Response]]) -> Response:
+        decided = self._after_request(connection, request, await pending)
+        if isinstance(decided, Response):
+            return decided
+        return await decided
+
+    def _after_request(self, connection: ServerConnection, request: Request,
+                       response: Optional[Response]) -> Union[Response, Awaitable[Response]]:
+        """What follows process_request's answer `response`."""
         if response is None and "Sec-WebSocket-Key" not in request.headers:
             # process_request may edit the request; the core validated it before.
             response = connection.respond(
@@ -349,10 +392,18 @@ class serve(ConnectionOptions):
                 return response
             if self.process_response is not None:
                 new = self.process_response(connection, request, response)
-                _refuse_awaitable(new, "process_response returned an awaitable: it must be "
-                                  "synchronous (see docs/websockets-compat.md)")
+                if inspect.isawaitable(new):
+                    return self._after_async_response(response, new)
                 if new is not None:
                     response = new
+        return self._with_server_header(response)
+
+    async def _after_async_response(self, response: Response,
+                                    pending: Awaitable[Optional[Response]]) -> Response:
+        new = await pending
+        return self._with_server_header(response if new is None else new)
+
+    def _with_server_header(self, response: Response) -> Response:
         if self.server_header is not None and "Server" not in response.headers:
             response.headers["Server"] = self.server_header
         return response
@@ -370,9 +421,9 @@ class serve(ConnectionOptions):
                    for p in value.split(",") if p.strip()]
         subprotocol: Optional[str] = None
         if self.select_subprotocol is not None:
+            # Synchronous in websockets too.
             subprotocol = self.select_subprotocol(connection, offered)
-            _refuse_awaitable(subprotocol, "select_subprotocol must be synchronous "
-                              "(see docs/websockets-compat.md)")
+            _refuse_awaitable(subprotocol, "select_subprotocol must be synchronous")
         elif self.subprotocols:
             for candidate in self.subprotocols:
                 if candidate in offered:
@@ -410,12 +461,15 @@ def unix_serve(handler: Handler, path: Optional[str] = None, **kwargs: Any) -> s
 
 def basic_auth(realm: str = "",
                credentials: Union[Tuple[str, str], Iterable[Tuple[str, str]], None] = None,
-               check_credentials: Optional[Callable[[str, str], bool]] = None,
-               ) -> Callable[[ServerConnection, Request], Optional[Response]]:
+               check_credentials: Optional[
+                   Callable[[str, str], Union[bool, Awaitable[bool]]]] = None,
+               ) -> Callable[[ServerConnection, Request],
+                             Union[Optional[Response], Awaitable[Optional[Response]]]]:
     """A ``process_request`` that demands HTTP Basic Auth.
 
     Give either `credentials` (a ``(username, password)`` pair or several)
-    or `check_credentials(username, password) -> bool` (synchronous).
+    or `check_credentials(username, password) -> bool`, a function or a
+    coroutine function.
     Authenticated requests go on with ``connection.username`` set; others
     get 401 with ``WWW-Authenticate``.
     """
@@ -441,9 +495,10 @@ def basic_auth(realm: str = "",
             return hmac.compare_digest(hashlib.sha256(expected.encode()).digest(),
                                        hashlib.sha256(password.encode()).digest())
 
-    check = cast(Callable[[str, str], bool], check_credentials)
+    check = cast(Callable[[str, str], Union[bool, Awaitable[bool]]], check_credentials)
 
-    def process_request(connection: ServerConnection, request: Request) -> Optional[Response]:
+    def process_request(connection: ServerConnection, request: Request
+                        ) -> Union[Optional[Response], Awaitable[Optional[Response]]]:
         header = request.headers.get("Authorization")
         if header is None:
             return _unauthorized(connection, realm, "Missing credentials\n")
@@ -459,15 +514,23 @@ def basic_auth(realm: str = "",
             return _unauthorized(connection, realm, "Unsupported credentials\n")
         result = check(username, password)
         if inspect.isawaitable(result):
-            if inspect.iscoroutine(result):
-                result.close()
-            raise TypeError("check_credentials must be synchronous in picows.websockets")
-        if not result:
-            return _unauthorized(connection, realm, "Invalid credentials\n")
-        connection.username = username
-        return None
+            return _checked_later(connection, realm, username, result)
+        return _checked(connection, realm, username, result)
 
     return process_request
+
+
+def _checked(connection: ServerConnection, realm: str, username: str,
+             valid: object) -> Optional[Response]:
+    if not valid:
+        return _unauthorized(connection, realm, "Invalid credentials\n")
+    connection.username = username
+    return None
+
+
+async def _checked_later(connection: ServerConnection, realm: str, username: str,
+                         pending: Awaitable[bool]) -> Optional[Response]:
+    return _checked(connection, realm, username, await pending)
 
 
 def _unauthorized(connection: ServerConnection, realm: str, text: str) -> Response:
