@@ -87,6 +87,41 @@ async def test_compression_negotiated(ends):
             assert "Sec-WebSocket-Extensions" not in ws.response.headers
 
 
+async def test_compression_agreement_is_websockets(ends):
+    """compression="deflate" agrees on what websockets agrees on with
+    itself: the server asks for 12-bit windows both ways."""
+    async with ends.serve(echo) as server:
+        async with ends.connect(ends.uri_of(server)) as ws:
+            agreed = sorted(p.strip() for p in
+                            ws.response.headers["Sec-WebSocket-Extensions"].split(";"))
+            assert agreed == ["client_max_window_bits=12", "permessage-deflate",
+                              "server_max_window_bits=12"]
+            for n in (10, 5000, 100000):
+                await ws.send("q" * n)
+                assert await wait_for(ws.recv()) == "q" * n
+
+
+async def test_compression_settings_object():
+    """picows only: compression= takes a WSCompression, on both ends."""
+    from picows import WSCompression
+    settings = WSCompression(server_no_context_takeover=True, level=6)
+    async with our_server.serve(echo, "127.0.0.1", 0, compression=settings) as server:
+        port = server.sockets[0].getsockname()[1]
+        async with their_client.connect(f"ws://127.0.0.1:{port}/") as ws:
+            assert "server_no_context_takeover" in ws.response.headers[
+                "Sec-WebSocket-Extensions"]
+            await ws.send("q" * 3000)
+            assert await wait_for(ws.recv()) == "q" * 3000
+        async with our_client.connect(f"ws://127.0.0.1:{port}/", compression=WSCompression(
+                client_no_context_takeover=True)) as ws:
+            assert "client_no_context_takeover" in ws.request.headers[
+                "Sec-WebSocket-Extensions"]
+            await ws.send("q" * 3000)
+            assert await wait_for(ws.recv()) == "q" * 3000
+    with pytest.raises(ValueError, match="unsupported compression"):
+        our_client.connect("ws://127.0.0.1:1/", compression="zstd")
+
+
 async def test_fragmented_send_and_recv_streaming(ends):
     async def handler(ws):
         await ws.send(["frag", "ment", "ed"])

@@ -4,9 +4,32 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
+from ...compression import WSCompression
 from .connection import LoggerLike
 
-__all__ = ["ConnectionOptions", "MaxSize", "WriteLimit", "checked_subprotocols"]
+__all__ = ["ConnectionOptions", "MaxSize", "WriteLimit", "checked_subprotocols",
+           "client_compression", "server_compression"]
+
+# compression="deflate" means websockets' own defaults (chosen there to bound
+# memory): memLevel 5 on both sides; the server asks for 12-bit windows both
+# ways. The level is picows' (1, see docs/compression.md).
+CLIENT_DEFLATE = WSCompression(mem_level=5)
+SERVER_DEFLATE = WSCompression(mem_level=5, server_max_window_bits=12,
+                               client_max_window_bits=12)
+
+
+def client_compression(compression: Union[str, WSCompression, None]) -> Any:
+    """The core's enable_compression for ``connect(compression=...)``."""
+    if isinstance(compression, WSCompression):
+        return compression
+    return CLIENT_DEFLATE if compression == "deflate" else False
+
+
+def server_compression(compression: Union[str, WSCompression, None]) -> Any:
+    """The core's enable_compression for ``serve(compression=...)``."""
+    if isinstance(compression, WSCompression):
+        return compression
+    return SERVER_DEFLATE if compression == "deflate" else False
 
 #: ``max_size`` / ``max_queue``: a limit, None for none, or ``(high, low)``.
 MaxSize = Union[int, None, Tuple[Optional[int], Optional[int]]]
@@ -14,11 +37,12 @@ MaxSize = Union[int, None, Tuple[Optional[int], Optional[int]]]
 WriteLimit = Union[int, Tuple[int, Optional[int]]]
 
 
-def checked_subprotocols(compression: Optional[str], extensions: Optional[Sequence[Any]],
+def checked_subprotocols(compression: Union[str, WSCompression, None],
+                         extensions: Optional[Sequence[Any]],
                          subprotocols: Optional[Sequence[str]]) -> Optional[List[str]]:
     """Refuse what picows.websockets does not negotiate; return the
     subprotocols as a list (None for none)."""
-    if compression not in ("deflate", None):
+    if compression not in ("deflate", None) and not isinstance(compression, WSCompression):
         raise ValueError(f"unsupported compression: {compression}")
     if extensions:
         raise NotImplementedError("picows.websockets supports permessage-deflate "

@@ -14,6 +14,7 @@ from typing import (Any, AsyncIterator, Callable, Generator, List, Literal, Opti
                     Sequence, Tuple, Type, Union)
 
 from ... import __version__
+from ...compression import WSCompression
 from ...api import ws_connect
 from ...types import (WSError, WSHandshakeError, WSInvalidHeaderError, WSInvalidUpgradeError,
                       WSInvalidURL, WSProxyError)
@@ -22,7 +23,8 @@ from ..exceptions import (InvalidHandshake, InvalidHeader, InvalidMessage, Inval
                           InvalidProxyStatus, InvalidStatus, InvalidUpgrade, InvalidURI,
                           NegotiationError, ProxyError, SecurityError)
 from ..http11 import Request, Response
-from ._options import ConnectionOptions, MaxSize, WriteLimit, checked_subprotocols
+from ._options import (ConnectionOptions, MaxSize, WriteLimit, checked_subprotocols,
+                       client_compression)
 from .connection import Connection, LoggerLike, _LONG_TIMEOUT, parse_max_size
 
 __all__ = ["connect", "unix_connect", "ClientConnection", "process_exception"]
@@ -36,6 +38,13 @@ BACKOFF_INITIAL_DELAY = float(os.environ.get("WEBSOCKETS_BACKOFF_INITIAL_DELAY",
 BACKOFF_MIN_DELAY = float(os.environ.get("WEBSOCKETS_BACKOFF_MIN_DELAY", "3.1"))
 BACKOFF_MAX_DELAY = float(os.environ.get("WEBSOCKETS_BACKOFF_MAX_DELAY", "90.0"))
 BACKOFF_FACTOR = float(os.environ.get("WEBSOCKETS_BACKOFF_FACTOR", "1.618"))
+
+
+# The spelling of the header names the core adds to the request.
+_CANONICAL = {"sec-websocket-key": "Sec-WebSocket-Key",
+              "sec-websocket-version": "Sec-WebSocket-Version",
+              "sec-websocket-extensions": "Sec-WebSocket-Extensions",
+              "sec-websocket-protocol": "Sec-WebSocket-Protocol"}
 
 
 class ClientConnection(Connection):
@@ -123,8 +132,9 @@ class connect(ConnectionOptions):
         ``Authorization: Basic``.
     :param origin: the ``Origin`` header to send.
     :param subprotocols: subprotocols to offer, by preference.
-    :param compression: ``"deflate"`` (permessage-deflate, by picows' core)
-        or None.
+    :param compression: ``"deflate"`` (permessage-deflate, by picows' core,
+        with websockets' default settings: memLevel 5), None, or (picows
+        only) a :class:`picows.WSCompression`.
     :param additional_headers: more headers for the upgrade request.
     :param user_agent_header: the ``User-Agent`` value; None sends none.
     :param proxy: a proxy URI (``http://``, ``https://``, ``socks5h://``...),
@@ -149,7 +159,7 @@ class connect(ConnectionOptions):
                  origin: Optional[str] = None,
                  extensions: Optional[Sequence[Any]] = None,
                  subprotocols: Optional[Sequence[str]] = None,
-                 compression: Optional[str] = "deflate",
+                 compression: Union[str, WSCompression, None] = "deflate",
                  additional_headers: Optional[HeadersLike] = None,
                  user_agent_header: Optional[str] = USER_AGENT,
                  proxy: Union[str, Literal[True], None] = True,
@@ -357,7 +367,7 @@ class connect(ConnectionOptions):
                 max_frame_size=frame_limit,
                 close_timeout=self.close_timeout or _LONG_TIMEOUT,
                 extra_headers=headers,
-                enable_compression=self.compression == "deflate",
+                enable_compression=client_compression(self.compression),
                 # Redirects are followed here, as websockets does (process_redirect).
                 max_redirects=0,
                 proxy=True if proxy is True else proxy,
@@ -392,6 +402,11 @@ class connect(ConnectionOptions):
         request_headers["Host"] = parts.netloc
         for name, value in headers:
             request_headers[name] = value
+        if transport.request is not None:
+            # What the core added (key, version, extensions...), as sent.
+            for name, value in transport.request.headers.items():
+                if name not in request_headers:
+                    request_headers[_CANONICAL.get(name, name.title())] = value
         connection.request = Request(parts.path + (f"?{parts.query}" if parts.query else "")
                                      or "/", request_headers)
         if core_response is not None:

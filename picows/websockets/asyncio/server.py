@@ -17,6 +17,7 @@ from typing import (Any, Awaitable, Callable, Dict, Generator, Iterable, Optiona
                     Sequence, Set, Tuple, Type, Union, cast)
 
 from ... import __version__
+from ...compression import WSCompression
 from ...api import ws_create_server
 from ...handshake import accept_key
 from ...types import WSUpgradeRequest
@@ -26,7 +27,8 @@ from ..frames import CloseCode
 from ..http11 import Request, Response
 from ..protocol import State
 from . import _upgrade
-from ._options import ConnectionOptions, MaxSize, WriteLimit, checked_subprotocols
+from ._options import (ConnectionOptions, MaxSize, WriteLimit, checked_subprotocols,
+                       server_compression)
 from .broadcast import broadcast
 from .connection import Connection, LoggerLike, _LONG_TIMEOUT, parse_max_size
 
@@ -207,7 +209,9 @@ class serve(ConnectionOptions):
     :param subprotocols: the subprotocols the server supports, by preference.
     :param select_subprotocol: ``(connection, client_subprotocols) -> str |
         None`` instead of the default choice.
-    :param compression: ``"deflate"`` or None.
+    :param compression: ``"deflate"`` (websockets' default settings:
+        12-bit windows both ways, memLevel 5), None, or (picows only) a
+        :class:`picows.WSCompression`.
     :param process_request: ``(connection, request) -> Response | None``,
         called before the handshake: a response is sent instead of the
         upgrade (see ``connection.respond``). A function or a coroutine
@@ -232,7 +236,7 @@ class serve(ConnectionOptions):
                  extensions: Optional[Sequence[Any]] = None,
                  subprotocols: Optional[Sequence[str]] = None,
                  select_subprotocol: Optional[SelectSubprotocol] = None,
-                 compression: Optional[str] = "deflate",
+                 compression: Union[str, WSCompression, None] = "deflate",
                  process_request: Optional[ProcessRequest] = None,
                  process_response: Optional[ProcessResponse] = None,
                  server_header: Optional[str] = USER_AGENT,
@@ -291,7 +295,7 @@ class serve(ConnectionOptions):
             websocket_handshake_timeout=self.open_timeout,
             max_frame_size=frame_limit,
             close_timeout=self.close_timeout or _LONG_TIMEOUT,
-            enable_compression=self.compression == "deflate",
+            enable_compression=server_compression(self.compression),
             **kwargs)
         server.wrap(asyncio_server)
         return server
