@@ -1,10 +1,12 @@
 """What the multi-process benchmarks (fanout.py, handshakes.py) share: the
-event loop by name, CPU pinning, and reading a child's announcements."""
+event loop by name, CPU pinning, starting a child, and reading its
+announcements."""
 from __future__ import annotations
 
 import asyncio
 import os
 import subprocess
+import sys
 
 
 def loop_run(loop_name: str, coro) -> object:
@@ -29,3 +31,12 @@ def expect(proc: subprocess.Popen, prefix: str) -> str:
             raise RuntimeError(f"child exited before {prefix!r}")
         if line.startswith(prefix):
             return line[len(prefix):].strip()
+
+
+def spawn(script: str, role: str, lib: str, args: list[str], *, pin_cpu: bool) -> subprocess.Popen:
+    """Run `script` again as a child in `role` for `lib` with `args`; it
+    talks in lines on stdin and stdout."""
+    cmd = [sys.executable, os.path.abspath(script), "--role", role, "--lib", lib, *args]
+    if pin_cpu:
+        cmd.append("--pin")
+    return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)

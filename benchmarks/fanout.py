@@ -39,7 +39,7 @@ import subprocess
 import sys
 import time
 
-from _procs import expect, loop_run, pin
+from _procs import expect, loop_run, pin, spawn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
@@ -269,14 +269,10 @@ async def client_main(args) -> None:
 
 
 def _child(role: str, lib: str, args, port: int = 0) -> subprocess.Popen:
-    cmd = [sys.executable, os.path.abspath(__file__), "--role", role, "--lib", lib,
-           "--clients", str(args.clients), "--messages", str(args.messages),
-           "--size", str(args.size), "--loop", args.loop, "--port", str(port)]
-    if args.pin:
-        cmd.append("--pin")
-    if args.compress:
-        cmd.append("--compress")
-    return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return spawn(__file__, role, lib, [
+        "--clients", str(args.clients), "--messages", str(args.messages),
+        "--size", str(args.size), "--loop", args.loop, "--port", str(port),
+        *(["--compress"] if args.compress else [])], pin_cpu=args.pin)
 
 
 def measure(lib: str, args) -> dict:

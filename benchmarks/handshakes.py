@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 
-from _procs import expect, loop_run, pin
+from _procs import expect, loop_run, pin, spawn
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(HERE)
@@ -132,14 +132,10 @@ async def client_main(args) -> None:
 
 
 def _child(role: str, lib: str, args, port: int = 0) -> subprocess.Popen:
-    cmd = [sys.executable, os.path.abspath(__file__), "--role", role, "--lib", lib,
-           "--loop", args.loop, "--port", str(port), "--seconds", str(args.seconds),
-           "--warmup", str(args.warmup)]
-    if args.pin:
-        cmd.append("--pin")
-    if args.certdir:
-        cmd += ["--certdir", args.certdir]
-    return subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return spawn(__file__, role, lib, [
+        "--loop", args.loop, "--port", str(port), "--seconds", str(args.seconds),
+        "--warmup", str(args.warmup), *(["--certdir", args.certdir] if args.certdir else [])],
+        pin_cpu=args.pin)
 
 
 def measure(lib: str, args) -> float:
