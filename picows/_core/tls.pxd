@@ -19,11 +19,17 @@ cdef class _TLSLayer:
     cdef object _ssl_read
     cdef object _ssl_write
     cdef object _ssl_pending
-    # The OpenSSL objects under ssl_object and the BIOs once the handshake
-    # is done (see _attach_openssl), else NULL: the ssl module's methods.
+    # The SSL* under ssl_object once the handshake is done, our BIOs that
+    # replaced its memory BIOs (includes/tlsbio.h; one reference each is
+    # ours) and their picows_tlsbio states (see _attach_openssl); else NULL:
+    # the ssl module's methods.
     cdef void* _ssl
     cdef void* _rbio
     cdef void* _wbio
+    cdef void* _in
+    cdef void* _out
+    # get_buffer put this many unread bytes of _in in front of the read.
+    cdef Py_ssize_t _lead
     cdef bint _read_full
     cdef _ReadBufferView _cview
     cdef _ReadBufferView _pview

@@ -6,7 +6,7 @@
 # and goes through its own transport's write path. picows does TLS itself
 # instead: _TLSLayer is the BufferedProtocol of the TCP transport and drives
 # an ssl.SSLObject over two MemoryBIOs. Ciphertext is read into a scratch
-# buffer and fed to the incoming BIO; plaintext is read by OpenSSL straight
+# buffer and decrypted from there; plaintext is read by OpenSSL straight
 # into the websocket protocol's read buffer; frames are encrypted from the
 # sender's buffer and the ciphertext goes to the socket at once when the
 # transport has nothing queued. The websocket protocol sees a _TLSTransport,
@@ -15,16 +15,19 @@
 #
 # The record path. The handshake, certificate checks, close_notify and every
 # extra-info answer go through the ssl module. Once the handshake is done,
-# records are read and written by calling OpenSSL's SSL_read / SSL_write /
-# BIO_read / BIO_write directly on the SSL* and BIO* that the ssl module's
-# objects hold (_attach_openssl), resolved at import from the libssl that
-# the _ssl module itself links (includes/openssl.h): no Python call, no
-# argument parsing, no GIL release and no bytes object per record. The
-# pointers are read out of CPython's private structs, so this is done only
-# on the CPython versions whose layout is known (3.8-3.13) and checked on
-# every connection (the SSL's BIOs must be the MemoryBIOs' BIOs); otherwise,
-# or with PICOWS_TLS_SSL_MODULE=1, the layer calls the ssl module's C
-# methods (SSLObject.read/write, MemoryBIO.read/write) as before.
+# records are read and written by calling OpenSSL's SSL_read / SSL_write
+# directly on the SSL* that the ssl module's object holds (_attach_openssl),
+# resolved at import from the libssl that the _ssl module itself links
+# (includes/openssl.h): no Python call, no argument parsing, no GIL release
+# and no bytes object per record. The SSL's memory BIOs are replaced by two
+# of ours (includes/tlsbio.h), which decrypt from the socket's read buffer
+# and send from the one buffer SSL_write's records go into: no copy of the
+# ciphertext in and out of a memory BIO. The pointers are read out of
+# CPython's private structs, so this is done only on the CPython versions
+# whose layout is known (3.8-3.13) and checked on every connection (the
+# SSL's BIOs must be the MemoryBIOs' BIOs); otherwise, or with
+# PICOWS_TLS_SSL_MODULE=1, the layer calls the ssl module's C methods
+# (SSLObject.read/write, MemoryBIO.read/write) as before.
 #
 # States (_TLSState, self._state):
 #
@@ -42,9 +45,6 @@
 # asyncio's default for ssl_handshake_timeout.
 cdef double _TLS_HANDSHAKE_TIMEOUT = 60.0
 
-cdef enum:
-    # Ciphertext up to this size leaves the outgoing BIO through a stack buffer.
-    _TLS_STACK_OUT = 4096
 # Plaintext encrypted per SSL_write before the ciphertext is sent: bounds
 # the outgoing BIO and the scratch buffer of a large frame.
 cdef int _TLS_WRITE_CHUNK = 256 * 1024
@@ -87,6 +87,15 @@ cdef class _TLSLayer:
         self._ssl = NULL
         self._rbio = NULL
         self._wbio = NULL
+        self._in = NULL
+        self._out = NULL
+
+    def __dealloc__(self):
+        # Our references; the SSL keeps its own as long as it lives.
+        if self._rbio != NULL:
+            picows_ossl.BIO_free(self._rbio)
+        if self._wbio != NULL:
+            picows_ossl.BIO_free(self._wbio)
 
     def __init__(self, ssl_context, bint server_side, server_hostname,
                  WSProtocolCore app, handshake_timeout=None):
@@ -152,12 +161,19 @@ cdef class _TLSLayer:
     @cython.always_allow_keywords(False)
     def get_buffer(self, Py_ssize_t sizehint):
         cdef Py_ssize_t size = _TLS_READ_BUFFER_LARGE if self._read_full else _TLS_READ_BUFFER
+        cdef picows_tlsbio* st = <picows_tlsbio*>self._in
+        cdef Py_ssize_t lead = <Py_ssize_t>st.len if st != NULL else 0
         # The thread's read buffer (includes/scratch.h): buffer_updated
-        # copies it into the BIO before anything else can use it.
-        cdef char* buf = picows_scratch(size)
+        # decrypts from it (or copies it into the BIO) before anything else
+        # can use it. A partial record left over goes in front, so records
+        # stay contiguous (includes/tlsbio.h).
+        cdef char* buf = picows_scratch(size + lead)
         if buf == NULL:
             raise MemoryError()
-        self._cview.ptr = buf
+        if lead:
+            memcpy(buf, st.data, lead)
+        self._lead = lead
+        self._cview.ptr = buf + lead
         self._cview.size = size
         return self._cview
 
@@ -166,16 +182,21 @@ cdef class _TLSLayer:
     def buffer_updated(self, Py_ssize_t nbytes):
         if nbytes <= 0 or self._state == TLS_CLOSED:
             return
+        cdef picows_tlsbio* st = <picows_tlsbio*>self._in
         self._read_full = nbytes == self._cview.size
         self._cview.size = nbytes
-        if self._ssl != NULL:
-            # A memory BIO takes it all (or fails to allocate).
-            if picows_ossl.BIO_write(self._rbio, self._cview.ptr, <int>nbytes) != nbytes:
-                picows_ossl.ERR_clear_error()
-                self._fatal(MemoryError())
-                return
-        else:
-            self._incoming_write(self._cview)
+        if st != NULL:
+            # Our BIO reads the thread's buffer for the length of this call.
+            st.data = self._cview.ptr - self._lead
+            st.len = <size_t>(self._lead + nbytes)
+            try:
+                self._feed_app()
+            finally:
+                if picows_tlsbio_keep(st) < 0:
+                    st.len = 0
+                    self._fatal(MemoryError())
+            return
+        self._incoming_write(self._cview)
         if self._state == TLS_HANDSHAKE:
             self._do_handshake()
         else:
@@ -244,6 +265,8 @@ cdef class _TLSLayer:
         cdef void* s
         cdef void* rbio
         cdef void* wbio
+        cdef void* bio_in
+        cdef void* bio_out
         if not _OPENSSL or os.environ.get("PICOWS_TLS_SSL_MODULE"):
             return
         sslobj = getattr(self.ssl_object, "_sslobj", None)
@@ -262,9 +285,20 @@ cdef class _TLSLayer:
             return
         if picows_ossl.SSL_get_rbio(s) != rbio or picows_ossl.SSL_get_wbio(s) != wbio:
             return
+        bio_in = picows_tlsbio_new(0)
+        bio_out = picows_tlsbio_new(1)
+        if bio_in == NULL or bio_out == NULL or picows_tlsbio_adopt(s, bio_in, bio_out) < 0:
+            if bio_in != NULL:
+                picows_ossl.BIO_free(bio_in)
+            if bio_out != NULL:
+                picows_ossl.BIO_free(bio_out)
+            picows_ossl.ERR_clear_error()
+            return
         self._ssl = s
-        self._rbio = rbio
-        self._wbio = wbio
+        self._rbio = bio_in
+        self._wbio = bio_out
+        self._in = picows_tlsbio_state(bio_in)
+        self._out = picows_tlsbio_state(bio_out)
 
     cdef object _openssl_error(self, int err, unsigned long code):
         """The ssl.SSLError of a failed SSL_read / SSL_write."""
@@ -337,7 +371,8 @@ cdef class _TLSLayer:
                 return 0
             app._data_in(n)
             if self._ssl != NULL:
-                if picows_bio_pending(self._rbio) == 0 and picows_ossl.SSL_pending(self._ssl) == 0:
+                if ((<picows_tlsbio*>self._in).len == 0
+                        and picows_ossl.SSL_pending(self._ssl) == 0):
                     break
             elif self._incoming.pending == 0 and self._ssl_pending() == 0:
                 break
@@ -410,43 +445,30 @@ cdef class _TLSLayer:
 
     cdef int _flush(self) except -1:
         """Send the ciphertext the outgoing BIO holds."""
-        cdef char stack_buf[_TLS_STACK_OUT]
-        cdef char* buf
-        cdef int64_t pending
-        cdef int n
+        cdef picows_tlsbio* st = <picows_tlsbio*>self._out
+        cdef const char* buf
+        cdef size_t size
         if self._state == TLS_CLOSED:
             return 0
-        if self._wbio == NULL:
+        if st == NULL:
             self._writer.write_bytes(self._outgoing_read())
             return 0
-        while True:
-            pending = <int64_t>picows_bio_pending(self._wbio)
-            if pending <= 0:
-                return 0
-            if pending > _TLS_MAX_CALL:
-                pending = _TLS_MAX_CALL
-            if pending <= _TLS_STACK_OUT:
-                buf = stack_buf
-            else:
-                buf = <char*>PyMem_Malloc(pending)
-                if buf == NULL:
-                    raise MemoryError()
-            try:
-                n = picows_ossl.BIO_read(self._wbio, buf, <int>pending)
-                if n > 0:
-                    self._writer.write(<uint8_t*>buf, n)
-            finally:
-                if buf != stack_buf:
-                    PyMem_Free(buf)
-            if n < _TLS_MAX_CALL:
-                # All of it (a memory BIO gives all it holds), or an error.
-                return 0
+        if st.len:
+            # Valid until the next write into one of our BIOs: the writer
+            # copies what the socket does not take before anything else runs.
+            buf = picows_tlsbio_take(st, &size)
+            self._writer.write(<const uint8_t*>buf, size)
+        return 0
 
     cdef _shut(self):
         """TLS_CLOSED: nothing more is read, written or queued."""
+        cdef size_t size
         self._state = TLS_CLOSED
         if self._writer is not None:
             self._writer.close()
+        if self._out != NULL:
+            # Nothing more is sent: let the thread's send buffer go.
+            picows_tlsbio_take(<picows_tlsbio*>self._out, &size)
 
     cdef _fatal(self, exc):
         if self._app is not None:

@@ -5,11 +5,11 @@ websocket protocol on top is a real WSProtocol, so what crosses the layer is
 the upgrade and frames.
 
 Covered: the handshake in both roles, data both ways (across TLS record and
-read-window sizes), close_notify sent on close and received (an EOF for the
-websocket protocol), the handshake timeout, corrupt records during and after
-the handshake, wrap_bio refusing a server_hostname, a certificate for another
-name, writes queued before the handshake finishes, application data arriving
-with the end of the handshake.
+read-window sizes; records cut anywhere by the reads), close_notify sent on
+close and received (an EOF for the websocket protocol), the handshake
+timeout, corrupt records during and after the handshake, wrap_bio refusing a
+server_hostname, a certificate for another name, writes queued before the
+handshake finishes, application data arriving with the end of the handshake.
 """
 from __future__ import annotations
 
@@ -209,6 +209,38 @@ async def test_data_from_the_app(link, size):
     link.pump()
     assert [(f.opcode, f.payload) for f in link.received_frames()] == [
         (BINARY, payload), (TEXT, b"after")]
+
+
+def feed_in_pieces(layer, data: bytes, piece: int, *, retries: int = 0) -> None:
+    """Like ``feed``, `piece` bytes per read; before each read, `retries`
+    windows asked for and not used (a read that met EAGAIN)."""
+    view = memoryview(data)
+    while view:
+        for _ in range(retries):
+            layer.get_buffer(-1)
+        buf = memoryview(layer.get_buffer(-1))
+        n = min(piece, len(buf), len(view))
+        buf[:n] = view[:n]
+        layer.buffer_updated(n)
+        view = view[n:]
+
+
+@pytest.mark.parametrize("piece, retries", [(1, 0), (7, 1), (4099, 0), (16 * 1024 + 13, 2)])
+async def test_records_split_across_reads(link, piece, retries):
+    """A record cut anywhere by the socket waits, whole, for its end: the
+    part that came first is kept across reads, also across windows asked
+    for and not used."""
+    sizes = [1, 300, 20 * 1024, 70 * 1024 + 5]
+    payloads = [bytes([i]) * n for i, n in enumerate(sizes)]
+    link.peer.write(b"".join(link.peer_frame(BINARY, p) for p in payloads))
+    from picows.picows import _tls_uses_openssl
+    assert link.layer.record_path == ("openssl" if _tls_uses_openssl() else "ssl-module")
+    feed_in_pieces(link.layer, link.peer_out.read(), piece, retries=retries)
+    assert [f.payload for f in link.listener.frames] == payloads
+    # Records still flow both ways afterwards.
+    link.listener.transport.send(WSMsgType.TEXT, b"reply")
+    link.pump()
+    assert [f.payload for f in link.received_frames()] == [b"reply"]
 
 
 async def test_echo_both_ways_in_turn(link):
