@@ -46,6 +46,9 @@ cdef class _TLSLayer:
     cdef _cancel_handshake_timer(self)
     cdef int _feed_app(self) except -1
     cdef int _encrypt(self, const uint8_t* data, size_t size) except -1
+    cdef int _encrypt_ex(self, const uint8_t* data, size_t size, bint flush) except -1
+    cdef int _encrypt2(self, const uint8_t* header, size_t hlen,
+                       const uint8_t* payload, size_t size) except -1
     cdef _queue(self, bytes data)
     cdef int _flush(self) except -1
     cdef _fatal(self, exc)

@@ -45,6 +45,9 @@
 # asyncio's default for ssl_handshake_timeout.
 cdef double _TLS_HANDSHAKE_TIMEOUT = 60.0
 
+# The most plaintext one TLS record carries (RFC 8446 5.1).
+cdef enum:
+    _TLS_RECORD = 16 * 1024
 # Plaintext encrypted per SSL_write before the ciphertext is sent: bounds
 # the outgoing BIO and the scratch buffer of a large frame.
 cdef int _TLS_WRITE_CHUNK = 256 * 1024
@@ -384,8 +387,30 @@ cdef class _TLSLayer:
                 self.write(data)
         return 0
 
+    cdef int _encrypt2(self, const uint8_t* header, size_t hlen,
+                       const uint8_t* payload, size_t size) except -1:
+        """Like _encrypt, for a frame's header and payload in two places
+        (only on OpenSSL's path): the header and the payload's first bytes
+        go out in one full record, the rest straight from the payload, so
+        that at most one record's worth is copied, and one send() carries it
+        all."""
+        cdef uint8_t first[_TLS_RECORD]
+        cdef size_t n = min(size, <size_t>_TLS_RECORD - hlen)
+        memcpy(first, header, hlen)
+        memcpy(first + hlen, payload, n)
+        self._encrypt_ex(first, hlen + n, size == n)
+        if size > n:
+            # Queued behind the first part if that had to wait.
+            self._encrypt_ex(payload + n, size - n, True)
+        return 0
+
     cdef int _encrypt(self, const uint8_t* data, size_t size) except -1:
         """Encrypt and send `size` bytes at `data` (the sender's buffer)."""
+        return self._encrypt_ex(data, size, True)
+
+    cdef int _encrypt_ex(self, const uint8_t* data, size_t size, bint flush) except -1:
+        """_encrypt; the records stay in the outgoing BIO unless `flush`
+        (more follow at once)."""
         cdef _ReadBufferView view = self._wview
         cdef size_t done = 0, chunk
         cdef int n, err
@@ -416,7 +441,8 @@ cdef class _TLSLayer:
                 if done < size:
                     # Bounded BIO: send each chunk's records as they come.
                     self._flush()
-            self._flush()
+            if flush or self._pending is not None:
+                self._flush()
             return 0
         while done < size:
             # The ssl module takes at most INT_MAX bytes per call.
