@@ -195,6 +195,8 @@ cdef class _TLSLayer:
             try:
                 self._feed_app()
             finally:
+                if self._state == TLS_CLOSED:
+                    st.len = 0  # never decrypted now
                 if picows_tlsbio_keep(st) < 0:
                     st.len = 0
                     self._fatal(MemoryError())
@@ -422,7 +424,10 @@ cdef class _TLSLayer:
             return 0
         if self._ssl != NULL:
             while done < size:
-                chunk = min(size - done, <size_t>_TLS_WRITE_CHUNK)
+                chunk = size - done
+                if chunk > <size_t>_TLS_WRITE_CHUNK + _TLS_WRITE_CHUNK // 4:
+                    # (A small tail goes with the last chunk: no send of its own.)
+                    chunk = _TLS_WRITE_CHUNK
                 n = picows_ssl_io(1, self._ssl, data + done, <int>chunk, &err, &code)
                 if n <= 0:
                     if (err == PICOWS_SSL_ERROR_WANT_READ
