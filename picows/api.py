@@ -374,6 +374,11 @@ async def _connect_once(options: _ConnectionOptions, t: _Target,
         elif ssl_context is False:
             raise ValueError("ssl_context=False with a wss:// URL")
         kwargs.setdefault("server_hostname", host)
+        if (isinstance(ssl_context, ssl.SSLContext) and ssl_context.check_hostname
+                and not kwargs["server_hostname"]):
+            # As the ssl module refuses it for sockets; the loops' TLS
+            # (over an SSLObject) would skip the host name check instead.
+            raise ValueError("check_hostname requires server_hostname")
         kwargs["ssl"] = ssl_context
     else:
         # The context serves wss:// only (so one can be given for every URL).

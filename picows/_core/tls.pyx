@@ -137,6 +137,11 @@ cdef class _TLSLayer:
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         try:
+            if (not self._server_side and self._context.check_hostname
+                    and not self._server_hostname):
+                # What SSLSocket (the loop's TLS) refuses; SSLObject does not,
+                # and would skip the host name check.
+                raise ValueError("check_hostname requires server_hostname")
             self.ssl_object = self._context.wrap_bio(
                 self._incoming, self._outgoing, server_side=self._server_side,
                 server_hostname=self._server_hostname)

@@ -27,7 +27,8 @@ from picows import WSCloseCode, WSMsgType, ws_connect, ws_create_server
 from .test_interop_websockets import websockets_client, websockets_server
 
 from tests.support import (EchoListener, Net, RecordingListener, client_upgrade, close_writer,
-    connect, expected_accept, pattern, raw_handshake, raw_server, serve, server_frame, wait_for)
+    connect, expected_accept, pattern, raw_handshake, raw_server, serve, server_frame, tls_contexts,
+    wait_for)
 
 
 KIB = 1024
@@ -584,6 +585,24 @@ async def test_invalid_server_hostname_raises_at_once(tls):
         async with connect(tls, server.url()) as (transport, client):
             transport.send(WSMsgType.TEXT, b"still")
             assert (await client.next_frame()).payload == b"still"
+
+
+async def test_empty_server_hostname_needs_check_hostname_off(tls):
+    """server_hostname="" with a context that checks host names is refused,
+    as the ssl module refuses it for sockets (an SSLObject would quietly skip
+    the check); with check_hostname off it connects (the chain is still
+    verified)."""
+    async with serve(tls) as server:
+        with pytest.raises(ValueError, match="check_hostname requires server_hostname"):
+            await wait_for(ws_connect(RecordingListener, server.url(),
+                                      ssl_context=tls.client_ssl, server_hostname=""))
+        context = ssl.create_default_context()
+        tls_contexts().ca.configure_trust(context)
+        context.check_hostname = False
+        async with connect(Net("tls", None, context), server.url(),
+                           server_hostname="") as (transport, client):
+            transport.send(WSMsgType.TEXT, b"unchecked name")
+            assert (await client.next_frame()).payload == b"unchecked name"
 
 
 # --------------------------------------------------------------------------

@@ -363,18 +363,20 @@ async def test_wrap_bio_error_fails_the_handshake(hostname, error):
     assert link.listener.connected_calls == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "SSLObject (unlike SSLSocket) does not refuse check_hostname without a "
-    "server_hostname, and TLSLayer does not check it either: the handshake "
-    "completes without any host name check. Needs a fix in picows/_core tls."))
 async def test_check_hostname_without_server_hostname_fails():
+    """SSLObject (unlike SSLSocket) takes check_hostname without a
+    server_hostname and then skips the host name check: the layer refuses it
+    as the ssl module does for sockets, before any byte is sent."""
     link = Link("client", server_hostname=None).start()
+    assert link.tcp.aborted
+    assert link.tcp.data() == b""
     link.pump()
     try:
-        with pytest.raises(ValueError, match="server_hostname"):
+        with pytest.raises(ValueError, match="check_hostname requires server_hostname"):
             await link.layer.handshake_waiter
     finally:
         await link.finish()
+    assert link.listener.connected_calls == 0
 
 
 async def test_certificate_for_another_name_fails():
