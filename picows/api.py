@@ -416,12 +416,13 @@ async def _connect_once(options: _ConnectionOptions, t: _Target,
             lambda: TLSLayer(ssl_context, False, server_hostname, protocol_factory(),
                              tls_timeout), **kwargs)
         assert layer.handshake_waiter is not None  # set by connection_made (client side)
+        # (The layer lets go of it in connection_lost, which may come first.)
+        protocol = layer.app_protocol
         try:
             await layer.handshake_waiter
         except BaseException:
             transport.abort()
             raise
-        protocol = layer.app_protocol
     else:
         transport, protocol = await loop.create_connection(protocol_factory, **kwargs)
     assert protocol.handshake_future is not None  # set by connection_made

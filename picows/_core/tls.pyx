@@ -117,7 +117,7 @@ cdef class _TLSLayer:
 
     @property
     def app_protocol(self):
-        """The websocket protocol on top."""
+        """The websocket protocol on top (None once the connection is lost)."""
         return self._app
 
     @property
@@ -233,6 +233,12 @@ cdef class _TLSLayer:
         if self._app_connected:
             self._app_connected = False
             self._app.connection_lost(exc)
+        # The websocket protocol holds the app transport, which holds the
+        # layer: let go of both, or the connection ends in a reference cycle
+        # that only the garbage collector frees. (The app transport keeps the
+        # layer for get_extra_info.)
+        self._app = None
+        self.app_transport = None
 
     def pause_writing(self):
         if self._app_connected:

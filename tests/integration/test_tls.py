@@ -775,6 +775,44 @@ async def test_server_disconnect_is_seen_by_client(tls):
     assert (client.disconnected_calls, listener.disconnected_calls) == (1, 1)
 
 
+async def test_connection_freed_by_reference_counting(tls, record_path):
+    """Once both sides are disconnected, nothing of the connection waits for
+    the garbage collector: the websocket protocol, the TLS transport and the
+    layer hold no reference cycle (the layer lets go in connection_lost)."""
+    import weakref
+
+    server_listeners: list[weakref.ref] = []
+
+    def factory(request):
+        listener = EchoListener()
+        server_listeners.append(weakref.ref(listener))
+        return listener
+
+    server = await ws_create_server(factory, "127.0.0.1", 0, **tls.server_kwargs())
+    port = server.sockets[0].getsockname()[1]
+    gc.collect()
+    gc.disable()
+    try:
+        transport, client = await wait_for(ws_connect(
+            RecordingListener, f"wss://127.0.0.1:{port}/", **tls.client_kwargs()))
+        check_record_path(transport)
+        transport.send(WSMsgType.BINARY, b"x" * 100_000)
+        assert (await client.next_of(WSMsgType.BINARY)).payload == b"x" * 100_000
+        refs = [weakref.ref(client), weakref.ref(transport.underlying_transport)]
+        transport.disconnect()
+        await wait_for(transport.wait_disconnected())
+        del transport, client
+        # The server side sees the end one loop iteration or so later.
+        deadline = time.monotonic() + FAST
+        while any(r() is not None for r in refs + server_listeners):
+            assert time.monotonic() < deadline, "still alive without the gc"
+            await asyncio.sleep(0.01)
+        assert len(server_listeners) == 1
+    finally:
+        gc.enable()
+        server.close()
+
+
 async def test_disconnect_flushes_what_was_sent(tls):
     """disconnect() right after a large send: the message still arrives whole
     (encrypted and queued before the transport closes), then the disconnect."""
