@@ -73,6 +73,9 @@ cdef extern from "includes/compat.h":
 cdef extern from "includes/send.h" nogil:
     int PICOWS_HAVE_SEND
     Py_ssize_t picows_send(int fd, const void* buf, size_t n)
+    Py_ssize_t picows_recv(int fd, void* buf, size_t n)
+    int picows_errno()
+    bint picows_retry_errno(int err)
     Py_ssize_t picows_send2(int fd, const void* a, size_t na, const void* b, size_t nb)
 
 

@@ -31,6 +31,7 @@ cdef class _TLSLayer:
     # get_buffer put this many unread bytes of _in in front of the read.
     cdef Py_ssize_t _lead
     cdef bint _read_full
+    cdef int _rfd                   # asyncio: the socket read from C, else -1
     cdef _ReadBufferView _cview
     cdef _ReadBufferView _pview
     cdef _ReadBufferView _wview
@@ -39,6 +40,9 @@ cdef class _TLSLayer:
     cdef _TLSState _state
     cdef bint _app_connected
 
+    cdef _direct_reads(self, transport)
+    cdef int _read_window(self) except -1
+    cdef int _received(self, Py_ssize_t nbytes) except -1
     cdef _do_handshake(self)
     cdef _attach_openssl(self)
     cdef object _openssl_error(self, int err, unsigned long code)

@@ -87,6 +87,7 @@ cdef class _TLSLayer:
     """The TCP transport's protocol when picows does TLS (internal)."""
 
     def __cinit__(self):
+        self._rfd = -1
         self._ssl = NULL
         self._rbio = NULL
         self._wbio = NULL
@@ -160,6 +161,7 @@ cdef class _TLSLayer:
         # Ciphertext straight to the socket (see writer.pyx).
         self._writer = _SocketWriter(
             transport, type(transport).__module__ in ("asyncio.selector_events", "uvloop.loop"))
+        self._direct_reads(transport)
         if self._handshake_timeout is not None and self._handshake_timeout > 0:
             self._handshake_timer = self._loop.call_later(
                 self._handshake_timeout, self._on_handshake_timeout)
@@ -168,6 +170,76 @@ cdef class _TLSLayer:
     @cython.binding(False)
     @cython.always_allow_keywords(False)
     def get_buffer(self, Py_ssize_t sizehint):
+        self._read_window()
+        return self._cview
+
+    @cython.binding(False)
+    @cython.always_allow_keywords(False)
+    def buffer_updated(self, Py_ssize_t nbytes):
+        self._received(nbytes)
+
+    def _asyncio_read_ready(self):
+        """asyncio's _SelectorSocketTransport._read_ready__get_buffer for
+        this layer, installed as the transport's _read_ready_cb (see
+        _direct_reads): the same steps and the same errors, without its
+        Python frame, the get_buffer and buffer_updated calls and recv_into's
+        argument parsing."""
+        cdef Py_ssize_t n
+        cdef int err
+        tcp = self._tcp
+        if tcp._conn_lost:
+            return
+        try:
+            self._read_window()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            tcp._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+            return
+        n = picows_recv(self._rfd, self._cview.ptr, <size_t>self._cview.size)
+        if n < 0:
+            err = picows_errno()
+            if picows_retry_errno(err):
+                return
+            # OSError(errno, ...) is the subclass recv_into raises
+            # (ConnectionResetError, ...).
+            tcp._fatal_error(OSError(err, os.strerror(err)),
+                             "Fatal read error on socket transport")
+            return
+        if n == 0:
+            tcp._read_ready__on_eof()
+            return
+        try:
+            self._received(n)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            tcp._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+
+    cdef _direct_reads(self, transport):
+        """On asyncio's selector loop, read the socket from C (see
+        _asyncio_read_ready). Safe for the same reason as direct writes
+        (writer.pyx): the transport closes the socket only after
+        connection_lost, and removes its reader before that.
+        PICOWS_NO_DIRECT_READ=1 turns it off."""
+        if (not PICOWS_HAVE_SEND or os.environ.get("PICOWS_NO_DIRECT_READ")
+                or type(transport).__name__ != "_SelectorSocketTransport"
+                or type(transport).__module__ != "asyncio.selector_events"
+                or getattr(transport, "_read_ready_cb", None) is None
+                or not hasattr(transport, "_conn_lost")):
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is None:
+            return
+        try:
+            self._rfd = sock.fileno()
+        except Exception:
+            return
+        if self._rfd >= 0:
+            transport._read_ready_cb = self._asyncio_read_ready
+
+    cdef int _read_window(self) except -1:
+        """The window the next read goes into, in self._cview."""
         cdef Py_ssize_t size = _TLS_READ_BUFFER_LARGE if self._read_full else _TLS_READ_BUFFER
         cdef picows_tlsbio* st = <picows_tlsbio*>self._in
         cdef Py_ssize_t lead = <Py_ssize_t>st.len if st != NULL else 0
@@ -183,14 +255,13 @@ cdef class _TLSLayer:
         self._lead = lead
         self._cview.ptr = buf + lead
         self._cview.size = size
-        return self._cview
+        return 0
 
-    @cython.binding(False)
-    @cython.always_allow_keywords(False)
-    def buffer_updated(self, Py_ssize_t nbytes):
-        if nbytes <= 0 or self._state == TLS_CLOSED:
-            return
+    cdef int _received(self, Py_ssize_t nbytes) except -1:
+        """`nbytes` were read into the window."""
         cdef picows_tlsbio* st = <picows_tlsbio*>self._in
+        if nbytes <= 0 or self._state == TLS_CLOSED:
+            return 0
         self._read_full = nbytes == self._cview.size
         self._cview.size = nbytes
         if st != NULL:
@@ -205,12 +276,13 @@ cdef class _TLSLayer:
                 if picows_tlsbio_keep(st) < 0:
                     st.len = 0
                     self._fatal(MemoryError())
-            return
+            return 0
         self._incoming_write(self._cview)
         if self._state == TLS_HANDSHAKE:
             self._do_handshake()
         else:
             self._feed_app()
+        return 0
 
     def eof_received(self):
         if self._state == TLS_HANDSHAKE:

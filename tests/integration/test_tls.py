@@ -605,6 +605,51 @@ async def test_empty_server_hostname_needs_check_hostname_off(tls):
             assert (await client.next_frame()).payload == b"unchecked name"
 
 
+@pytest.fixture(params=["from-c", "transport"])
+def read_path(request, monkeypatch):
+    """On asyncio's selector loop the layer reads the socket from C in
+    place of the transport's _read_ready__get_buffer (see tls.pyx);
+    PICOWS_NO_DIRECT_READ=1 leaves it to the transport."""
+    if request.param == "transport":
+        monkeypatch.setenv("PICOWS_NO_DIRECT_READ", "1")
+    return request.param
+
+
+def check_read_path(tls_transport, read_path: str) -> None:
+    layer = tls_transport._layer
+    tcp = layer._tcp
+    expected = read_path == "from-c" and hasattr(tcp, "_read_ready_cb")  # asyncio
+    assert (getattr(tcp, "_read_ready_cb", None) == layer._asyncio_read_ready) is expected
+
+
+async def test_echo_on_each_read_path(tls, read_path):
+    async with serve(tls) as server, connect(tls, server.url()) as (transport, client):
+        check_read_path(transport.underlying_transport, read_path)
+        listener, server_transport = await server.next_connected()
+        check_read_path(server_transport.underlying_transport, read_path)
+        for size in (1, 300 * KIB):
+            transport.send(WSMsgType.BINARY, pattern(size))
+            assert (await client.next_of(WSMsgType.BINARY)).payload == pattern(size)
+
+
+async def test_tcp_reset_on_each_read_path(tls, read_path):
+    """The peer resets TCP: the read fails with ECONNRESET, the connection
+    ends once, and nothing reaches the loop's exception handler."""
+    import socket
+    import struct
+
+    async with serve(tls, lambda request: RecordingListener()) as server:
+        reader, writer = await raw_handshake(tls, server.port)
+        listener, server_transport = await server.next_connected()
+        check_read_path(server_transport.underlying_transport, read_path)
+        writer.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+        await wait_for(listener.disconnected)
+        await wait_for(server_transport.wait_disconnected())
+        assert listener.disconnected_calls == 1
+
+
 # --------------------------------------------------------------------------
 # Handshake timeouts and peers that do not speak TLS
 
