@@ -24,7 +24,7 @@ from picows.picows import TLSLayer
 
 from tests.support import (BINARY, CLIENT_KEY, SERVER_KEY, TEXT, WAIT, FakeTransport,
     RecordingListener, build_frame, client_frame, decode_frames, feed, flush, new_protocol,
-    server_frame, switching_response, tls_contexts, upgrade_request)
+    pattern, server_frame, switching_response, tls_contexts, upgrade_request)
 
 
 pytest.importorskip("trustme")
@@ -241,6 +241,32 @@ async def test_records_split_across_reads(link, piece, retries):
     link.listener.transport.send(WSMsgType.TEXT, b"reply")
     link.pump()
     assert [f.payload for f in link.received_frames()] == [b"reply"]
+
+
+async def test_send_buffer_held_by_another_connection():
+    """The records of a write go into one buffer per thread
+    (includes/tlsbio.h). When a connection's record waits there unsent (here
+    the close_notify of the user's own ssl_object.unwrap(), sent only when
+    the layer next flushes), the other connections write into buffers of
+    their own: theirs stay whole and in order, and the waiting record is
+    still the one sent later."""
+    held = Link("client").start()
+    await held.upgrade()
+    with pytest.raises(ssl.SSLWantReadError):
+        held.layer.ssl_object.unwrap()  # close_notify into the layer's BIO
+    link = Link("server").start()
+    await link.upgrade()
+    payloads = [pattern(n) for n in (5, 70 * 1024, 300 * 1024)]
+    for p in payloads:
+        link.listener.transport.send(WSMsgType.BINARY, p)
+    link.pump()
+    assert [f.payload for f in link.received_frames()] == payloads
+    held.listener.transport.disconnect()  # the layer flushes what it holds
+    held.pump()
+    assert held.peer_error is None
+    assert held.peer_eof, "the held close_notify did not reach the peer"
+    await held.finish()
+    await link.finish()
 
 
 async def test_echo_both_ways_in_turn(link):
