@@ -612,6 +612,8 @@ def read_path(request, monkeypatch):
     PICOWS_NO_DIRECT_READ=1 leaves it to the transport."""
     if request.param == "transport":
         monkeypatch.setenv("PICOWS_NO_DIRECT_READ", "1")
+    else:
+        monkeypatch.delenv("PICOWS_NO_DIRECT_READ", raising=False)
     return request.param
 
 
