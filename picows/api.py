@@ -380,6 +380,11 @@ async def _connect_once(options: _ConnectionOptions, t: _Target,
         elif ssl_context is False:
             raise ValueError("ssl_context=False with a wss:// URL")
         kwargs.setdefault("server_hostname", host)
+        if (isinstance(ssl_context, ssl.SSLContext) and ssl_context.check_hostname
+                and not kwargs["server_hostname"]):
+            # As the ssl module refuses it for sockets; the loops' TLS
+            # (over an SSLObject) would skip the host name check instead.
+            raise ValueError("check_hostname requires server_hostname")
         kwargs["ssl"] = ssl_context
     else:
         # The context serves wss:// only (so one can be given for every URL).
@@ -417,12 +422,13 @@ async def _connect_once(options: _ConnectionOptions, t: _Target,
             lambda: TLSLayer(ssl_context, False, server_hostname, protocol_factory(),
                              tls_timeout), **kwargs)
         assert layer.handshake_waiter is not None  # set by connection_made (client side)
+        # (The layer lets go of it in connection_lost, which may come first.)
+        protocol = layer.app_protocol
         try:
             await layer.handshake_waiter
         except BaseException:
             transport.abort()
             raise
-        protocol = layer.app_protocol
     else:
         transport, protocol = await loop.create_connection(protocol_factory, **kwargs)
     assert protocol.handshake_future is not None  # set by connection_made

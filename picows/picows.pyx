@@ -38,7 +38,7 @@ from cpython.mem cimport PyMem_Free, PyMem_Malloc, PyMem_Realloc
 from cpython.pycapsule cimport PyCapsule_GetPointer
 from cpython.object cimport PyObject
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
-from libc.stdint cimport int64_t, uint8_t, uint32_t, uint64_t
+from libc.stdint cimport uint8_t, uint32_t, uint64_t
 from libc.string cimport memcmp, memcpy, memmove, memset
 
 from .compression import _isal_zlib, as_compression, negotiate_deflate, parse_deflate_response
@@ -74,6 +74,9 @@ cdef extern from "includes/compat.h":
 cdef extern from "includes/send.h" nogil:
     int PICOWS_HAVE_SEND
     Py_ssize_t picows_send(int fd, const void* buf, size_t n)
+    Py_ssize_t picows_recv(int fd, void* buf, size_t n)
+    int picows_errno()
+    bint picows_retry_errno(int err)
     Py_ssize_t picows_send2(int fd, const void* a, size_t na, const void* b, size_t nb)
 
 
@@ -85,29 +88,35 @@ cdef extern from "includes/openssl.h":
         int SSL_pending(const void*) nogil
         void* SSL_get_rbio(const void*) nogil
         void* SSL_get_wbio(const void*) nogil
-        int BIO_read(void*, void*, int) nogil
-        int BIO_write(void*, const void*, int) nogil
         long BIO_ctrl(void*, int, long, void*) nogil
-        uint64_t BIO_number_read(void*) nogil
-        uint64_t BIO_number_written(void*) nogil
         unsigned long ERR_get_error() nogil
         unsigned long ERR_peek_last_error() nogil
         void ERR_clear_error() nogil
         void ERR_error_string_n(unsigned long, char*, size_t) nogil
+        int BIO_free(void*) nogil
     picows_openssl_api picows_ossl
     int PICOWS_SSL_ERROR_WANT_READ
     int PICOWS_SSL_ERROR_SYSCALL
     int PICOWS_SSL_ERROR_ZERO_RETURN
-    int PICOWS_BIO_CTRL_PENDING
     int picows_ssl_io(int is_write, void* s, const void* buf, int n, int* err,
                       unsigned long* code)
-    uint64_t picows_bio_pending(void* bio)
     void* picows_ssl_field(PyObject* o, int n_before)
     int picows_openssl_load(const char* ssl_module_path)
 
 
 cdef extern from "includes/scratch.h":
     char* picows_scratch(Py_ssize_t size) nogil
+
+
+cdef extern from "includes/tlsbio.h":
+    ctypedef struct picows_tlsbio:
+        const char* data
+        size_t len
+    void* picows_tlsbio_new(int out)
+    picows_tlsbio* picows_tlsbio_state(void* bio)
+    int picows_tlsbio_keep(picows_tlsbio* st)
+    const char* picows_tlsbio_take(picows_tlsbio* st, size_t* len)
+    int picows_tlsbio_adopt(void* s, void* bio_in, void* bio_out)
 
 
 cdef extern from "includes/mask.h" nogil:

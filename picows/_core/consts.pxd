@@ -18,12 +18,13 @@ cdef enum:
     _REUSE_WRITE_MIN = 64 * 1024
     # A send buffer larger than this shrinks after a spike.
     _WBUF_KEEP = 256 * 1024
-    # TLS records carry at most 16 KiB of plaintext; a read window of two
-    # records and their overhead, in the thread's read buffer (the
-    # incoming BIO copies what was read at once). After a read that filled it
-    # (large messages), the next window is larger: fewer reads per message.
-    _TLS_READ_BUFFER = 33 * 1024
-    _TLS_READ_BUFFER_LARGE = 256 * 1024
+    # The TLS read window, in the thread's read buffer (one per thread, so
+    # its size costs no memory per connection): a 100 KiB message in one
+    # read, not a small first read and a large second one (a loop iteration
+    # more; on asyncio a few Python calls more). After a read that filled it
+    # (larger messages), the next window is larger still.
+    _TLS_READ_BUFFER = 256 * 1024
+    _TLS_READ_BUFFER_LARGE = 1024 * 1024
     # The most the ssl module reads or writes in one call (it takes an int).
     _TLS_MAX_CALL = 1 << 30
 

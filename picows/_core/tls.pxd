@@ -19,12 +19,19 @@ cdef class _TLSLayer:
     cdef object _ssl_read
     cdef object _ssl_write
     cdef object _ssl_pending
-    # The OpenSSL objects under ssl_object and the BIOs once the handshake
-    # is done (see _attach_openssl), else NULL: the ssl module's methods.
+    # The SSL* under ssl_object once the handshake is done, our BIOs that
+    # replaced its memory BIOs (includes/tlsbio.h; one reference each is
+    # ours) and their picows_tlsbio states (see _attach_openssl); else NULL:
+    # the ssl module's methods.
     cdef void* _ssl
     cdef void* _rbio
     cdef void* _wbio
+    cdef void* _in
+    cdef void* _out
+    # get_buffer put this many unread bytes of _in in front of the read.
+    cdef Py_ssize_t _lead
     cdef bint _read_full
+    cdef int _rfd                   # asyncio: the socket read from C, else -1
     cdef _ReadBufferView _cview
     cdef _ReadBufferView _pview
     cdef _ReadBufferView _wview
@@ -33,6 +40,9 @@ cdef class _TLSLayer:
     cdef _TLSState _state
     cdef bint _app_connected
 
+    cdef _direct_reads(self, transport)
+    cdef int _read_window(self) except -1
+    cdef int _received(self, Py_ssize_t nbytes) except -1
     cdef _do_handshake(self)
     cdef _attach_openssl(self)
     cdef object _openssl_error(self, int err, unsigned long code)
@@ -40,6 +50,9 @@ cdef class _TLSLayer:
     cdef _cancel_handshake_timer(self)
     cdef int _feed_app(self) except -1
     cdef int _encrypt(self, const uint8_t* data, size_t size) except -1
+    cdef int _encrypt_ex(self, const uint8_t* data, size_t size, bint flush) except -1
+    cdef int _encrypt2(self, const uint8_t* header, size_t hlen,
+                       const uint8_t* payload, size_t size) except -1
     cdef _queue(self, bytes data)
     cdef int _flush(self) except -1
     cdef _fatal(self, exc)

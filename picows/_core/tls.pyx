@@ -6,7 +6,7 @@
 # and goes through its own transport's write path. picows does TLS itself
 # instead: _TLSLayer is the BufferedProtocol of the TCP transport and drives
 # an ssl.SSLObject over two MemoryBIOs. Ciphertext is read into a scratch
-# buffer and fed to the incoming BIO; plaintext is read by OpenSSL straight
+# buffer and decrypted from there; plaintext is read by OpenSSL straight
 # into the websocket protocol's read buffer; frames are encrypted from the
 # sender's buffer and the ciphertext goes to the socket at once when the
 # transport has nothing queued. The websocket protocol sees a _TLSTransport,
@@ -15,16 +15,19 @@
 #
 # The record path. The handshake, certificate checks, close_notify and every
 # extra-info answer go through the ssl module. Once the handshake is done,
-# records are read and written by calling OpenSSL's SSL_read / SSL_write /
-# BIO_read / BIO_write directly on the SSL* and BIO* that the ssl module's
-# objects hold (_attach_openssl), resolved at import from the libssl that
-# the _ssl module itself links (includes/openssl.h): no Python call, no
-# argument parsing, no GIL release and no bytes object per record. The
-# pointers are read out of CPython's private structs, so this is done only
-# on the CPython versions whose layout is known (3.8-3.13) and checked on
-# every connection (the SSL's BIOs must be the MemoryBIOs' BIOs); otherwise,
-# or with PICOWS_TLS_SSL_MODULE=1, the layer calls the ssl module's C
-# methods (SSLObject.read/write, MemoryBIO.read/write) as before.
+# records are read and written by calling OpenSSL's SSL_read / SSL_write
+# directly on the SSL* that the ssl module's object holds (_attach_openssl),
+# resolved at import from the libssl that the _ssl module itself links
+# (includes/openssl.h): no Python call, no argument parsing, no GIL release
+# and no bytes object per record. The SSL's memory BIOs are replaced by two
+# of ours (includes/tlsbio.h), which decrypt from the socket's read buffer
+# and send from the one buffer SSL_write's records go into: no copy of the
+# ciphertext in and out of a memory BIO. The pointers are read out of
+# CPython's private structs, so this is done only on the CPython versions
+# whose layout is known (3.8-3.13) and checked on every connection (the
+# SSL's BIOs must be the MemoryBIOs' BIOs); otherwise, or with
+# PICOWS_TLS_SSL_MODULE=1, the layer calls the ssl module's C methods
+# (SSLObject.read/write, MemoryBIO.read/write) as before.
 #
 # States (_TLSState, self._state):
 #
@@ -42,9 +45,9 @@
 # asyncio's default for ssl_handshake_timeout.
 cdef double _TLS_HANDSHAKE_TIMEOUT = 60.0
 
+# The most plaintext one TLS record carries (RFC 8446 5.1).
 cdef enum:
-    # Ciphertext up to this size leaves the outgoing BIO through a stack buffer.
-    _TLS_STACK_OUT = 4096
+    _TLS_RECORD = 16 * 1024
 # Plaintext encrypted per SSL_write before the ciphertext is sent: bounds
 # the outgoing BIO and the scratch buffer of a large frame.
 cdef int _TLS_WRITE_CHUNK = 256 * 1024
@@ -84,9 +87,19 @@ cdef class _TLSLayer:
     """The TCP transport's protocol when picows does TLS (internal)."""
 
     def __cinit__(self):
+        self._rfd = -1
         self._ssl = NULL
         self._rbio = NULL
         self._wbio = NULL
+        self._in = NULL
+        self._out = NULL
+
+    def __dealloc__(self):
+        # Our references; the SSL keeps its own as long as it lives.
+        if self._rbio != NULL:
+            picows_ossl.BIO_free(self._rbio)
+        if self._wbio != NULL:
+            picows_ossl.BIO_free(self._wbio)
 
     def __init__(self, ssl_context, bint server_side, server_hostname,
                  WSProtocolCore app, handshake_timeout=None):
@@ -105,7 +118,7 @@ cdef class _TLSLayer:
 
     @property
     def app_protocol(self):
-        """The websocket protocol on top."""
+        """The websocket protocol on top (None once the connection is lost)."""
         return self._app
 
     @property
@@ -125,6 +138,11 @@ cdef class _TLSLayer:
         self._incoming = ssl.MemoryBIO()
         self._outgoing = ssl.MemoryBIO()
         try:
+            if (not self._server_side and self._context.check_hostname
+                    and not self._server_hostname):
+                # What SSLSocket (the loop's TLS) refuses; SSLObject does not,
+                # and would skip the host name check.
+                raise ValueError("check_hostname requires server_hostname")
             self.ssl_object = self._context.wrap_bio(
                 self._incoming, self._outgoing, server_side=self._server_side,
                 server_hostname=self._server_hostname)
@@ -143,6 +161,7 @@ cdef class _TLSLayer:
         # Ciphertext straight to the socket (see writer.pyx).
         self._writer = _SocketWriter(
             transport, type(transport).__module__ in ("asyncio.selector_events", "uvloop.loop"))
+        self._direct_reads(transport)
         if self._handshake_timeout is not None and self._handshake_timeout > 0:
             self._handshake_timer = self._loop.call_later(
                 self._handshake_timeout, self._on_handshake_timeout)
@@ -151,35 +170,119 @@ cdef class _TLSLayer:
     @cython.binding(False)
     @cython.always_allow_keywords(False)
     def get_buffer(self, Py_ssize_t sizehint):
-        cdef Py_ssize_t size = _TLS_READ_BUFFER_LARGE if self._read_full else _TLS_READ_BUFFER
-        # The thread's read buffer (includes/scratch.h): buffer_updated
-        # copies it into the BIO before anything else can use it.
-        cdef char* buf = picows_scratch(size)
-        if buf == NULL:
-            raise MemoryError()
-        self._cview.ptr = buf
-        self._cview.size = size
+        self._read_window()
         return self._cview
 
     @cython.binding(False)
     @cython.always_allow_keywords(False)
     def buffer_updated(self, Py_ssize_t nbytes):
-        if nbytes <= 0 or self._state == TLS_CLOSED:
+        self._received(nbytes)
+
+    def _asyncio_read_ready(self):
+        """asyncio's _SelectorSocketTransport._read_ready__get_buffer for
+        this layer, installed as the transport's _read_ready_cb (see
+        _direct_reads): the same steps and the same errors, without its
+        Python frame, the get_buffer and buffer_updated calls and recv_into's
+        argument parsing."""
+        cdef Py_ssize_t n
+        cdef int err
+        tcp = self._tcp
+        if tcp._conn_lost:
             return
+        try:
+            self._read_window()
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            tcp._fatal_error(exc, "Fatal error: protocol.get_buffer() call failed.")
+            return
+        n = picows_recv(self._rfd, self._cview.ptr, <size_t>self._cview.size)
+        if n < 0:
+            err = picows_errno()
+            if picows_retry_errno(err):
+                return
+            # OSError(errno, ...) is the subclass recv_into raises
+            # (ConnectionResetError, ...).
+            tcp._fatal_error(OSError(err, os.strerror(err)),
+                             "Fatal read error on socket transport")
+            return
+        if n == 0:
+            tcp._read_ready__on_eof()
+            return
+        try:
+            self._received(n)
+        except (SystemExit, KeyboardInterrupt):
+            raise
+        except BaseException as exc:
+            tcp._fatal_error(exc, "Fatal error: protocol.buffer_updated() call failed.")
+
+    cdef _direct_reads(self, transport):
+        """On asyncio's selector loop, read the socket from C (see
+        _asyncio_read_ready). Safe for the same reason as direct writes
+        (writer.pyx): the transport closes the socket only after
+        connection_lost, and removes its reader before that.
+        PICOWS_NO_DIRECT_READ=1 turns it off."""
+        if (not PICOWS_HAVE_SEND or os.environ.get("PICOWS_NO_DIRECT_READ")
+                or type(transport).__name__ != "_SelectorSocketTransport"
+                or type(transport).__module__ != "asyncio.selector_events"
+                or getattr(transport, "_read_ready_cb", None) is None
+                or not hasattr(transport, "_conn_lost")):
+            return
+        sock = transport.get_extra_info("socket")
+        if sock is None:
+            return
+        try:
+            self._rfd = sock.fileno()
+        except Exception:
+            return
+        if self._rfd >= 0:
+            transport._read_ready_cb = self._asyncio_read_ready
+
+    cdef int _read_window(self) except -1:
+        """The window the next read goes into, in self._cview."""
+        cdef Py_ssize_t size = _TLS_READ_BUFFER_LARGE if self._read_full else _TLS_READ_BUFFER
+        cdef picows_tlsbio* st = <picows_tlsbio*>self._in
+        cdef Py_ssize_t lead = <Py_ssize_t>st.len if st != NULL else 0
+        # The thread's read buffer (includes/scratch.h): buffer_updated
+        # decrypts from it (or copies it into the BIO) before anything else
+        # can use it. A partial record left over goes in front, so records
+        # stay contiguous (includes/tlsbio.h).
+        cdef char* buf = picows_scratch(size + lead)
+        if buf == NULL:
+            raise MemoryError()
+        if lead:
+            memcpy(buf, st.data, lead)
+        self._lead = lead
+        self._cview.ptr = buf + lead
+        self._cview.size = size
+        return 0
+
+    cdef int _received(self, Py_ssize_t nbytes) except -1:
+        """`nbytes` were read into the window."""
+        cdef picows_tlsbio* st = <picows_tlsbio*>self._in
+        if nbytes <= 0 or self._state == TLS_CLOSED:
+            return 0
         self._read_full = nbytes == self._cview.size
         self._cview.size = nbytes
-        if self._ssl != NULL:
-            # A memory BIO takes it all (or fails to allocate).
-            if picows_ossl.BIO_write(self._rbio, self._cview.ptr, <int>nbytes) != nbytes:
-                picows_ossl.ERR_clear_error()
-                self._fatal(MemoryError())
-                return
-        else:
-            self._incoming_write(self._cview)
+        if st != NULL:
+            # Our BIO reads the thread's buffer for the length of this call.
+            st.data = self._cview.ptr - self._lead
+            st.len = <size_t>(self._lead + nbytes)
+            try:
+                self._feed_app()
+            finally:
+                if self._state == TLS_CLOSED:
+                    st.len = 0  # never decrypted now
+                if picows_tlsbio_keep(st) < 0:
+                    st.len = 0
+                    self._fatal(MemoryError())
+            return 0
+        self._incoming_write(self._cview)
         if self._state == TLS_HANDSHAKE:
             self._do_handshake()
         else:
             self._feed_app()
+        return 0
 
     def eof_received(self):
         if self._state == TLS_HANDSHAKE:
@@ -202,6 +305,12 @@ cdef class _TLSLayer:
         if self._app_connected:
             self._app_connected = False
             self._app.connection_lost(exc)
+        # The websocket protocol holds the app transport, which holds the
+        # layer: let go of both, or the connection ends in a reference cycle
+        # that only the garbage collector frees. (The app transport keeps the
+        # layer for get_extra_info.)
+        self._app = None
+        self.app_transport = None
 
     def pause_writing(self):
         if self._app_connected:
@@ -244,6 +353,8 @@ cdef class _TLSLayer:
         cdef void* s
         cdef void* rbio
         cdef void* wbio
+        cdef void* bio_in
+        cdef void* bio_out
         if not _OPENSSL or os.environ.get("PICOWS_TLS_SSL_MODULE"):
             return
         sslobj = getattr(self.ssl_object, "_sslobj", None)
@@ -262,9 +373,20 @@ cdef class _TLSLayer:
             return
         if picows_ossl.SSL_get_rbio(s) != rbio or picows_ossl.SSL_get_wbio(s) != wbio:
             return
+        bio_in = picows_tlsbio_new(0)
+        bio_out = picows_tlsbio_new(1)
+        if bio_in == NULL or bio_out == NULL or picows_tlsbio_adopt(s, bio_in, bio_out) < 0:
+            if bio_in != NULL:
+                picows_ossl.BIO_free(bio_in)
+            if bio_out != NULL:
+                picows_ossl.BIO_free(bio_out)
+            picows_ossl.ERR_clear_error()
+            return
         self._ssl = s
-        self._rbio = rbio
-        self._wbio = wbio
+        self._rbio = bio_in
+        self._wbio = bio_out
+        self._in = picows_tlsbio_state(bio_in)
+        self._out = picows_tlsbio_state(bio_out)
 
     cdef object _openssl_error(self, int err, unsigned long code):
         """The ssl.SSLError of a failed SSL_read / SSL_write."""
@@ -337,7 +459,8 @@ cdef class _TLSLayer:
                 return 0
             app._data_in(n)
             if self._ssl != NULL:
-                if picows_bio_pending(self._rbio) == 0 and picows_ossl.SSL_pending(self._ssl) == 0:
+                if ((<picows_tlsbio*>self._in).len == 0
+                        and picows_ossl.SSL_pending(self._ssl) == 0):
                     break
             elif self._incoming.pending == 0 and self._ssl_pending() == 0:
                 break
@@ -349,8 +472,30 @@ cdef class _TLSLayer:
                 self.write(data)
         return 0
 
+    cdef int _encrypt2(self, const uint8_t* header, size_t hlen,
+                       const uint8_t* payload, size_t size) except -1:
+        """Like _encrypt, for a frame's header and payload in two places
+        (only on OpenSSL's path): the header and the payload's first bytes
+        go out in one full record, the rest straight from the payload, so
+        that at most one record's worth is copied, and one send() carries it
+        all."""
+        cdef uint8_t first[_TLS_RECORD]
+        cdef size_t n = min(size, <size_t>_TLS_RECORD - hlen)
+        memcpy(first, header, hlen)
+        memcpy(first + hlen, payload, n)
+        self._encrypt_ex(first, hlen + n, size == n)
+        if size > n:
+            # Queued behind the first part if that had to wait.
+            self._encrypt_ex(payload + n, size - n, True)
+        return 0
+
     cdef int _encrypt(self, const uint8_t* data, size_t size) except -1:
         """Encrypt and send `size` bytes at `data` (the sender's buffer)."""
+        return self._encrypt_ex(data, size, True)
+
+    cdef int _encrypt_ex(self, const uint8_t* data, size_t size, bint flush) except -1:
+        """_encrypt; the records stay in the outgoing BIO unless `flush`
+        (more follow at once)."""
         cdef _ReadBufferView view = self._wview
         cdef size_t done = 0, chunk
         cdef int n, err
@@ -362,7 +507,10 @@ cdef class _TLSLayer:
             return 0
         if self._ssl != NULL:
             while done < size:
-                chunk = min(size - done, <size_t>_TLS_WRITE_CHUNK)
+                chunk = size - done
+                if chunk > <size_t>_TLS_WRITE_CHUNK + _TLS_WRITE_CHUNK // 4:
+                    # (A small tail goes with the last chunk: no send of its own.)
+                    chunk = _TLS_WRITE_CHUNK
                 n = picows_ssl_io(1, self._ssl, data + done, <int>chunk, &err, &code)
                 if n <= 0:
                     if (err == PICOWS_SSL_ERROR_WANT_READ
@@ -381,7 +529,8 @@ cdef class _TLSLayer:
                 if done < size:
                     # Bounded BIO: send each chunk's records as they come.
                     self._flush()
-            self._flush()
+            if flush or self._pending is not None:
+                self._flush()
             return 0
         while done < size:
             # The ssl module takes at most INT_MAX bytes per call.
@@ -410,43 +559,30 @@ cdef class _TLSLayer:
 
     cdef int _flush(self) except -1:
         """Send the ciphertext the outgoing BIO holds."""
-        cdef char stack_buf[_TLS_STACK_OUT]
-        cdef char* buf
-        cdef int64_t pending
-        cdef int n
+        cdef picows_tlsbio* st = <picows_tlsbio*>self._out
+        cdef const char* buf
+        cdef size_t size
         if self._state == TLS_CLOSED:
             return 0
-        if self._wbio == NULL:
+        if st == NULL:
             self._writer.write_bytes(self._outgoing_read())
             return 0
-        while True:
-            pending = <int64_t>picows_bio_pending(self._wbio)
-            if pending <= 0:
-                return 0
-            if pending > _TLS_MAX_CALL:
-                pending = _TLS_MAX_CALL
-            if pending <= _TLS_STACK_OUT:
-                buf = stack_buf
-            else:
-                buf = <char*>PyMem_Malloc(pending)
-                if buf == NULL:
-                    raise MemoryError()
-            try:
-                n = picows_ossl.BIO_read(self._wbio, buf, <int>pending)
-                if n > 0:
-                    self._writer.write(<uint8_t*>buf, n)
-            finally:
-                if buf != stack_buf:
-                    PyMem_Free(buf)
-            if n < _TLS_MAX_CALL:
-                # All of it (a memory BIO gives all it holds), or an error.
-                return 0
+        if st.len:
+            # Valid until the next write into one of our BIOs: the writer
+            # copies what the socket does not take before anything else runs.
+            buf = picows_tlsbio_take(st, &size)
+            self._writer.write(<const uint8_t*>buf, size)
+        return 0
 
     cdef _shut(self):
         """TLS_CLOSED: nothing more is read, written or queued."""
+        cdef size_t size
         self._state = TLS_CLOSED
         if self._writer is not None:
             self._writer.close()
+        if self._out != NULL:
+            # Nothing more is sent: let the thread's send buffer go.
+            picows_tlsbio_take(<picows_tlsbio*>self._out, &size)
 
     cdef _fatal(self, exc):
         if self._app is not None:

@@ -86,6 +86,11 @@ cdef class WSTransport:
             # Large server frames: no copy of the payload, the kernel gathers.
             hlen = _write_header(header, <uint8_t>msg_type, size, fin, rsv1, NULL)
             self._writer.write2(header, hlen, payload, size)
+        elif (not self.is_client and self._tls is not None and self._tls._ssl != NULL
+                and size >= _GATHER_WRITE_MIN):
+            # The same over picows' TLS: at most one record's worth copied.
+            hlen = _write_header(header, <uint8_t>msg_type, size, fin, rsv1, NULL)
+            self._tls._encrypt2(header, hlen, payload, size)
         elif self._writer.fd >= 0 or self._tls is not None:
             dst = self._reserve(total)
         elif total >= _REUSE_WRITE_MIN:
@@ -115,9 +120,11 @@ cdef class WSTransport:
                 memcpy(dst + hlen, payload, size)
         if out is not None:
             self._writer.write_object(out)
+        elif dst == NULL:
+            pass  # gone already (write2, _encrypt2)
         elif self._tls is not None:
             self._tls._encrypt(dst, total)
-        elif dst != NULL:
+        else:
             self._writer.write(dst, total)
         if msg_type == WSMsgType.CLOSE and self._protocol is not None:
             self._protocol._on_close_sent()

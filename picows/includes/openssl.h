@@ -44,6 +44,25 @@ typedef struct {
     unsigned long (*ERR_peek_last_error)(void);
     void (*ERR_clear_error)(void);
     void (*ERR_error_string_n)(unsigned long, char*, size_t);
+    /* The BIOs of tlsbio.h, and handing them to the SSL. */
+    int (*BIO_get_new_index)(void);
+    void* (*BIO_meth_new)(int, const char*);
+    void (*BIO_meth_free)(void*);
+    int (*BIO_meth_set_write)(void*, int (*)(void*, const char*, int));
+    int (*BIO_meth_set_read)(void*, int (*)(void*, char*, int));
+    int (*BIO_meth_set_ctrl)(void*, long (*)(void*, int, long, void*));
+    int (*BIO_meth_set_create)(void*, int (*)(void*));
+    int (*BIO_meth_set_destroy)(void*, int (*)(void*));
+    void* (*BIO_new)(void*);
+    int (*BIO_up_ref)(void*);
+    int (*BIO_free)(void*);
+    void (*BIO_set_data)(void*, void*);
+    void* (*BIO_get_data)(void*);
+    void (*BIO_set_init)(void*, int);
+    void (*BIO_set_flags)(void*, int);
+    void (*BIO_clear_flags)(void*, int);
+    void (*SSL_set0_rbio)(void*, void*);
+    void (*SSL_set0_wbio)(void*, void*);
 } picows_openssl_api;
 
 static picows_openssl_api picows_ossl;
@@ -136,6 +155,24 @@ static int picows_openssl_load(const char* ssl_module_path) {
     PICOWS_SYM(ERR_peek_last_error)
     PICOWS_SYM(ERR_clear_error)
     PICOWS_SYM(ERR_error_string_n)
+    PICOWS_SYM(BIO_get_new_index)
+    PICOWS_SYM(BIO_meth_new)
+    PICOWS_SYM(BIO_meth_free)
+    PICOWS_SYM(BIO_meth_set_write)
+    PICOWS_SYM(BIO_meth_set_read)
+    PICOWS_SYM(BIO_meth_set_ctrl)
+    PICOWS_SYM(BIO_meth_set_create)
+    PICOWS_SYM(BIO_meth_set_destroy)
+    PICOWS_SYM(BIO_new)
+    PICOWS_SYM(BIO_up_ref)
+    PICOWS_SYM(BIO_free)
+    PICOWS_SYM(BIO_set_data)
+    PICOWS_SYM(BIO_get_data)
+    PICOWS_SYM(BIO_set_init)
+    PICOWS_SYM(BIO_set_flags)
+    PICOWS_SYM(BIO_clear_flags)
+    PICOWS_SYM(SSL_set0_rbio)
+    PICOWS_SYM(SSL_set0_wbio)
     picows_ossl = api;
     return 0;
 }

@@ -1,13 +1,16 @@
 /* One read buffer per thread for the TLS layer's ciphertext.
  *
- * get_buffer() hands it to the event loop, buffer_updated() copies what was
- * read into the incoming BIO at once: the bytes never outlive the one loop
+ * get_buffer() hands it to the event loop, buffer_updated() decrypts what
+ * was read (or copies it into the incoming BIO) before it returns, and keeps
+ * what it could not use (tlsbio.h): the bytes never outlive the one loop
  * callback that reads them, and everything between the two calls runs on the
  * loop's thread without running another protocol's get_buffer (asyncio's
- * _read_ready and libuv's uv__read call them back to back). So one buffer
+ * _read_ready and libuv's uv__read call them back to back; a callback cannot
+ * run a loop of its own on the same thread). So one buffer
  * per thread serves every connection of the loop, and an idle connection
  * holds none: a malloc/free of 33 KiB per read was costlier than the rest of
- * the read path. It grows to the largest size asked (256 KiB) and stays. */
+ * the read path. It grows to the largest size asked (1 MiB and a partial
+ * record, tls.pyx) and stays. */
 #ifndef PICOWS_SCRATCH_H
 #define PICOWS_SCRATCH_H
 

@@ -27,7 +27,8 @@ from picows import WSCloseCode, WSMsgType, ws_connect, ws_create_server
 from .test_interop_websockets import websockets_client, websockets_server
 
 from tests.support import (EchoListener, Net, RecordingListener, client_upgrade, close_writer,
-    connect, expected_accept, pattern, raw_handshake, raw_server, serve, server_frame, wait_for)
+    connect, expected_accept, pattern, raw_handshake, raw_server, serve, server_frame, tls_contexts,
+    wait_for)
 
 
 KIB = 1024
@@ -586,6 +587,71 @@ async def test_invalid_server_hostname_raises_at_once(tls):
             assert (await client.next_frame()).payload == b"still"
 
 
+async def test_empty_server_hostname_needs_check_hostname_off(tls):
+    """server_hostname="" with a context that checks host names is refused,
+    as the ssl module refuses it for sockets (an SSLObject would quietly skip
+    the check); with check_hostname off it connects (the chain is still
+    verified)."""
+    async with serve(tls) as server:
+        with pytest.raises(ValueError, match="check_hostname requires server_hostname"):
+            await wait_for(ws_connect(RecordingListener, server.url(),
+                                      ssl_context=tls.client_ssl, server_hostname=""))
+        context = ssl.create_default_context()
+        tls_contexts().ca.configure_trust(context)
+        context.check_hostname = False
+        async with connect(Net("tls", None, context), server.url(),
+                           server_hostname="") as (transport, client):
+            transport.send(WSMsgType.TEXT, b"unchecked name")
+            assert (await client.next_frame()).payload == b"unchecked name"
+
+
+@pytest.fixture(params=["from-c", "transport"])
+def read_path(request, monkeypatch):
+    """On asyncio's selector loop the layer reads the socket from C in
+    place of the transport's _read_ready__get_buffer (see tls.pyx);
+    PICOWS_NO_DIRECT_READ=1 leaves it to the transport."""
+    if request.param == "transport":
+        monkeypatch.setenv("PICOWS_NO_DIRECT_READ", "1")
+    else:
+        monkeypatch.delenv("PICOWS_NO_DIRECT_READ", raising=False)
+    return request.param
+
+
+def check_read_path(tls_transport, read_path: str) -> None:
+    layer = tls_transport._layer
+    tcp = layer._tcp
+    expected = read_path == "from-c" and hasattr(tcp, "_read_ready_cb")  # asyncio
+    assert (getattr(tcp, "_read_ready_cb", None) == layer._asyncio_read_ready) is expected
+
+
+async def test_echo_on_each_read_path(tls, read_path):
+    async with serve(tls) as server, connect(tls, server.url()) as (transport, client):
+        check_read_path(transport.underlying_transport, read_path)
+        listener, server_transport = await server.next_connected()
+        check_read_path(server_transport.underlying_transport, read_path)
+        for size in (1, 300 * KIB):
+            transport.send(WSMsgType.BINARY, pattern(size))
+            assert (await client.next_of(WSMsgType.BINARY)).payload == pattern(size)
+
+
+async def test_tcp_reset_on_each_read_path(tls, read_path):
+    """The peer resets TCP: the read fails with ECONNRESET, the connection
+    ends once, and nothing reaches the loop's exception handler."""
+    import socket
+    import struct
+
+    async with serve(tls, lambda request: RecordingListener()) as server:
+        reader, writer = await raw_handshake(tls, server.port)
+        listener, server_transport = await server.next_connected()
+        check_read_path(server_transport.underlying_transport, read_path)
+        writer.get_extra_info("socket").setsockopt(
+            socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        writer.transport.abort()
+        await wait_for(listener.disconnected)
+        await wait_for(server_transport.wait_disconnected())
+        assert listener.disconnected_calls == 1
+
+
 # --------------------------------------------------------------------------
 # Handshake timeouts and peers that do not speak TLS
 
@@ -754,6 +820,44 @@ async def test_server_disconnect_is_seen_by_client(tls):
         await wait_for(listener.disconnected)
     assert [f for f in client.drain() if f.msg_type == WSMsgType.CLOSE] == []
     assert (client.disconnected_calls, listener.disconnected_calls) == (1, 1)
+
+
+async def test_connection_freed_by_reference_counting(tls, record_path):
+    """Once both sides are disconnected, nothing of the connection waits for
+    the garbage collector: the websocket protocol, the TLS transport and the
+    layer hold no reference cycle (the layer lets go in connection_lost)."""
+    import weakref
+
+    server_listeners: list[weakref.ref] = []
+
+    def factory(request):
+        listener = EchoListener()
+        server_listeners.append(weakref.ref(listener))
+        return listener
+
+    server = await ws_create_server(factory, "127.0.0.1", 0, **tls.server_kwargs())
+    port = server.sockets[0].getsockname()[1]
+    gc.collect()
+    gc.disable()
+    try:
+        transport, client = await wait_for(ws_connect(
+            RecordingListener, f"wss://127.0.0.1:{port}/", **tls.client_kwargs()))
+        check_record_path(transport)
+        transport.send(WSMsgType.BINARY, b"x" * 100_000)
+        assert (await client.next_of(WSMsgType.BINARY)).payload == b"x" * 100_000
+        refs = [weakref.ref(client), weakref.ref(transport.underlying_transport)]
+        transport.disconnect()
+        await wait_for(transport.wait_disconnected())
+        del transport, client
+        # The server side sees the end one loop iteration or so later.
+        deadline = time.monotonic() + FAST
+        while any(r() is not None for r in refs + server_listeners):
+            assert time.monotonic() < deadline, "still alive without the gc"
+            await asyncio.sleep(0.01)
+        assert len(server_listeners) == 1
+    finally:
+        gc.enable()
+        server.close()
 
 
 async def test_disconnect_flushes_what_was_sent(tls):

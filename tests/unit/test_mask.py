@@ -46,7 +46,8 @@ async def test_client_mask_bytes_are_not_constant(client):
         assert len({m[position] for m in masks}) > 8, f"mask byte {position} barely varies"
 
 
-@pytest.mark.parametrize("length", list(range(21)) + [63, 64, 65, 1000, 4097, 65537])
+@pytest.mark.parametrize("length", list(range(21)) + [63, 64, 65, 127, 128, 129, 161, 1000,
+                                                     4097, 65537])
 async def test_client_masked_payload_decodes(client, length):
     payload = bytes((i * 37 + 11) & 0xFF for i in range(length))
     client.ws.send(WSMsgType.BINARY, payload)
@@ -94,7 +95,7 @@ async def test_server_frames_unmasked(server):
 
 @pytest.mark.parametrize("mask", [b"\x00\x00\x00\x00", b"\xff\xff\xff\xff", b"\x01\x02\x03\x04",
                                   b"\x80\x00\x00\x01"])
-@pytest.mark.parametrize("length", list(range(18)) + [125, 126, 1000, 65536])
+@pytest.mark.parametrize("length", list(range(18)) + [125, 126, 127, 128, 129, 161, 1000, 65536])
 async def test_server_unmasks(server, mask, length):
     payload = bytes((i * 5 + 1) & 0xFF for i in range(length))
     server.feed(build_frame(BINARY, payload, mask=mask))

@@ -5,11 +5,11 @@ websocket protocol on top is a real WSProtocol, so what crosses the layer is
 the upgrade and frames.
 
 Covered: the handshake in both roles, data both ways (across TLS record and
-read-window sizes), close_notify sent on close and received (an EOF for the
-websocket protocol), the handshake timeout, corrupt records during and after
-the handshake, wrap_bio refusing a server_hostname, a certificate for another
-name, writes queued before the handshake finishes, application data arriving
-with the end of the handshake.
+read-window sizes; records cut anywhere by the reads), close_notify sent on
+close and received (an EOF for the websocket protocol), the handshake
+timeout, corrupt records during and after the handshake, wrap_bio refusing a
+server_hostname, a certificate for another name, writes queued before the
+handshake finishes, application data arriving with the end of the handshake.
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from picows.picows import TLSLayer
 
 from tests.support import (BINARY, CLIENT_KEY, SERVER_KEY, TEXT, WAIT, FakeTransport,
     RecordingListener, build_frame, client_frame, decode_frames, feed, flush, new_protocol,
-    server_frame, switching_response, tls_contexts, upgrade_request)
+    pattern, server_frame, switching_response, tls_contexts, upgrade_request)
 
 
 pytest.importorskip("trustme")
@@ -211,6 +211,64 @@ async def test_data_from_the_app(link, size):
         (BINARY, payload), (TEXT, b"after")]
 
 
+def feed_in_pieces(layer, data: bytes, piece: int, *, retries: int = 0) -> None:
+    """Like ``feed``, `piece` bytes per read; before each read, `retries`
+    windows asked for and not used (a read that met EAGAIN)."""
+    view = memoryview(data)
+    while view:
+        for _ in range(retries):
+            layer.get_buffer(-1)
+        buf = memoryview(layer.get_buffer(-1))
+        n = min(piece, len(buf), len(view))
+        buf[:n] = view[:n]
+        layer.buffer_updated(n)
+        view = view[n:]
+
+
+@pytest.mark.parametrize("piece, retries", [(1, 0), (7, 1), (4099, 0), (16 * 1024 + 13, 2)])
+async def test_records_split_across_reads(link, piece, retries):
+    """A record cut anywhere by the socket waits, whole, for its end: the
+    part that came first is kept across reads, also across windows asked
+    for and not used."""
+    sizes = [1, 300, 20 * 1024, 70 * 1024 + 5]
+    payloads = [bytes([i]) * n for i, n in enumerate(sizes)]
+    link.peer.write(b"".join(link.peer_frame(BINARY, p) for p in payloads))
+    from picows.picows import _tls_uses_openssl
+    assert link.layer.record_path == ("openssl" if _tls_uses_openssl() else "ssl-module")
+    feed_in_pieces(link.layer, link.peer_out.read(), piece, retries=retries)
+    assert [f.payload for f in link.listener.frames] == payloads
+    # Records still flow both ways afterwards.
+    link.listener.transport.send(WSMsgType.TEXT, b"reply")
+    link.pump()
+    assert [f.payload for f in link.received_frames()] == [b"reply"]
+
+
+async def test_send_buffer_held_by_another_connection():
+    """The records of a write go into one buffer per thread
+    (includes/tlsbio.h). When a connection's record waits there unsent (here
+    the close_notify of the user's own ssl_object.unwrap(), sent only when
+    the layer next flushes), the other connections write into buffers of
+    their own: theirs stay whole and in order, and the waiting record is
+    still the one sent later."""
+    held = Link("client").start()
+    await held.upgrade()
+    with pytest.raises(ssl.SSLWantReadError):
+        held.layer.ssl_object.unwrap()  # close_notify into the layer's BIO
+    link = Link("server").start()
+    await link.upgrade()
+    payloads = [pattern(n) for n in (5, 70 * 1024, 300 * 1024)]
+    for p in payloads:
+        link.listener.transport.send(WSMsgType.BINARY, p)
+    link.pump()
+    assert [f.payload for f in link.received_frames()] == payloads
+    held.listener.transport.disconnect()  # the layer flushes what it holds
+    held.pump()
+    assert held.peer_error is None
+    assert held.peer_eof, "the held close_notify did not reach the peer"
+    await held.finish()
+    await link.finish()
+
+
 async def test_echo_both_ways_in_turn(link):
     link.listener.on_frame = lambda t, f: t.send(f.msg_type, f.get_payload_as_bytes()[::-1])
     for i in range(20):
@@ -331,18 +389,20 @@ async def test_wrap_bio_error_fails_the_handshake(hostname, error):
     assert link.listener.connected_calls == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "SSLObject (unlike SSLSocket) does not refuse check_hostname without a "
-    "server_hostname, and TLSLayer does not check it either: the handshake "
-    "completes without any host name check. Needs a fix in picows/_core tls."))
 async def test_check_hostname_without_server_hostname_fails():
+    """SSLObject (unlike SSLSocket) takes check_hostname without a
+    server_hostname and then skips the host name check: the layer refuses it
+    as the ssl module does for sockets, before any byte is sent."""
     link = Link("client", server_hostname=None).start()
+    assert link.tcp.aborted
+    assert link.tcp.data() == b""
     link.pump()
     try:
-        with pytest.raises(ValueError, match="server_hostname"):
+        with pytest.raises(ValueError, match="check_hostname requires server_hostname"):
             await link.layer.handshake_waiter
     finally:
         await link.finish()
+    assert link.listener.connected_calls == 0
 
 
 async def test_certificate_for_another_name_fails():
