@@ -11,6 +11,7 @@ on both sides: ``client_*`` are about what the client compresses,
 """
 from __future__ import annotations
 
+import functools
 import re
 from typing import Any, List, Optional, Tuple
 
@@ -139,8 +140,10 @@ class WSCompression:
         return "; ".join(parts)
 
 
+@functools.lru_cache(maxsize=None)
 def _isal_zlib() -> Any:
-    """isal's zlib-like module, or None when the package is not installed."""
+    """isal's zlib-like module, or None when the package is not installed
+    (looked for once: a failed import searches sys.path every time)."""
     try:
         from isal import isal_zlib  # type: ignore[import-not-found, unused-ignore]
     except ImportError:

@@ -1,9 +1,15 @@
 # _PerMessageDeflate: permessage-deflate (RFC 7692) for one connection.
 #
-# Negotiation is plain Python (handshake.py); what it agreed on arrives here
-# once, and this unit owns both zlib streams from then on. The protocol
+# Negotiation is plain Python (compression.py); what it agreed on arrives
+# here once, and this unit owns both streams from then on. The protocol
 # inflates each frame of a compressed message through inflate(); the
 # transport compresses whole messages through deflate().
+#
+# Deflating drives zlib's C API too: a message is compressed into our own
+# buffer after _DEFLATE_HEADROOM bytes, where the transport writes the frame
+# header, so the frame goes out in one write with no Python object made.
+# With the isal package (backend "isal", or "auto" when installed) ISA-L
+# compresses instead, through its Python module.
 #
 # Inflating drives zlib's C API: the output goes straight into one buffer of
 # ours (grown geometrically, never past max_frame_size + 1), and the work is
