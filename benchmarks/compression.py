@@ -52,7 +52,7 @@ import time
 
 import _quotes
 import echo
-from contenders import Window, _machine_busy_ns, import_picows
+from contenders import Window, _machine_busy_ns, aiohttp_server, import_picows
 
 HOST = "127.0.0.1"
 OURS = "picows"
@@ -256,22 +256,7 @@ async def start_server(lib: str):
         server = await serve(echo_handler, HOST, 0, compression="deflate", max_size=None)
         return server, server.sockets[0].getsockname()[1]
     if lib == "aiohttp":
-        from aiohttp import web
-
-        async def handler(request):
-            ws = web.WebSocketResponse(compress=True, max_msg_size=0)
-            await ws.prepare(request)
-            async for msg in ws:
-                if msg.type == web.WSMsgType.TEXT:
-                    await ws.send_str(msg.data)
-            return ws
-
-        app = web.Application()
-        app.router.add_get("/", handler)
-        runner = web.AppRunner(app, access_log=None, handle_signals=False)
-        await runner.setup()
-        site = web.TCPSite(runner, HOST, 0)
-        await site.start()
+        runner = await aiohttp_server(HOST, 0, None, compress=True)
         return runner, runner.addresses[0][1]
     raise SystemExit(f"unknown contender {lib!r}")
 

@@ -332,11 +332,11 @@ async def websockets_client(host, port, ssl_context, message, window, lib="webso
 # aiohttp
 # ---------------------------------------------------------------------------
 
-async def aiohttp_server(host, port, ssl_context):
+async def aiohttp_server(host, port, ssl_context, compress: bool = False):
     from aiohttp import web
 
     async def handler(request):
-        ws = web.WebSocketResponse(compress=False, max_msg_size=0)
+        ws = web.WebSocketResponse(compress=compress, max_msg_size=0)
         await ws.prepare(request)
         async for msg in ws:
             if msg.type == web.WSMsgType.BINARY:
