@@ -13,10 +13,10 @@ import pytest
 
 from picows import WSCompression, WSHandshakeError, WSMsgType, broadcast
 
-from tests.integration.test_compression import (TAIL, deflate_of, masked_frame, raw_client,
-    read_frame_rsv, websockets_client, websockets_server)
-from tests.support import (connect, expected_accept, raw_server, read_frame, serve,
-    text_payload, wait_for)
+from tests.integration.test_compression import (TAIL, answer_with, deflate_of, masked_frame,
+    raw_client, read_frame_rsv, websockets_client, websockets_server)
+from tests.support import (connect, head_headers, raw_server, read_frame, serve,
+    switching_response, text_payload, wait_for)
 
 try:
     import isal  # noqa: F401
@@ -160,16 +160,10 @@ async def test_compress_false_client_side(net):
 
     async def on_connection(reader, writer):
         head = await reader.readuntil(b"\r\n\r\n")
-        offer = [line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
-                 if line.lower().startswith(b"sec-websocket-extensions:")]
-        got.put_nowait(offer)
-        key = [line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
-               if line.lower().startswith(b"sec-websocket-key:")][0]
-        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-                     + expected_accept(key.decode()).encode()
-                     + b"\r\nSec-WebSocket-Extensions: permessage-deflate; "
-                       b"client_max_window_bits=10\r\n\r\n")
+        headers = head_headers(head)[1]
+        got.put_nowait(headers.get("sec-websocket-extensions"))
+        writer.write(switching_response(headers["sec-websocket-key"], extra=(
+            b"Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits=10\r\n")))
         while True:
             (b0,) = await reader.readexactly(1)
             fin, opcode, payload = await read_frame(reader, masked=True, first_byte=b0)
@@ -184,8 +178,8 @@ async def test_compress_false_client_side(net):
             connect(net, f"{net.scheme}://127.0.0.1:{port}/",
                     enable_compression=compression) as (transport, client):
         offer = await wait_for(got.get())
-        assert offer == [b"permessage-deflate; client_max_window_bits; "
-                         b"client_no_context_takeover"]
+        assert offer == ("permessage-deflate; client_max_window_bits; "
+                         "client_no_context_takeover")
         transport.send(WSMsgType.TEXT, msg, compress=False)
         assert await wait_for(got.get()) == (0, 0x1, msg)
         for _ in range(3):
@@ -196,17 +190,7 @@ async def test_compress_false_client_side(net):
 async def test_client_fails_when_server_ignores_request(net):
     """The client asked for server_no_context_takeover; a server that
     answers without it fails the handshake (RFC 7692 7.1.1.1)."""
-    async def on_connection(reader, writer):
-        head = await reader.readuntil(b"\r\n\r\n")
-        key = [line.split(b":", 1)[1].strip() for line in head.split(b"\r\n")
-               if line.lower().startswith(b"sec-websocket-key:")][0]
-        writer.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                     b"Connection: Upgrade\r\nSec-WebSocket-Accept: "
-                     + expected_accept(key.decode()).encode()
-                     + b"\r\nSec-WebSocket-Extensions: permessage-deflate\r\n\r\n")
-        await reader.read()
-
-    async with raw_server(net, on_connection) as port:
+    async with await answer_with(net, b"permessage-deflate") as port:
         with pytest.raises(WSHandshakeError, match="server_no_context_takeover"):
             async with connect(net, f"{net.scheme}://127.0.0.1:{port}/",
                                enable_compression=WSCompression(
