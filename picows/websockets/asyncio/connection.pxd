@@ -3,6 +3,7 @@
 # and the per-message state is read from the struct, not from a dict. The
 # .py file stays the source and runs uncompiled as it is.
 
+cimport cython
 from picows.picows cimport WSFrame, WSListener, WSTransport
 
 
@@ -47,10 +48,56 @@ cdef class Connection(WSListener):
     cdef public object _push
     cdef public object _pop
     cdef public object _create_future
+    cdef public object _future_kwargs
     cdef public object _send
 
     cpdef on_ws_connected(self, WSTransport transport)
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame)
     cpdef on_ws_disconnected(self, WSTransport transport)
+    cdef bint _hand_over(self, object waiter, object message) except -1
     cpdef pause_writing(self)
     cpdef resume_writing(self)
+
+
+cdef bint _COMPILED
+
+cdef extern from *:
+    """
+    static CYTHON_INLINE void picows_stop_iteration_with(PyObject *value) {
+        PyErr_SetObject(PyExc_StopIteration, value);
+    }
+    static CYTHON_INLINE PyObject *picows_call_with_kwargs(PyObject *func, PyObject *kwargs) {
+        PyObject *args = PyTuple_New(0);
+        PyObject *result;
+        if (args == NULL) return NULL;
+        result = PyObject_Call(func, args, kwargs);
+        Py_DECREF(args);
+        return result;
+    }
+    """
+    # StopIteration(value) set for a step that returns `value` (a str or bytes).
+    void _stop_iteration_with "picows_stop_iteration_with" (object value)
+    # func(**kwargs) with the dict itself (Cython would copy it).
+    object _call_with_kwargs "picows_call_with_kwargs" (object func, object kwargs)
+
+
+cdef class _Recv:
+    cdef Connection conn
+    cdef object decode
+    cdef bint anext
+    cdef object fut
+    cdef object slow
+
+
+cdef class _Send:
+    cdef Connection conn
+    cdef object message
+    cdef object text
+    cdef object slow
+
+
+@cython.locals(aw=_Recv)
+cdef _Recv _new_recv(Connection conn, object decode, bint anext)
+
+@cython.locals(aw=_Send)
+cdef _Send _new_send(Connection conn, object message, object text)
