@@ -61,23 +61,13 @@ cdef class Connection(WSListener):
 
 cdef bint _COMPILED
 
-cdef extern from *:
-    """
-    static CYTHON_INLINE void picows_stop_iteration_with(PyObject *value) {
-        PyErr_SetObject(PyExc_StopIteration, value);
-    }
-    static CYTHON_INLINE PyObject *picows_call_with_kwargs(PyObject *func, PyObject *kwargs) {
-        PyObject *args = PyTuple_New(0);
-        PyObject *result;
-        if (args == NULL) return NULL;
-        result = PyObject_Call(func, args, kwargs);
-        Py_DECREF(args);
-        return result;
-    }
-    """
-    # StopIteration(value) set for a step that returns `value` (a str or bytes).
-    void _stop_iteration_with "picows_stop_iteration_with" (object value)
-    # func(**kwargs) with the dict itself (Cython would copy it).
+cdef extern from "awaitable.h":
+    # A step of an awaitable returns `value` (then raises a bare
+    # StopIteration): to the am_send stepping it, else as StopIteration(value).
+    void _stop_iteration_with "picows_stop_iteration_with" (object awaitable, object value)
+    # Gives a cdef class with __await__ and __next__ the am_send slot.
+    int _install_am_send "picows_install_am_send" (object type) except -1
+    # func(**kwargs) with that dict (Cython would copy it).
     object _call_with_kwargs "picows_call_with_kwargs" (object func, object kwargs)
 
 

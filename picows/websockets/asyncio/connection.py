@@ -828,9 +828,9 @@ class Connection(WSListener):
             await self._raise_closed()
         cast(WSTransport, self._ws).send_pong(data)
 
-#: Compiled by Cython (connection.pxd): a value is returned from an
-#: awaitable's step by setting StopIteration(value) in C, without an exception
-#: object (before 3.12) or a traceback entry.
+#: Compiled by Cython (connection.pxd): the awaitables below have an am_send
+#: slot (awaitable.h), and a step returns its value through it, not through a
+#: StopIteration exception.
 _COMPILED = not __file__.endswith(".py")
 
 
@@ -908,7 +908,7 @@ class _Recv:
                 elif decode:
                     message = message.decode()
                 if _COMPILED:
-                    _stop_iteration_with(message)  # noqa: F821 (C, connection.pxd)
+                    _stop_iteration_with(self, message)  # noqa: F821 (C, awaitable.h)
                     raise StopIteration
                 raise StopIteration(message)
         elif conn._waiter is not None:
@@ -933,7 +933,7 @@ class _Recv:
                 elif decode:
                     head = head.decode()
                 if _COMPILED:
-                    _stop_iteration_with(head)  # noqa: F821 (C, connection.pxd)
+                    _stop_iteration_with(self, head)  # noqa: F821 (C, awaitable.h)
                     raise StopIteration
                 raise StopIteration(head)
         elif conn.state is not _CLOSED:
@@ -1029,3 +1029,8 @@ class _Send:
     def close(self) -> None:
         if self.slow is not None:
             self.slow.close()
+
+
+if _COMPILED:
+    _install_am_send(_Recv)  # noqa: F821 (C, awaitable.h)
+    _install_am_send(_Send)  # noqa: F821
