@@ -60,6 +60,10 @@ cdef class Connection(WSListener):
 
 
 cdef bint _COMPILED
+cdef dict _running_tasks
+cdef object _current_task
+
+cdef bint _task_running(object loop) except -1
 
 cdef extern from "awaitable.h":
     # A step of an awaitable returns `value` (then raises a bare

@@ -53,12 +53,23 @@ _TEXT = WSMsgType.TEXT
 _BINARY = WSMsgType.BINARY
 _CONT = WSMsgType.CONTINUATION
 
-# The task running on a loop (None between tasks): asyncio.current_task(loop),
-# which is C from 3.12; on 3.11 the dict that C Task's step updates.
+# Whether a task is running on `loop` (callbacks of the loop run between
+# tasks). On 3.11 C Task's step records the running task in a dict {loop:
+# task}: empty, as a rule, in a callback; from 3.12 asyncio.current_task(loop)
+# is C.
 if sys.version_info >= (3, 12):
+    _running_tasks = None
     _current_task = asyncio.current_task
 else:
-    _current_task = asyncio.tasks._current_tasks.get  # type: ignore[attr-defined]
+    _running_tasks = asyncio.tasks._current_tasks  # type: ignore[attr-defined]
+    _current_task = _running_tasks.get
+
+
+def _task_running(loop: asyncio.AbstractEventLoop) -> bool:
+    if _running_tasks is not None and not _running_tasks:
+        return False
+    return _current_task(loop) is not None
+
 
 # asyncio.Future's methods called on the futures of recv() (exact
 # asyncio.Future objects) without a method lookup per call.
@@ -309,7 +320,7 @@ class Connection(WSListener):
         """
         # A list of (callback, context), or None (C Future) when empty.
         callbacks = waiter._callbacks  # type: ignore[attr-defined]
-        if callbacks is None or len(callbacks) != 1 or _current_task(self._loop) is not None:
+        if callbacks is None or len(callbacks) != 1 or _task_running(self._loop):
             # Done (no callbacks left), or not awaited by one task alone.
             if waiter.done():
                 return False
