@@ -5,6 +5,7 @@
 
 cimport cython
 from picows.picows cimport WSFrame, WSListener, WSTransport
+from picows.picows cimport WSMsgType as _WSMsgType
 
 
 cdef class Connection(WSListener):
@@ -60,6 +61,7 @@ cdef class Connection(WSListener):
 
 
 cdef bint _COMPILED
+cdef _WSMsgType _OP_TEXT, _OP_BINARY
 cdef dict _running_tasks
 cdef object _current_task
 

@@ -52,6 +52,9 @@ _CONNECTING, _OPEN, _CLOSING, _CLOSED = State.CONNECTING, State.OPEN, State.CLOS
 _TEXT = WSMsgType.TEXT
 _BINARY = WSMsgType.BINARY
 _CONT = WSMsgType.CONTINUATION
+# The same as C enum values when compiled (connection.pxd).
+_OP_TEXT = WSMsgType.TEXT
+_OP_BINARY = WSMsgType.BINARY
 
 # Whether a task is running on `loop` (callbacks of the loop run between
 # tasks). On 3.11 C Task's step records the running task in a dict {loop:
@@ -1017,9 +1020,14 @@ class _Send:
                     and (tp is str or tp is bytes)):
                 text = self.text
                 if tp is str:
-                    conn._send(_BINARY if text is False else _TEXT, message)
+                    opcode = _OP_BINARY if text is False else _OP_TEXT
                 else:
-                    conn._send(_TEXT if text else _BINARY, message)
+                    opcode = _OP_TEXT if text else _OP_BINARY
+                if _COMPILED:
+                    # The core's C-level send: no Python call.
+                    conn._ws.send_message(opcode, message, True, False, True)
+                else:
+                    conn._send(opcode, message)
                 if not conn._write_paused:
                     raise StopIteration
                 slow = self.slow = conn._drain()
