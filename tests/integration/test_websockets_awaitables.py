@@ -205,10 +205,6 @@ async def test_unawaited_send_sends_nothing(role):
     assert last == "bye"
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "_Send/_Recv (connection.py) start over when awaited again: a send() awaited "
-    "twice, or awaited after close(), sends its message again, and a recv() "
-    "awaited twice returns the next message; a coroutine raises RuntimeError"))
 async def test_an_awaitable_is_not_reused():
     """As with websockets' coroutines: awaiting a send() or recv() again
     (or after close()) raises RuntimeError and sends nothing."""
@@ -592,17 +588,12 @@ def _stop_from_a_resumed_handler(new_loop: Callable[[], asyncio.AbstractEventLoo
     return outcome, reported
 
 
-async def test_system_exit_in_a_resumed_task_stops_the_loop(request):
+async def test_system_exit_in_a_resumed_task_stops_the_loop():
     """SystemExit (KeyboardInterrupt alike) raised by a task resumed from
     on_ws_frame leaves the loop's run, as it does from a task the loop
-    resumes, rather than being taken for a transport error."""
+    resumes, rather than being taken for a transport error (uvloop's read
+    callback catches BaseException)."""
     running = asyncio.get_running_loop()
-    if type(running).__module__.startswith("uvloop"):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "uvloop: connection.py's Connection._hand_over runs the task inside "
-            "the stream's read callback, which catches BaseException: SystemExit "
-            "is reported as 'Fatal error on transport', the connection is aborted "
-            "(1006) and the loop keeps running")))
     outcome, reported = await asyncio.to_thread(_stop_from_a_resumed_handler,
                                                 type(running))
     assert outcome == "SystemExit(7) out of the loop"

@@ -55,9 +55,11 @@ cdef class Connection(WSListener):
     cpdef on_ws_connected(self, WSTransport transport)
     cpdef on_ws_frame(self, WSTransport transport, WSFrame frame)
     cpdef on_ws_disconnected(self, WSTransport transport)
-    cdef bint _hand_over(self, object waiter, object message) except -1
     cpdef pause_writing(self)
     cpdef resume_writing(self)
+
+    @cython.locals(callbacks=list, entry=tuple)
+    cdef bint _hand_over(self, object waiter, object message) except -1
 
 
 cdef bint _COMPILED
@@ -81,6 +83,7 @@ cdef class _Recv:
     cdef Connection conn
     cdef object decode
     cdef bint anext
+    cdef bint started
     cdef object fut
     cdef object slow
 
@@ -89,11 +92,13 @@ cdef class _Send:
     cdef Connection conn
     cdef object message
     cdef object text
+    cdef bint started
     cdef object slow
 
 
 @cython.locals(aw=_Recv)
 cdef _Recv _new_recv(Connection conn, object decode, bint anext)
+
 
 @cython.locals(aw=_Send)
 cdef _Send _new_send(Connection conn, object message, object text)

@@ -322,23 +322,31 @@ class Connection(WSListener):
         False when the future is done already (its recv() was cancelled).
         """
         # A list of (callback, context), or None (C Future) when empty.
-        callbacks = waiter._callbacks  # type: ignore[attr-defined]
+        callbacks = waiter._callbacks
         if callbacks is None or len(callbacks) != 1 or _task_running(self._loop):
             # Done (no callbacks left), or not awaited by one task alone.
             if waiter.done():
                 return False
             waiter.set_result(message)
             return True
-        wakeup, context = callbacks[0]
+        entry = callbacks[0]
+        wakeup, context = entry
         _future_remove_done_callback(waiter, wakeup)
         _future_set_result(waiter, message)
         try:
             context.run(wakeup, waiter)
-        except Exception:
-            # Not expected (the task handles its coroutine's errors); the
-            # task must not be left waiting: resume it the loop's way.
+        except Exception as exc:
+            # Not expected (the task handles its coroutine's errors): say so,
+            # and resume the task the loop's way, not to leave it waiting.
+            self._loop.call_exception_handler({
+                "message": "picows.websockets: resuming a task from on_ws_frame failed",
+                "exception": exc})
             self._loop.call_soon(wakeup, waiter, context=context)
-            raise
+        except BaseException as exc:
+            # SystemExit or KeyboardInterrupt out of the task's step: the loop
+            # must get it as from the task's own step (uvloop's read callback,
+            # which runs this, would take it for a transport error).
+            self._loop.call_soon(_reraise, exc)
         return True
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
@@ -848,6 +856,10 @@ class Connection(WSListener):
 _COMPILED = not __file__.endswith(".py")
 
 
+def _reraise(exc: BaseException) -> None:
+    raise exc
+
+
 def _raise_thrown(typ: Any, val: Any, tb: Any) -> None:
     """Raise what ``throw(typ, val, tb)`` was given."""
     if val is None:
@@ -865,6 +877,7 @@ def _new_recv(conn: Connection, decode: Optional[bool], anext: bool) -> "_Recv":
     aw.conn = conn
     aw.decode = decode
     aw.anext = anext
+    aw.started = False
     aw.fut = aw.slow = None
     return aw
 
@@ -874,6 +887,7 @@ def _new_send(conn: Connection, message: Any, text: Optional[bool]) -> "_Send":
     aw.conn = conn
     aw.message = message
     aw.text = text
+    aw.started = False
     aw.slow = None
     return aw
 
@@ -890,10 +904,11 @@ class _Recv:
     """
 
     # Made by _new_recv.
-    __slots__ = ("conn", "decode", "anext", "fut", "slow")
+    __slots__ = ("conn", "decode", "anext", "started", "fut", "slow")
     conn: Connection
     decode: Optional[bool]
     anext: bool
+    started: bool   # stepped once: one use only, as a coroutine
     fut: Any
     slow: Any
 
@@ -922,15 +937,19 @@ class _Recv:
                 elif decode:
                     message = message.decode()
                 if _COMPILED:
-                    _stop_iteration_with(self, message)  # noqa: F821 (C, awaitable.h)
+                    _stop_iteration_with(self, message)  # type: ignore[name-defined]  # noqa: F821 (C, awaitable.h)
                     raise StopIteration
                 raise StopIteration(message)
-        elif conn._waiter is not None:
-            if self.anext:
-                self.slow = conn._anext_slow()
-                return self.slow.send(None)
-            raise ConcurrencyError("cannot call recv while another coroutine "
-                                   "is already running recv or recv_streaming")
+        elif self.started:
+            raise RuntimeError("cannot reuse already awaited coroutine")
+        else:
+            self.started = True
+            if conn._waiter is not None:
+                if self.anext:
+                    self.slow = conn._anext_slow()
+                    return self.slow.send(None)
+                raise ConcurrencyError("cannot call recv while another coroutine "
+                                       "is already running recv or recv_streaming")
         messages = conn._messages
         if messages:
             head = messages[0]
@@ -943,17 +962,17 @@ class _Recv:
                 decode = self.decode
                 if tp is str:
                     if decode is False:
-                        head = head.encode()
+                        head = head.encode()  # type: ignore[union-attr]
                 elif decode:
-                    head = head.decode()
+                    head = head.decode()  # type: ignore[union-attr]
                 if _COMPILED:
-                    _stop_iteration_with(self, head)  # noqa: F821 (C, awaitable.h)
+                    _stop_iteration_with(self, head)  # type: ignore[name-defined]  # noqa: F821 (C, awaitable.h)
                     raise StopIteration
                 raise StopIteration(head)
         elif conn.state is not _CLOSED:
             if _COMPILED:
-                fut = _call_with_kwargs(conn._create_future,  # noqa: F821 (C)
-                                        conn._future_kwargs)
+                fut = _call_with_kwargs(  # type: ignore[name-defined]  # noqa: F821 (C)
+                    conn._create_future, conn._future_kwargs)
             else:
                 fut = conn._create_future(loop=conn._loop)
             conn._waiter = self.fut = fut
@@ -965,15 +984,19 @@ class _Recv:
     def send(self, value: Any) -> Any:
         if self.slow is not None:
             return self.slow.send(value)
+        if value is not None and not self.started:
+            raise TypeError("can't send non-None value to a just-started coroutine")
         return self.__next__()
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
         if self.slow is not None:
             return self.slow.throw(typ, val, tb)
+        self.started = True
         self._drop()
         _raise_thrown(typ, val, tb)
 
     def close(self) -> None:
+        self.started = True
         if self.slow is not None:
             self.slow.close()
         else:
@@ -998,10 +1021,11 @@ class _Send:
     message being sent), goes to the coroutine ``_send_slow``."""
 
     # Made by _new_send.
-    __slots__ = ("conn", "message", "text", "slow")
+    __slots__ = ("conn", "message", "text", "started", "slow")
     conn: Connection
     message: Any
     text: Optional[bool]
+    started: bool   # stepped once: one use only, as a coroutine
     slow: Any
 
     def __await__(self) -> "_Send":
@@ -1013,6 +1037,9 @@ class _Send:
     def __next__(self) -> Any:
         slow = self.slow
         if slow is None:
+            if self.started:
+                raise RuntimeError("cannot reuse already awaited coroutine")
+            self.started = True
             conn = self.conn
             message = self.message
             tp = type(message)
@@ -1025,7 +1052,8 @@ class _Send:
                     opcode = _OP_TEXT if text else _OP_BINARY
                 if _COMPILED:
                     # The core's C-level send: no Python call.
-                    conn._ws.send_message(opcode, message, True, False, True)
+                    conn._ws.send_message(  # type: ignore[union-attr]
+                        opcode, message, True, False, True)
                 else:
                     conn._send(opcode, message)
                 if not conn._write_paused:
@@ -1038,18 +1066,22 @@ class _Send:
     def send(self, value: Any) -> Any:
         if self.slow is not None:
             return self.slow.send(value)
+        if value is not None and not self.started:
+            raise TypeError("can't send non-None value to a just-started coroutine")
         return self.__next__()
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
         if self.slow is not None:
             return self.slow.throw(typ, val, tb)
+        self.started = True
         _raise_thrown(typ, val, tb)
 
     def close(self) -> None:
+        self.started = True
         if self.slow is not None:
             self.slow.close()
 
 
 if _COMPILED:
-    _install_am_send(_Recv)  # noqa: F821 (C, awaitable.h)
-    _install_am_send(_Send)  # noqa: F821
+    _install_am_send(_Recv)  # type: ignore[name-defined]  # noqa: F821 (C, awaitable.h)
+    _install_am_send(_Send)  # type: ignore[name-defined]  # noqa: F821
