@@ -50,6 +50,8 @@ cdef class Connection(WSListener):
     cdef public object _pop
     cdef public object _create_future
     cdef public object _future_kwargs
+    cdef public object _wakeup
+    cdef public object _wakeup_context
     cdef public object _send
 
     cpdef on_ws_connected(self, WSTransport transport)
@@ -60,6 +62,7 @@ cdef class Connection(WSListener):
 
     @cython.locals(callbacks=list, entry=tuple)
     cdef bint _hand_over(self, object waiter, object message) except -1
+    cdef bint _hand_over_later(self, object waiter, object message) except -1
 
 
 cdef bint _COMPILED

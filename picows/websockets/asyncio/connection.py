@@ -153,7 +153,8 @@ class Connection(WSListener):
         "_messages", "_frames", "_fragments", "_waiter", "_reading_paused", "_write_paused",
         "_drain_waiters", "_fragmented_send", "_pings", "_keepalive_timer", "_close_rcvd",
         "_close_sent", "_rcvd_then_sent", "_close_exc", "_closed",
-        "_push", "_pop", "_create_future", "_future_kwargs", "_send",
+        "_push", "_pop", "_create_future", "_future_kwargs", "_send", "_wakeup",
+        "_wakeup_context",
     )
 
     def __init__(self, *, ping_interval: Optional[float] = 20,
@@ -210,6 +211,10 @@ class Connection(WSListener):
         # Compiled, _Recv calls Future with this dict as it is (Python would
         # build a new one per call).
         self._future_kwargs = {"loop": self._loop}
+        # The wake-up callback (and its context) of the task that waited in
+        # recv() last (see _hand_over).
+        self._wakeup: Any = None
+        self._wakeup_context: Any = None
         self._send: Any = None
         self._frames = 0                    # data frames buffered, for max_queue
         self._fragments: Optional[_Fragments] = None
@@ -316,37 +321,55 @@ class Connection(WSListener):
         wake-up callback is taken off the future and run in the task's
         context, as the loop would have run it.
 
-        Only when a task waits alone on the future and no task is running
+        Only when the task's wake-up is on the future and no task is running
         (the loop runs callbacks between tasks; a frame processed while a
         task runs, e.g. one that resumed reading, takes the loop's way).
         False when the future is done already (its recv() was cancelled).
+
+        The wake-up callback a task puts on each future it awaits is a new
+        object equal to the last one (same task, same function): the one
+        seen last is kept with its context, and removing it from the future
+        says whether the same task waits again, without reading the
+        future's callbacks (a list and a tuple per message).
         """
-        # A list of (callback, context), or None (C Future) when empty.
-        callbacks = waiter._callbacks
-        if callbacks is None or len(callbacks) != 1 or _task_running(self._loop):
-            # Done (no callbacks left), or not awaited by one task alone.
-            if waiter.done():
-                return False
-            waiter.set_result(message)
-            return True
-        entry = callbacks[0]
-        wakeup, context = entry
-        _future_remove_done_callback(waiter, wakeup)
+        loop = self._loop
+        if _task_running(loop):
+            return self._hand_over_later(waiter, message)
+        wakeup = self._wakeup
+        if wakeup is None or not _future_remove_done_callback(waiter, wakeup):
+            # Another task waits (or none, or the future is done): look.
+            # A list of (callback, context), or None (C Future) when empty.
+            callbacks = waiter._callbacks
+            if callbacks is None or len(callbacks) != 1:
+                return self._hand_over_later(waiter, message)
+            entry = callbacks[0]
+            wakeup, self._wakeup_context = entry
+            self._wakeup = wakeup
+            _future_remove_done_callback(waiter, wakeup)
+        context = self._wakeup_context
         _future_set_result(waiter, message)
         try:
             context.run(wakeup, waiter)
         except Exception as exc:
             # Not expected (the task handles its coroutine's errors): say so,
             # and resume the task the loop's way, not to leave it waiting.
-            self._loop.call_exception_handler({
+            loop.call_exception_handler({
                 "message": "picows.websockets: resuming a task from on_ws_frame failed",
                 "exception": exc})
-            self._loop.call_soon(wakeup, waiter, context=context)
+            loop.call_soon(wakeup, waiter, context=context)
         except BaseException as exc:
             # SystemExit or KeyboardInterrupt out of the task's step: the loop
             # must get it as from the task's own step (uvloop's read callback,
             # which runs this, would take it for a transport error).
-            self._loop.call_soon(_reraise, exc)
+            loop.call_soon(_reraise, exc)
+        return True
+
+    def _hand_over_later(self, waiter: "asyncio.Future[Optional[Data]]",
+                         message: Optional[Data]) -> bool:
+        """Resolve the future: its callbacks run the loop's way."""
+        if waiter.done():
+            return False
+        waiter.set_result(message)
         return True
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
