@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import collections
+import contextvars
 import logging
 import os
 import struct
@@ -79,6 +80,7 @@ def _task_running(loop: asyncio.AbstractEventLoop) -> bool:
 _future_result = asyncio.Future.result
 _future_set_result = asyncio.Future.set_result
 _future_remove_done_callback = asyncio.Future.remove_done_callback
+_context_run = contextvars.Context.run
 
 #: core's max_frame_size when max_size is None (no limit).
 _NO_LIMIT = 2 ** 63 - 1
@@ -336,7 +338,7 @@ class Connection(WSListener):
         if _task_running(loop):
             return self._hand_over_later(waiter, message)
         wakeup = self._wakeup
-        if wakeup is None or not _future_remove_done_callback(waiter, wakeup):
+        if wakeup is None or _future_remove_done_callback(waiter, wakeup) == 0:
             # Another task waits (or none, or the future is done): look.
             # A list of (callback, context), or None (C Future) when empty.
             callbacks = waiter._callbacks
@@ -349,7 +351,7 @@ class Connection(WSListener):
         context = self._wakeup_context
         _future_set_result(waiter, message)
         try:
-            context.run(wakeup, waiter)
+            _context_run(context, wakeup, waiter)
         except Exception as exc:
             # Not expected (the task handles its coroutine's errors): say so,
             # and resume the task the loop's way, not to leave it waiting.
