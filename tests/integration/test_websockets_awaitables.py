@@ -224,6 +224,8 @@ async def test_an_awaitable_is_not_reused():
             else:
                 errors.append(None)
         await ws.send("end")
+        # The echo: the peer is done before the connection closes.
+        assert await wait_for(ws.recv()) == "end"
         return errors
 
     async def theirs_fn(ws):
