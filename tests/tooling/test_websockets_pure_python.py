@@ -24,7 +24,11 @@ picows = pytest.importorskip("picows")
 SCRIPT = textwrap.dedent('''
     import asyncio
     import json
+    import os
     import sys
+
+    if os.environ.get("NO_CYTHON"):
+        sys.modules["cython"] = None    # import cython raises ImportError
 
     import picows.websockets as ours
     import picows.websockets.asyncio.connection as connection
@@ -114,11 +118,17 @@ def pure_copy(tmp_path_factory) -> Path:
     return root
 
 
+@pytest.mark.parametrize("cython_installed", [True, False], ids=["cython", "no-cython"])
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
-def test_uncompiled_connection_module(pure_copy, loop):
+def test_uncompiled_connection_module(pure_copy, loop, cython_installed):
+    """Also where Cython is not installed: connection.py then takes its
+    decorators from _cython_stub."""
     if loop == "uvloop":
         pytest.importorskip("uvloop")
     env = dict(os.environ, PYTHONPATH=str(pure_copy))
+    env.pop("NO_CYTHON", None)
+    if not cython_installed:
+        env["NO_CYTHON"] = "1"
     proc = subprocess.run([sys.executable, str(pure_copy / "run_pure.py"), loop],
                           cwd=pure_copy, env=env, capture_output=True, text=True,
                           timeout=120)

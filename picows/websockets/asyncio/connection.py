@@ -34,6 +34,12 @@ import uuid
 from typing import (Any, AsyncIterable, AsyncIterator, Awaitable, Deque, Dict, Iterable,
                     Iterator, List, Mapping, Optional, Tuple, Union, cast)
 
+try:
+    # Pure-Python mode: Cython reads its decorators at compile time.
+    import cython  # type: ignore[import-untyped, import-not-found, unused-ignore]
+except ImportError:  # uncompiled, without Cython installed
+    from ._cython_stub import cython  # type: ignore[no-redef, unused-ignore]
+
 from ...picows import WSListener, WSMsgType, WSTransport
 from ..exceptions import (ConcurrencyError, ConnectionClosed, ConnectionClosedError,
                           ConnectionClosedOK)
@@ -917,6 +923,9 @@ def _new_send(conn: Connection, message: Any, text: Optional[bool]) -> "_Send":
     return aw
 
 
+# A free list: one of each per message, the allocation shows.
+@cython.freelist(16)
+@cython.cclass
 class _Recv:
     """The awaitable of ``recv()`` and ``__anext__``: a whole message already
     buffered is returned by its first step; otherwise it parks one future
@@ -1039,6 +1048,8 @@ class _Recv:
             conn._unget(fut)
 
 
+@cython.freelist(16)
+@cython.cclass
 class _Send:
     """The awaitable of ``send()``: nothing happens until it is awaited (as
     with websockets' coroutine); then a str or bytes goes out in its first
