@@ -60,6 +60,7 @@ extensions = [
 layer = cythonize(
     [Extension("picows.websockets.asyncio.connection",
                ["picows/websockets/asyncio/connection.py"],
+               depends=["picows/websockets/asyncio/awaitable.h"],
                extra_compile_args=extra_compile_args,
                extra_link_args=extra_link_args)],
     compiler_directives={"language_level": 3, "binding": True, "annotation_typing": False},

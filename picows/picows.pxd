@@ -120,6 +120,8 @@ cdef class WSTransport:
     cdef _PerMessageDeflate _deflate   # None: not negotiated
     cdef bint _sending_fragments
 
+    cdef int send_message(self, WSMsgType msg_type, object message, bint fin, bint rsv1,
+                          bint compress) except -1
     cdef send_reuse_external_buffer(self, WSMsgType msg_type,
                                     char* message, size_t message_size)
     cdef int send_frame(self, WSMsgType msg_type, const uint8_t* payload,

@@ -264,40 +264,17 @@ cdef class WSTransport:
         Nothing is sent once disconnected, and no data frame once a CLOSE
         was sent (RFC 6455 5.5.1).
         """
-        cdef Py_buffer view
-        cdef char* buf
-        cdef Py_ssize_t buflen
         cdef int opcode = msg_type
         if opcode not in (0, 1, 2, 8, 9, 10):
             raise ValueError(f"invalid msg_type {msg_type!r}")
-        if message is None:
-            self.send_frame(<WSMsgType>opcode, NULL, 0, fin, rsv1)
-            return
-        if isinstance(message, str):
-            message = (<str>message).encode("utf-8")
-        if self._deflate is not None and self._deflate.deflates \
-                and (opcode == 1 or opcode == 2) and fin and compress \
-                and not rsv1 and not self._sending_fragments:
-            self._send_compressed(<WSMsgType>opcode, message)
-            return
-        if type(message) is bytes:
-            if opcode >= 8 and PyBytes_GET_SIZE(message) > _MAX_CONTROL_PAYLOAD:
-                raise ValueError("control frame payload must be at most 125 bytes")
-            self.send_frame(<WSMsgType>opcode, <uint8_t*>PyBytes_AS_STRING(message),
-                            PyBytes_GET_SIZE(message), fin, rsv1)
-            return
-        if type(message) is memoryview and picows_memoryview_memory(message, &buf, &buflen):
-            if opcode >= 8 and buflen > _MAX_CONTROL_PAYLOAD:
-                raise ValueError("control frame payload must be at most 125 bytes")
-            self.send_frame(<WSMsgType>opcode, <uint8_t*>buf, buflen, fin, rsv1)
-            return
-        PyObject_GetBuffer(message, &view, PyBUF_SIMPLE)
-        try:
-            if opcode >= 8 and view.len > _MAX_CONTROL_PAYLOAD:
-                raise ValueError("control frame payload must be at most 125 bytes")
-            self.send_frame(<WSMsgType>opcode, <uint8_t*>view.buf, view.len, fin, rsv1)
-        finally:
-            PyBuffer_Release(&view)
+        _send_message(self, <WSMsgType>opcode, message, fin, rsv1, compress)
+
+    cdef int send_message(self, WSMsgType msg_type, object message, bint fin, bint rsv1,
+                          bint compress) except -1:
+        """``send(msg_type, message, rsv1, fin=fin, compress=compress)`` for
+        Cython callers (picows.websockets' send): no Python call, no argument
+        parsing. `msg_type` must be a valid WSMsgType."""
+        return _send_message(self, msg_type, message, fin, rsv1, compress)
 
     @cython.binding(False)
     def send_reuse_external_bytearray(self, msg_type, bytearray buffer not None,
@@ -501,3 +478,42 @@ cdef class WSTransport:
         side = "client" if self.is_client else "server"
         state = "disconnected" if self._closed else "connected"
         return f"<WSTransport {side} {state}>"
+
+
+cdef inline int _send_message(WSTransport self, WSMsgType msg_type, object message, bint fin,
+                              bint rsv1, bint compress) except -1:
+    """The body of WSTransport.send and send_message (inline in send: the
+    per-frame path of Python callers pays no extra call)."""
+    cdef Py_buffer view
+    cdef char* buf
+    cdef Py_ssize_t buflen
+    cdef int opcode = msg_type
+    if message is None:
+        self.send_frame(<WSMsgType>opcode, NULL, 0, fin, rsv1)
+        return 0
+    if isinstance(message, str):
+        message = (<str>message).encode("utf-8")
+    if self._deflate is not None and self._deflate.deflates \
+            and (opcode == 1 or opcode == 2) and fin and compress \
+            and not rsv1 and not self._sending_fragments:
+        self._send_compressed(<WSMsgType>opcode, message)
+        return 0
+    if type(message) is bytes:
+        if opcode >= 8 and PyBytes_GET_SIZE(message) > _MAX_CONTROL_PAYLOAD:
+            raise ValueError("control frame payload must be at most 125 bytes")
+        self.send_frame(<WSMsgType>opcode, <uint8_t*>PyBytes_AS_STRING(message),
+                        PyBytes_GET_SIZE(message), fin, rsv1)
+        return 0
+    if type(message) is memoryview and picows_memoryview_memory(message, &buf, &buflen):
+        if opcode >= 8 and buflen > _MAX_CONTROL_PAYLOAD:
+            raise ValueError("control frame payload must be at most 125 bytes")
+        self.send_frame(<WSMsgType>opcode, <uint8_t*>buf, buflen, fin, rsv1)
+        return 0
+    PyObject_GetBuffer(message, &view, PyBUF_SIMPLE)
+    try:
+        if opcode >= 8 and view.len > _MAX_CONTROL_PAYLOAD:
+            raise ValueError("control frame payload must be at most 125 bytes")
+        self.send_frame(<WSMsgType>opcode, <uint8_t*>view.buf, view.len, fin, rsv1)
+    finally:
+        PyBuffer_Release(&view)
+    return 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import sys
 
 import pytest
 
@@ -215,11 +216,16 @@ async def test_broadcast_skips_fragmented_send():
 
     async with ours.serve(handler, "127.0.0.1", 0) as server:
         async with ours.connect(uri_of(server)) as ws:
-            await wait_until(lambda: conns and conns[0]._fragmented_send is not None)
-            with pytest.raises(Exception) as raised:
-                ours.broadcast(conns, "x", raise_exceptions=True)
-            assert "skipped broadcast" in str(raised.value)
-            release.set()
+            try:
+                await wait_until(lambda: conns and conns[0]._fragmented_send is not None)
+                with pytest.raises(Exception) as raised:
+                    ours.broadcast(conns, "x", raise_exceptions=True)
+                if sys.version_info >= (3, 11):
+                    assert "skipped broadcast" in str(raised.value)
+                else:   # no ExceptionGroup: the first failure
+                    assert isinstance(raised.value, ours.ConcurrencyError)
+            finally:
+                release.set()
             assert await wait_for(ws.recv()) == "ab"
 
 

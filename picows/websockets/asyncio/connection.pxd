@@ -3,7 +3,9 @@
 # and the per-message state is read from the struct, not from a dict. The
 # .py file stays the source and runs uncompiled as it is.
 
+cimport cython
 from picows.picows cimport WSFrame, WSListener, WSTransport
+from picows.picows cimport WSMsgType as _WSMsgType
 
 
 cdef class Connection(WSListener):
@@ -47,6 +49,9 @@ cdef class Connection(WSListener):
     cdef public object _push
     cdef public object _pop
     cdef public object _create_future
+    cdef public object _future_kwargs
+    cdef public object _wakeup
+    cdef public object _wakeup_context
     cdef public object _send
 
     cpdef on_ws_connected(self, WSTransport transport)
@@ -54,3 +59,49 @@ cdef class Connection(WSListener):
     cpdef on_ws_disconnected(self, WSTransport transport)
     cpdef pause_writing(self)
     cpdef resume_writing(self)
+
+    @cython.locals(callbacks=list, entry=tuple)
+    cdef bint _hand_over(self, object waiter, object message) except -1
+    cdef bint _hand_over_later(self, object waiter, object message) except -1
+
+
+cdef bint _COMPILED
+cdef _WSMsgType _OP_TEXT, _OP_BINARY
+cdef dict _running_tasks
+cdef object _current_task
+
+cdef bint _task_running(object loop) except -1
+
+cdef extern from "awaitable.h":
+    # A step of an awaitable returns `value` (then raises a bare
+    # StopIteration): to the am_send stepping it, else as StopIteration(value).
+    void _stop_iteration_with "picows_stop_iteration_with" (object awaitable, object value)
+    # Gives a cdef class with __await__ and __next__ the am_send slot.
+    int _install_am_send "picows_install_am_send" (object type) except -1
+    # func(**kwargs) with that dict (Cython would copy it).
+    object _call_with_kwargs "picows_call_with_kwargs" (object func, object kwargs)
+
+
+cdef class _Recv:
+    cdef Connection conn
+    cdef object decode
+    cdef bint anext
+    cdef bint started
+    cdef object fut
+    cdef object slow
+
+
+cdef class _Send:
+    cdef Connection conn
+    cdef object message
+    cdef object text
+    cdef bint started
+    cdef object slow
+
+
+@cython.locals(aw=_Recv)
+cdef _Recv _new_recv(Connection conn, object decode, bint anext)
+
+
+@cython.locals(aw=_Send)
+cdef _Send _new_send(Connection conn, object message, object text)

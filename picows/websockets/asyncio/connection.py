@@ -25,12 +25,20 @@ from __future__ import annotations
 import asyncio
 import codecs
 import collections
+import contextvars
 import logging
 import os
 import struct
+import sys
 import uuid
 from typing import (Any, AsyncIterable, AsyncIterator, Awaitable, Deque, Dict, Iterable,
                     Iterator, List, Mapping, Optional, Tuple, Union, cast)
+
+try:
+    # Pure-Python mode: Cython reads its decorators at compile time.
+    import cython  # type: ignore[import-untyped, import-not-found, unused-ignore]
+except ImportError:  # uncompiled, without Cython installed
+    from ._cython_stub import cython  # type: ignore[no-redef, unused-ignore]
 
 from ...picows import WSListener, WSMsgType, WSTransport
 from ..exceptions import (ConcurrencyError, ConnectionClosed, ConnectionClosedError,
@@ -51,6 +59,34 @@ _CONNECTING, _OPEN, _CLOSING, _CLOSED = State.CONNECTING, State.OPEN, State.CLOS
 _TEXT = WSMsgType.TEXT
 _BINARY = WSMsgType.BINARY
 _CONT = WSMsgType.CONTINUATION
+# The same as C enum values when compiled (connection.pxd).
+_OP_TEXT = WSMsgType.TEXT
+_OP_BINARY = WSMsgType.BINARY
+
+# Whether a task is running on `loop` (callbacks of the loop run between
+# tasks). On 3.11 C Task's step records the running task in a dict {loop:
+# task}: empty, as a rule, in a callback; from 3.12 asyncio.current_task(loop)
+# is C.
+if sys.version_info >= (3, 12):
+    _running_tasks = None
+    _current_task = asyncio.current_task
+else:
+    _running_tasks = asyncio.tasks._current_tasks  # type: ignore[attr-defined]
+    _current_task = _running_tasks.get
+
+
+def _task_running(loop: asyncio.AbstractEventLoop) -> bool:
+    if _running_tasks is not None and not _running_tasks:
+        return False
+    return _current_task(loop) is not None
+
+
+# asyncio.Future's methods called on the futures of recv() (exact
+# asyncio.Future objects) without a method lookup per call.
+_future_result = asyncio.Future.result
+_future_set_result = asyncio.Future.set_result
+_future_remove_done_callback = asyncio.Future.remove_done_callback
+_context_run = contextvars.Context.run
 
 #: core's max_frame_size when max_size is None (no limit).
 _NO_LIMIT = 2 ** 63 - 1
@@ -125,7 +161,8 @@ class Connection(WSListener):
         "_messages", "_frames", "_fragments", "_waiter", "_reading_paused", "_write_paused",
         "_drain_waiters", "_fragmented_send", "_pings", "_keepalive_timer", "_close_rcvd",
         "_close_sent", "_rcvd_then_sent", "_close_exc", "_closed",
-        "_push", "_pop", "_create_future", "_send",
+        "_push", "_pop", "_create_future", "_future_kwargs", "_send", "_wakeup",
+        "_wakeup_context",
     )
 
     def __init__(self, *, ping_interval: Optional[float] = 20,
@@ -179,6 +216,13 @@ class Connection(WSListener):
         # Python method on the default loop), and not Future() without the
         # loop, which looks the running loop up with a getpid() system call.
         self._create_future = asyncio.Future
+        # Compiled, _Recv calls Future with this dict as it is (Python would
+        # build a new one per call).
+        self._future_kwargs = {"loop": self._loop}
+        # The wake-up callback (and its context) of the task that waited in
+        # recv() last (see _hand_over).
+        self._wakeup: Any = None
+        self._wakeup_context: Any = None
         self._send: Any = None
         self._frames = 0                    # data frames buffered, for max_queue
         self._fragments: Optional[_Fragments] = None
@@ -234,11 +278,9 @@ class Connection(WSListener):
                     # message (a whole message cannot arrive in the middle of
                     # a fragmented one): hand it over, no deque round trip.
                     self._waiter = None
-                    try:
-                        waiter.set_result(message)
+                    if self._hand_over(waiter, message):
                         return
-                    except asyncio.InvalidStateError:
-                        pass    # that recv() was cancelled: buffer it
+                    # That recv() was cancelled: buffer the message.
                 self._push(message)
             else:
                 fragments = self._fragments = _Fragments(msg_type == 1)
@@ -279,6 +321,64 @@ class Connection(WSListener):
                 and not self._reading_paused and self.state is _OPEN):
             self._reading_paused = True
             transport.underlying_transport.pause_reading()
+
+    def _hand_over(self, waiter: "asyncio.Future[Optional[Data]]", message: Data) -> bool:
+        """Resolve a waiting recv()'s future with `message` and resume its
+        task now, from this callback, rather than through the loop's ready
+        queue (call_soon, a Handle, the next turn of the loop): the task's
+        wake-up callback is taken off the future and run in the task's
+        context, as the loop would have run it.
+
+        Only when the task's wake-up is on the future and no task is running
+        (the loop runs callbacks between tasks; a frame processed while a
+        task runs, e.g. one that resumed reading, takes the loop's way).
+        False when the future is done already (its recv() was cancelled).
+
+        The wake-up callback a task puts on each future it awaits is a new
+        object equal to the last one (same task, same function): the one
+        seen last is kept with its context, and removing it from the future
+        says whether the same task waits again, without reading the
+        future's callbacks (a list and a tuple per message).
+        """
+        loop = self._loop
+        if _task_running(loop):
+            return self._hand_over_later(waiter, message)
+        wakeup = self._wakeup
+        if wakeup is None or _future_remove_done_callback(waiter, wakeup) == 0:
+            # Another task waits (or none, or the future is done): look.
+            # A list of (callback, context), or None (C Future) when empty.
+            callbacks = waiter._callbacks
+            if callbacks is None or len(callbacks) != 1:
+                return self._hand_over_later(waiter, message)
+            entry = callbacks[0]
+            wakeup, self._wakeup_context = entry
+            self._wakeup = wakeup
+            _future_remove_done_callback(waiter, wakeup)
+        context = self._wakeup_context
+        _future_set_result(waiter, message)
+        try:
+            _context_run(context, wakeup, waiter)
+        except Exception as exc:
+            # Not expected (the task handles its coroutine's errors): say so,
+            # and resume the task the loop's way, not to leave it waiting.
+            loop.call_exception_handler({
+                "message": "picows.websockets: resuming a task from on_ws_frame failed",
+                "exception": exc})
+            loop.call_soon(wakeup, waiter, context=context)
+        except BaseException as exc:
+            # SystemExit or KeyboardInterrupt out of the task's step: the loop
+            # must get it as from the task's own step (uvloop's read callback,
+            # which runs this, would take it for a transport error).
+            loop.call_soon(_reraise, exc)
+        return True
+
+    def _hand_over_later(self, waiter: "asyncio.Future[Optional[Data]]",
+                         message: Optional[Data]) -> bool:
+        """Resolve the future: its callbacks run the loop's way."""
+        if waiter.done():
+            return False
+        waiter.set_result(message)
+        return True
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         if self._close_sent is None:
@@ -428,7 +528,7 @@ class Connection(WSListener):
 
     # -- public API: receiving --------------------------------------------------
 
-    async def recv(self, decode: Optional[bool] = None) -> Data:
+    def recv(self, decode: Optional[bool] = None) -> Awaitable[Data]:
         """Receive the next message.
 
         A message already received is returned at once, without suspending.
@@ -440,6 +540,10 @@ class Connection(WSListener):
             messages received before the close).
         :raises ConcurrencyError: when another coroutine is in ``recv``.
         """
+        return _new_recv(self, decode, False)
+
+    async def _recv_slow(self, decode: Optional[bool]) -> Data:
+        # recv() the long way: fragments, a closed connection.
         if self._waiter is not None:
             raise ConcurrencyError("cannot call recv while another coroutine "
                                    "is already running recv or recv_streaming")
@@ -553,9 +657,10 @@ class Connection(WSListener):
         ConnectionClosedError otherwise."""
         return self
 
-    async def __anext__(self) -> Data:
-        # Not an async generator, and recv's loop inlined for whole messages:
-        # one coroutine per message.
+    def __anext__(self) -> Awaitable[Data]:
+        return _new_recv(self, None, True)
+
+    async def _anext_slow(self) -> Data:
         messages = self._messages
         while self._waiter is None:
             if messages:
@@ -588,8 +693,8 @@ class Connection(WSListener):
 
     # -- public API: sending ----------------------------------------------------
 
-    async def send(self, message: Union[DataLike, Iterable[DataLike], AsyncIterable[DataLike]],
-                   text: Optional[bool] = None) -> None:
+    def send(self, message: Union[DataLike, Iterable[DataLike], AsyncIterable[DataLike]],
+             text: Optional[bool] = None) -> Awaitable[None]:
         """Send a message.
 
         A str is sent as TEXT, a bytes-like object as BINARY (``text``
@@ -600,6 +705,10 @@ class Connection(WSListener):
         :raises ConnectionClosed: when the connection is closed.
         :raises TypeError: for another type, or mixed types in an iterable.
         """
+        return _new_send(self, message, text)
+
+    async def _send_slow(self, message: Any, text: Optional[bool]) -> None:
+        # send() the long way: waits, iterables, a closed connection.
         if self._fragmented_send is not None or self.state is not _OPEN:
             while self._fragmented_send is not None:
                 await asyncio.shield(self._fragmented_send)
@@ -771,3 +880,244 @@ class Connection(WSListener):
         if self.state is not _OPEN:
             await self._raise_closed()
         cast(WSTransport, self._ws).send_pong(data)
+
+#: Compiled by Cython (connection.pxd): the awaitables below have an am_send
+#: slot (awaitable.h), and a step returns its value through it, not through a
+#: StopIteration exception.
+_COMPILED = not __file__.endswith(".py")
+
+
+def _reraise(exc: BaseException) -> None:
+    raise exc
+
+
+def _raise_thrown(typ: Any, val: Any, tb: Any) -> None:
+    """Raise what ``throw(typ, val, tb)`` was given."""
+    if val is None:
+        val = typ() if isinstance(typ, type) else typ
+    elif not isinstance(val, BaseException):
+        val = typ(val)
+    if tb is not None:
+        val = val.with_traceback(tb)
+    raise val
+
+
+def _new_recv(conn: Connection, decode: Optional[bool], anext: bool) -> "_Recv":
+    # __new__ and the fields set directly: no __init__ to parse arguments.
+    aw = _Recv.__new__(_Recv)
+    aw.conn = conn
+    aw.decode = decode
+    aw.anext = anext
+    aw.started = False
+    aw.fut = aw.slow = None
+    return aw
+
+
+def _new_send(conn: Connection, message: Any, text: Optional[bool]) -> "_Send":
+    aw = _Send.__new__(_Send)
+    aw.conn = conn
+    aw.message = message
+    aw.text = text
+    aw.started = False
+    aw.slow = None
+    return aw
+
+
+# A free list: one of each per message, the allocation shows.
+@cython.freelist(16)
+@cython.cclass
+class _Recv:
+    """The awaitable of ``recv()`` and ``__anext__``: a whole message already
+    buffered is returned by its first step; otherwise it parks one future
+    (``Connection._waiter``) and returns the message that ``on_ws_frame``
+    hands to it. Anything else (fragments, a closed connection) goes to the
+    coroutine ``_recv_slow`` / ``_anext_slow``, which it then drives.
+
+    It has the coroutine methods (``send``, ``throw``, ``close``), so
+    ``asyncio.create_task(connection.recv())`` works as with websockets.
+    """
+
+    # Made by _new_recv.
+    __slots__ = ("conn", "decode", "anext", "started", "fut", "slow")
+    conn: Connection
+    decode: Optional[bool]
+    anext: bool
+    started: bool   # stepped once: one use only, as a coroutine
+    fut: Any
+    slow: Any
+
+    def __await__(self) -> "_Recv":
+        return self
+
+    def __iter__(self) -> "_Recv":
+        return self
+
+    def __next__(self) -> Any:
+        if self.slow is not None:
+            return self.slow.send(None)
+        conn = self.conn
+        fut = self.fut
+        if fut is not None:
+            # Woken: on_ws_frame handed a message over (or None: look again).
+            self.fut = None
+            if conn._waiter is fut:
+                conn._waiter = None
+            message = _future_result(fut)
+            if message is not None:
+                decode = self.decode
+                if type(message) is str:
+                    if decode is False:
+                        message = message.encode()
+                elif decode:
+                    message = message.decode()
+                if _COMPILED:
+                    _stop_iteration_with(self, message)  # type: ignore[name-defined]  # noqa: F821 (C, awaitable.h)
+                    raise StopIteration
+                raise StopIteration(message)
+        elif self.started:
+            raise RuntimeError("cannot reuse already awaited coroutine")
+        else:
+            self.started = True
+            if conn._waiter is not None:
+                if self.anext:
+                    self.slow = conn._anext_slow()
+                    return self.slow.send(None)
+                raise ConcurrencyError("cannot call recv while another coroutine "
+                                       "is already running recv or recv_streaming")
+        messages = conn._messages
+        if messages:
+            head = messages[0]
+            tp = type(head)
+            if tp is str or tp is bytes:
+                conn._pop()
+                conn._frames -= 1
+                if conn._reading_paused:
+                    conn._maybe_resume()
+                decode = self.decode
+                if tp is str:
+                    if decode is False:
+                        head = head.encode()  # type: ignore[union-attr]
+                elif decode:
+                    head = head.decode()  # type: ignore[union-attr]
+                if _COMPILED:
+                    _stop_iteration_with(self, head)  # type: ignore[name-defined]  # noqa: F821 (C, awaitable.h)
+                    raise StopIteration
+                raise StopIteration(head)
+        elif conn.state is not _CLOSED:
+            if _COMPILED:
+                fut = _call_with_kwargs(  # type: ignore[name-defined]  # noqa: F821 (C)
+                    conn._create_future, conn._future_kwargs)
+            else:
+                fut = conn._create_future(loop=conn._loop)
+            conn._waiter = self.fut = fut
+            fut._asyncio_future_blocking = True
+            return fut
+        self.slow = conn._anext_slow() if self.anext else conn._recv_slow(self.decode)
+        return self.slow.send(None)
+
+    def send(self, value: Any) -> Any:
+        if self.slow is not None:
+            return self.slow.send(value)
+        if value is not None and not self.started:
+            raise TypeError("can't send non-None value to a just-started coroutine")
+        return self.__next__()
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        if self.slow is not None:
+            return self.slow.throw(typ, val, tb)
+        self.started = True
+        self._drop()
+        _raise_thrown(typ, val, tb)
+
+    def close(self) -> None:
+        self.started = True
+        if self.slow is not None:
+            self.slow.close()
+        else:
+            self._drop()
+
+    def _drop(self) -> None:
+        fut = self.fut
+        if fut is not None:
+            # Cancelled (or closed) while waiting: a message handed over goes
+            # back to the head of the buffer for the next recv().
+            self.fut = None
+            conn = self.conn
+            if conn._waiter is fut:
+                conn._waiter = None
+            conn._unget(fut)
+
+
+@cython.freelist(16)
+@cython.cclass
+class _Send:
+    """The awaitable of ``send()``: nothing happens until it is awaited (as
+    with websockets' coroutine); then a str or bytes goes out in its first
+    step. Anything else, or a wait (closing, write buffer full, a fragmented
+    message being sent), goes to the coroutine ``_send_slow``."""
+
+    # Made by _new_send.
+    __slots__ = ("conn", "message", "text", "started", "slow")
+    conn: Connection
+    message: Any
+    text: Optional[bool]
+    started: bool   # stepped once: one use only, as a coroutine
+    slow: Any
+
+    def __await__(self) -> "_Send":
+        return self
+
+    def __iter__(self) -> "_Send":
+        return self
+
+    def __next__(self) -> Any:
+        slow = self.slow
+        if slow is None:
+            if self.started:
+                raise RuntimeError("cannot reuse already awaited coroutine")
+            self.started = True
+            conn = self.conn
+            message = self.message
+            tp = type(message)
+            if (conn._fragmented_send is None and conn.state is _OPEN
+                    and (tp is str or tp is bytes)):
+                text = self.text
+                if tp is str:
+                    opcode = _OP_BINARY if text is False else _OP_TEXT
+                else:
+                    opcode = _OP_TEXT if text else _OP_BINARY
+                if _COMPILED:
+                    # The core's C-level send: no Python call.
+                    conn._ws.send_message(  # type: ignore[union-attr]
+                        opcode, message, True, False, True)
+                else:
+                    conn._send(opcode, message)
+                if not conn._write_paused:
+                    raise StopIteration
+                slow = self.slow = conn._drain()
+            else:
+                slow = self.slow = conn._send_slow(message, self.text)
+        return slow.send(None)
+
+    def send(self, value: Any) -> Any:
+        if self.slow is not None:
+            return self.slow.send(value)
+        if value is not None and not self.started:
+            raise TypeError("can't send non-None value to a just-started coroutine")
+        return self.__next__()
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        if self.slow is not None:
+            return self.slow.throw(typ, val, tb)
+        self.started = True
+        _raise_thrown(typ, val, tb)
+
+    def close(self) -> None:
+        self.started = True
+        if self.slow is not None:
+            self.slow.close()
+
+
+if _COMPILED:
+    _install_am_send(_Recv)  # type: ignore[name-defined]  # noqa: F821 (C, awaitable.h)
+    _install_am_send(_Send)  # type: ignore[name-defined]  # noqa: F821
