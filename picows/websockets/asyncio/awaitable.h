@@ -109,22 +109,6 @@ picows_install_am_send(PyObject *type)
     tp->tp_as_async->am_send = picows_am_send;
 #ifdef Py_TPFLAGS_HAVE_AM_SEND
     tp->tp_flags |= Py_TPFLAGS_HAVE_AM_SEND;
-/* func(**kwargs) with the dict itself: Cython would copy it per call
- * (recv() makes an asyncio.Future(loop=...) per wait). */
-static CYTHON_INLINE PyObject *
-picows_call_with_kwargs(PyObject *func, PyObject *kwargs)
-{
-    PyObject *args = PyTuple_New(0);
-    PyObject *result;
-
-    if (args == NULL) {
-        return NULL;
-    }
-    result = PyObject_Call(func, args, kwargs);
-    Py_DECREF(args);
-    return result;
-}
-
 #endif
     PyType_Modified(tp);
     return 0;

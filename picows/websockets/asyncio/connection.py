@@ -1054,7 +1054,12 @@ class _Send:
     """The awaitable of ``send()``: nothing happens until it is awaited (as
     with websockets' coroutine); then a str or bytes goes out in its first
     step. Anything else, or a wait (closing, write buffer full, a fragmented
-    message being sent), goes to the coroutine ``_send_slow``."""
+    message being sent), goes to the coroutine ``_send_slow``.
+
+    Its coroutine methods repeat _Recv's rather than come from a common
+    base class: Cython allocates a subclass through its base's tp_new, so
+    the free lists (700 instructions per round trip) would be lost.
+    """
 
     # Made by _new_send.
     __slots__ = ("conn", "message", "text", "started", "slow")
